@@ -58,15 +58,19 @@ def gaussian_property_likelihood(
     score_fn: ScoreFn | None = None,
     on: str = "noisy",
 ) -> LogLikelihoodFn:
-    """log p(c | x) = -(f(x) - c)^2 / (2 w^2) for a property predictor f.
+    """A Gaussian likelihood p(c | x_t) = N(c; f, w_t^2) of a property predictor f.
 
     Parameters
     ----------
     predictor
-        ``on="noisy"``: ``f(x_t, t) -> (B,)`` (a noise-aware predictor);
+        ``on="noisy"``: ``f(x_t, t) -> (B,)``, a noise-aware predictor; then w_t = w.
         ``on="denoised"``: ``f(x0_hat) -> (B,)`` applied to Tweedie's estimate
-        x0_hat = (x + std^2 s(x, t)) / alpha, which needs ``diffusion`` and ``score_fn``
-        (gradients flow through the score).
+        x0_hat = (x + std^2 s(x, t)) / alpha (needs ``diffusion`` and ``score_fn``;
+        gradients flow through the score). The uncertainty of x0_hat is propagated
+        linearly (as in pseudo-inverse guidance, Song et al. 2023):
+        w_t^2 = w^2 + sum_d r_d^2 (df/dx0_d)^2 with r_d^2 = u_d^2 / (1 + u_d^2) and
+        u_d = std_d(t)/alpha_d(t), the posterior variance of a unit-variance entry. Without
+        it the guidance over-shoots at high noise, where x0_hat is a poor point estimate.
     target, width
         Target property value c and likelihood width w (same units as the property).
     """
@@ -78,11 +82,17 @@ def gaussian_property_likelihood(
         raise ValueError("on='denoised' needs the diffusion and the unconditional score_fn")
 
     def log_likelihood(x: Tensor, t: Tensor) -> Tensor:
+        var = torch.as_tensor(width**2, dtype=x.dtype, device=x.device)
         if on == "noisy":
             value = predictor(x, t)
         else:
             assert diffusion is not None and score_fn is not None
-            value = predictor(diffusion.denoise(x, t, score_fn(x, t)))
-        return -0.5 * ((value - torch.as_tensor(target, dtype=value.dtype, device=value.device)) / width) ** 2
+            x0_hat = diffusion.denoise(x, t, score_fn(x, t))
+            value = predictor(x0_hat)
+            (df,) = torch.autograd.grad(value.sum(), x0_hat, retain_graph=True)
+            u2 = (diffusion.noise_std(t, x) / diffusion.signal_coef(t, x)) ** 2
+            var = var + (u2 / (1 + u2) * df.detach() ** 2).reshape(x.shape[0], -1).sum(1)
+        c = torch.as_tensor(target, dtype=value.dtype, device=value.device)
+        return -0.5 * (value - c) ** 2 / var
 
     return log_likelihood

@@ -85,7 +85,8 @@ class NoiseSchedule:
             return -0.5 * integral
         s = self.cosine_s
         arg = (_COSINE_T_END * t + s) / (1.0 + s) * (math.pi / 2)
-        return torch.log(torch.cos(arg)) - math.log(math.cos(s / (1.0 + s) * math.pi / 2))
+        log_a = torch.log(torch.cos(arg)) - math.log(math.cos(s / (1.0 + s) * math.pi / 2))
+        return torch.clamp(log_a, max=0.0)  # round-off at t = 0 must not give alpha > 1
 
     def beta(self, t: Tensor) -> Tensor:
         """beta(t) = -2 d log alpha / dt, shape of ``t``."""

@@ -1,0 +1,110 @@
+import math
+
+import pytest
+import torch
+
+from digmat.core import Diffusion, StateSpace, dsm_loss, wrapped_normal_log_prob
+
+from .targets import TARGETS, mixed_mixture
+
+
+def test_state_space_validation_and_prior():
+    space = StateSpace((4, 3), period=torch.tensor([1.0, 1.0, 0.0]))
+    assert space.numel == 12 and space.num_euclidean == 4 and space.has_torus
+    g = torch.Generator().manual_seed(1)
+    z = space.sample_prior(20000, generator=g, dtype=torch.float64)
+    periodic, euclid = z[..., :2], z[..., 2]
+    assert periodic.min() >= 0 and periodic.max() < 1
+    assert abs(float(periodic.mean()) - 0.5) < 0.01 and abs(float(euclid.std()) - 1) < 0.02
+    # prior density: standard normal on the 4 Euclidean entries, uniform (log 1 = 0) elsewhere
+    x = torch.zeros(1, 4, 3, dtype=torch.float64)
+    assert float(space.prior_log_prob(x)) == pytest.approx(-4 * 0.5 * math.log(2 * math.pi))
+    with pytest.raises(ValueError, match="expected"):
+        space.check(torch.zeros(2, 3, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        space.check(torch.full((1, 4, 3), float("nan")))
+    with pytest.raises(ValueError, match="broadcast"):
+        StateSpace((4, 3), period=torch.ones(2))
+    with pytest.raises(ValueError, match=">= 0"):
+        StateSpace((2,), period=torch.tensor([-1.0, 0.0]))
+
+
+def test_difference_is_shortest_arc():
+    space = StateSpace((2,), period=torch.tensor([1.0, 0.0]))
+    d = space.difference(torch.tensor([[0.95, 3.0]]), torch.tensor([[0.05, 1.0]]))
+    torch.testing.assert_close(d, torch.tensor([[-0.1, 2.0]]))
+
+
+def test_perturb_has_the_stated_marginal():
+    """x_t | x_0: N(alpha x_0, sigma^2) on Euclidean, WN(x_0, (c sigma_tilde)^2) on periodic entries."""
+    space = StateSpace((2,), period=torch.tensor([0.0, 2.0]))
+    d = Diffusion(space)
+    n = 200_000
+    x0 = torch.tensor([[1.5, 0.3]], dtype=torch.float64).expand(n, 2)
+    t = torch.full((n,), 0.2, dtype=torch.float64)
+    g = torch.Generator().manual_seed(3)
+    xt, _ = d.perturb(x0, t, generator=g)
+    a, s = d.schedule.alpha(t[0]), d.schedule.sigma(t[0])
+    assert abs(float(xt[:, 0].mean() - a * 1.5)) < 4 * s / math.sqrt(n)
+    assert abs(float(xt[:, 0].std() / s) - 1) < 0.01
+    assert xt[:, 1].min() >= 0 and xt[:, 1].max() < 2
+    # periodic entry: histogram against the wrapped-normal density
+    std = 2.0 * float(d.schedule.sigma_tilde(t[0]))
+    hist = torch.histc(xt[:, 1], bins=20, min=0, max=2) / n / 0.1
+    centers = torch.linspace(0.05, 1.95, 20, dtype=torch.float64)
+    ref = wrapped_normal_log_prob(centers, 0.3, std, 2.0).exp()
+    assert float((hist - ref).abs().max()) < 0.05
+
+
+def test_conditional_score_is_gradient_of_transition_density():
+    mix = mixed_mixture()
+    d = mix.diffusion
+    g = torch.Generator().manual_seed(0)
+    x0, _ = mix.sample(64, generator=g)
+    t = torch.rand(64, generator=g, dtype=torch.float64) * 0.9 + 0.05
+    xt, _ = d.perturb(x0, t, generator=g)
+    # the transition density is a one-component ProductMixture centred on x_0 with ~zero width
+    xt_req = xt.clone().requires_grad_(True)
+    std = d.noise_std(t, xt)
+    periodic = wrapped_normal_log_prob(xt_req[:, :2], x0[:, :2], std[:, :2], 2.5).sum(1)
+    a = d.signal_coef(t, xt)[:, 2]
+    euclid = -0.5 * ((xt_req[:, 2] - a * x0[:, 2]) / std[:, 2]) ** 2
+    (grad,) = torch.autograd.grad((periodic + euclid).sum(), xt_req)
+    torch.testing.assert_close(d.conditional_score(xt, x0, t), grad, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_exact_marginal_score_minimises_dsm(name):
+    """DSM is minimised by the true marginal score: scaling or shifting it raises the loss."""
+    mix = TARGETS[name]()
+    d = mix.diffusion
+    g = torch.Generator().manual_seed(5)
+    x0, _ = mix.sample(40_000, generator=g)
+    t = d.sample_time(40_000, generator=g, dtype=torch.float64)
+    state = g.get_state()
+
+    def loss_of(model, param="score"):
+        g.set_state(state)
+        return float(dsm_loss(d, model, x0, t=t, generator=g, parameterization=param).loss)
+
+    exact = loss_of(lambda x, tt: mix.score(x, tt))
+    for factor in (0.8, 1.2):
+        assert loss_of(lambda x, tt: factor * mix.score(x, tt)) > exact * 1.005
+    assert loss_of(lambda x, tt: mix.score(x, tt) + 0.3) > exact * 1.005
+    # the eps parameterization of the same model gives the same loss
+    eps_model = lambda x, tt: d.score_to_eps(mix.score(x, tt), tt)  # noqa: E731
+    assert loss_of(eps_model, "eps") == pytest.approx(exact, rel=1e-9)
+
+
+def test_dsm_mask_and_errors():
+    d = Diffusion(StateSpace.euclidean(3, 2))
+    x0 = torch.randn(8, 3, 2)
+    mask = torch.ones(8, 3, 2)
+    mask[:, 2] = 0
+    model = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    out = dsm_loss(d, model, x0, mask=mask)
+    assert out.per_sample.shape == (8,) and torch.isfinite(out.loss)
+    with pytest.raises(ValueError, match="parameterization"):
+        dsm_loss(d, model, x0, parameterization="velocity")
+    with pytest.raises(ValueError, match="output has shape"):
+        dsm_loss(d, lambda x, t: x[:, :2], x0)
