@@ -3,7 +3,8 @@
 Both end states are encoded to their latents z_a, z_b (t = 1), the latents are joined by a
 path, and every point of the path is decoded. Euclidean latent entries move linearly or
 along the great circle of their joint norm ("spherical", which keeps intermediate latents
-typical under N(0, I)); periodic entries move along the shortest arc of their circle.
+typical under N(0, I); it falls back to linear for (anti)parallel latents, e.g. a single
+Euclidean entry); periodic entries move along the shortest arc of their circle.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def interpolate_latents(diffusion: Diffusion, z_a: Tensor, z_b: Tensor, fraction
     ea, eb = z_a[~mask], z_b[~mask]
     cos = torch.clamp((ea @ eb) / (ea.norm() * eb.norm()), -1.0, 1.0)
     omega = torch.arccos(cos)
-    if float(omega) < 1e-6:
+    if float(torch.sin(omega)) < 1e-3:  # (anti)parallel latents: the great circle is undefined
         return space.wrap(lin)
     fe = f.reshape(-1, 1)
     slerp = (torch.sin((1 - fe) * omega) * ea + torch.sin(fe * omega) * eb) / torch.sin(omega)
