@@ -1,0 +1,98 @@
+"""Checkpoints: plain dictionaries of tensors and JSON-able data, loaded with ``weights_only=True``.
+
+Format (``format_version`` 1)::
+
+    {
+      "format_version": 1,
+      "config":         dict  — the model's frozen dataclass as plain data (``to_dict()``),
+      "state_dict":     dict  — model parameters and buffers,
+      "ema_state_dict": dict | None — exponential-moving-average weights (used for sampling),
+      "metadata":       dict  — free-form JSON-able facts (data, settings, scores, versions),
+      "training_state": dict | None — optimizer, schedule, step and RNG states for exact resume
+                                      (dropped from shipped models),
+    }
+
+No pickled modules or classes: the loader never executes code from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "atomic_write_bytes"]
+
+FORMAT_VERSION = 1
+_REQUIRED = ("format_version", "config", "state_dict", "ema_state_dict", "metadata")
+
+
+def atomic_write_bytes(path: str | os.PathLike, writer) -> Path:
+    """Call ``writer(file_object)`` on a temporary file next to ``path``, then rename it into place.
+
+    A crash or an exception never leaves a half-written ``path`` behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            writer(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    config: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    ema_state_dict: dict[str, torch.Tensor] | None = None,
+    metadata: dict[str, Any] | None = None,
+    training_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically (temporary file, then rename).
+
+    ``config`` and ``metadata`` must be JSON-serialisable plain data (checked here, so a
+    checkpoint can always be read back with ``weights_only=True``).
+    """
+    for name, value in (("config", config), ("metadata", metadata or {})):
+        try:
+            json.dumps(value)
+        except TypeError as exc:
+            raise ValueError(f"checkpoint {name} must be plain JSON-able data: {exc}") from exc
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "config": dict(config),
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "ema_state_dict": None if ema_state_dict is None else {k: v.detach().cpu() for k, v in ema_state_dict.items()},
+        "metadata": dict(metadata or {}),
+        "training_state": training_state,
+    }
+    return atomic_write_bytes(path, lambda fh: torch.save(payload, fh))
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and validate a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise ValueError(f"{path} is not a readable digmat checkpoint: {exc}") from exc
+    if not isinstance(payload, dict) or any(k not in payload for k in _REQUIRED):
+        raise ValueError(f"{path} is not a digmat checkpoint (expected keys {_REQUIRED})")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise ValueError(f"{path} has checkpoint format {payload['format_version']}; this digmat reads {FORMAT_VERSION}")
+    payload.setdefault("training_state", None)
+    return payload
