@@ -21,7 +21,7 @@ from .diffusion import Diffusion, ScoreFn
 from .flow import FlowResult, LogProbResult, ODEConfig, decode, encode, log_prob, sample_ode
 from .guidance import gaussian_property_likelihood, guided_score
 from .interpolate import InterpolationResult, interpolate, interpolate_latents
-from .loss import DSMLoss, dsm_loss
+from .loss import DSMLoss, NoisedBatch, dsm_loss, noise_batch, score_matching_error
 from .schedule import NoiseSchedule
 from .sde import SDEResult, sample_sde
 from .space import StateSpace
@@ -33,6 +33,7 @@ __all__ = [
     "FlowResult",
     "InterpolationResult",
     "LogProbResult",
+    "NoisedBatch",
     "NoiseSchedule",
     "ODEConfig",
     "ProductMixture",
@@ -47,8 +48,10 @@ __all__ = [
     "interpolate",
     "interpolate_latents",
     "log_prob",
+    "noise_batch",
     "sample_ode",
     "sample_sde",
+    "score_matching_error",
     "wrap",
     "wrap_centered",
     "wrapped_normal_log_prob",

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .diffusion import Diffusion
 
-__all__ = ["DSMLoss", "dsm_loss", "WEIGHTINGS", "PARAMETERIZATIONS"]
+__all__ = ["DSMLoss", "NoisedBatch", "noise_batch", "score_matching_error", "dsm_loss", "WEIGHTINGS", "PARAMETERIZATIONS"]
 
 WEIGHTINGS = ("sigma2", "none")
 PARAMETERIZATIONS = ("score", "eps")
@@ -34,6 +34,50 @@ class DSMLoss:
     loss: Tensor
     per_sample: Tensor
     t: Tensor
+
+
+@dataclass
+class NoisedBatch:
+    """Noised states ``xt`` (B, *shape) at times ``t`` (B,), the exact conditional score
+    ``target`` and the per-entry noise std ``std`` (both (B, *shape))."""
+
+    xt: Tensor
+    t: Tensor
+    target: Tensor
+    std: Tensor
+
+
+def noise_batch(diffusion: Diffusion, x0: Tensor, *, t: Tensor | None = None, generator: torch.Generator | None = None) -> NoisedBatch:
+    """Draw t (stratified on [t_min, 1] unless given) and x_t ~ p(x_t | x_0), with the DSM target."""
+    diffusion.space.check(x0, "x0")
+    if t is None:
+        t = diffusion.sample_time(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype)
+    xt, _ = diffusion.perturb(x0, t, generator=generator)
+    return NoisedBatch(xt=xt, t=t, target=diffusion.conditional_score(xt, x0, t), std=diffusion.noise_std(t, x0))
+
+
+def score_matching_error(
+    noised: NoisedBatch,
+    score: Tensor,
+    *,
+    weighting: str | Callable[[Tensor, Tensor], Tensor] = "sigma2",
+    mask: Tensor | None = None,
+) -> Tensor:
+    """Per-sample weighted squared error (B,) of a predicted score against the DSM target."""
+    if isinstance(weighting, str) and weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS} or a callable, got {weighting!r}")
+    if score.shape != noised.target.shape:
+        raise ValueError(f"model output has shape {tuple(score.shape)}, expected {tuple(noised.target.shape)}")
+    if weighting == "sigma2":
+        lam = noised.std**2
+    elif weighting == "none":
+        lam = torch.ones_like(noised.std)
+    else:
+        lam = weighting(noised.t, noised.std)
+    sq = lam * (score - noised.target) ** 2
+    batch = sq.shape[0]
+    m = torch.ones_like(sq) if mask is None else mask.to(sq).expand_as(sq)
+    return (sq * m).reshape(batch, -1).sum(1) / m.reshape(batch, -1).sum(1).clamp_min(1.0)
 
 
 def dsm_loss(
@@ -66,24 +110,10 @@ def dsm_loss(
         raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
     if isinstance(weighting, str) and weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS} or a callable, got {weighting!r}")
-    diffusion.space.check(x0, "x0")
-    batch = x0.shape[0]
-    if t is None:
-        t = diffusion.sample_time(batch, generator=generator, device=x0.device, dtype=x0.dtype)
-    xt, _ = diffusion.perturb(x0, t, generator=generator)
-    target = diffusion.conditional_score(xt, x0, t)
-    std = diffusion.noise_std(t, x0)
-    out = model(xt, t)
+    noised = noise_batch(diffusion, x0, t=t, generator=generator)
+    out = model(noised.xt, noised.t)
     if out.shape != x0.shape:
         raise ValueError(f"model output has shape {tuple(out.shape)}, expected {tuple(x0.shape)}")
-    score = diffusion.eps_to_score(out, t) if parameterization == "eps" else out
-    if weighting == "sigma2":
-        lam = std**2
-    elif weighting == "none":
-        lam = torch.ones_like(std)
-    else:
-        lam = weighting(t, std)
-    sq = lam * (score - target) ** 2
-    m = torch.ones_like(sq) if mask is None else mask.to(sq).expand_as(sq)
-    per_sample = (sq * m).reshape(batch, -1).sum(1) / m.reshape(batch, -1).sum(1).clamp_min(1.0)
-    return DSMLoss(loss=per_sample.mean(), per_sample=per_sample, t=t)
+    score = diffusion.eps_to_score(out, noised.t) if parameterization == "eps" else out
+    per_sample = score_matching_error(noised, score, weighting=weighting, mask=mask)
+    return DSMLoss(loss=per_sample.mean(), per_sample=per_sample, t=noised.t)

@@ -1,0 +1,227 @@
+"""The adsorption score model: periodic Graphormer -> noise prediction on an adsorbate's state.
+
+The network sees the whole configuration (slab + adsorbate, Cartesian, in-plane lattice images)
+with roles 0 subsurface, 1 surface, 2 adsorbate and 3 the anchor atom, the diffusion time, and
+the temperature as the condition log(T / T_ref). Its equivariant per-atom vectors w_i become the
+noise prediction of the state (see :mod:`digmat.systems.adsorbate`):
+
+    eps_u = w_anchor . a_hat,  eps_v = w_anchor . b_hat,  eps_h = w_anchor . n,
+    eps_internal_j = w_j,      eps_surface_k = w_k.
+
+All of these are linear in w, so rotating the system about the surface normal leaves the
+torus and height entries unchanged and rotates the Cartesian ones, and any lattice translation
+of the configuration leaves everything unchanged (the network is lattice-image invariant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from digmat.core import NoiseSchedule, ScoreFn, noise_batch, score_matching_error
+from digmat.nn import AtomsBatch, GraphormerConfig, PeriodicGraphormer
+from digmat.systems.adsorbate import ANCHOR_TAG, AdsorbateStateConfig, AdsorbateSystem
+
+__all__ = ["AdsorptionModelConfig", "AdsorptionScoreModel", "adsorption_dsm_loss"]
+
+
+def _default_network() -> GraphormerConfig:
+    return GraphormerConfig(num_layers=4, embed_dim=96, num_heads=6, ffn_dim=192, num_rbf=32, cutoff=6.0, num_tags=ANCHOR_TAG + 1, num_conditions=1, scalar_out=0)
+
+
+@dataclass(frozen=True)
+class AdsorptionModelConfig:
+    """Everything needed to rebuild an adsorption score model (plain data in checkpoints).
+
+    Parameters
+    ----------
+    network
+        The Graphormer (needs ``num_tags >= 4`` and ``num_conditions == 1``).
+    state
+        How configurations become states.
+    schedule
+        The forward process's noise schedule.
+    temperature_ref
+        T_ref of the condition log(T / T_ref), K.
+    temperature_range
+        Temperatures (K) the model was trained on; sampling outside is refused.
+    elements
+        Chemical symbols seen in training (empty: no restriction).
+    """
+
+    network: GraphormerConfig = field(default_factory=_default_network)
+    state: AdsorbateStateConfig = AdsorbateStateConfig()
+    schedule: NoiseSchedule = NoiseSchedule()
+    temperature_ref: float = 300.0
+    temperature_range: tuple[float, float] = (250.0, 1500.0)
+    elements: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.network.num_tags <= ANCHOR_TAG:
+            raise ValueError(f"the network needs num_tags >= {ANCHOR_TAG + 1} (roles 0-2 and the anchor)")
+        if self.network.num_conditions != 1:
+            raise ValueError("the network needs exactly one condition (the temperature)")
+        lo, hi = self.temperature_range
+        if not 0 < lo < hi:
+            raise ValueError(f"temperature_range must be 0 < low < high, got {self.temperature_range}")
+        object.__setattr__(self, "temperature_range", (float(lo), float(hi)))
+        object.__setattr__(self, "elements", tuple(self.elements))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["temperature_range"] = list(self.temperature_range)
+        d["elements"] = list(self.elements)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AdsorptionModelConfig:
+        return cls(
+            network=GraphormerConfig.from_dict(data["network"]),
+            state=AdsorbateStateConfig(**data["state"]),
+            schedule=NoiseSchedule(**data["schedule"]),
+            temperature_ref=float(data["temperature_ref"]),
+            temperature_range=tuple(data["temperature_range"]),
+            elements=tuple(data.get("elements", ())),
+        )
+
+
+class AdsorptionScoreModel(nn.Module):
+    """Noise prediction eps(x_t, t; T) on the states of any :class:`AdsorbateSystem`."""
+
+    def __init__(self, config: AdsorptionModelConfig = AdsorptionModelConfig()):
+        super().__init__()
+        self.config = config
+        self.network = PeriodicGraphormer(config.network)
+
+    # ------------------------------------------------------------------ checks
+    def check_supported(self, system: AdsorbateSystem, temperature: float) -> None:
+        """Refuse elements or temperatures outside what the model was trained on."""
+        lo, hi = self.config.temperature_range
+        if not lo <= temperature <= hi:
+            raise ValueError(f"temperature {temperature} K is outside the model's trained range {lo:g}-{hi:g} K")
+        if self.config.elements:
+            from ase.data import chemical_symbols
+
+            present = {chemical_symbols[z] for z in np.concatenate([system.slab.numbers, system.adsorbate_numbers])}
+            unknown = sorted(present - set(self.config.elements))
+            if unknown:
+                raise ValueError(
+                    f"the model was not trained on {', '.join(unknown)} (it knows {', '.join(self.config.elements)}); "
+                    "train one with `digmat train adsorption` on data that contains them"
+                )
+
+    # ------------------------------------------------------------------ forward
+    def _condition(self, temperature: Tensor) -> Tensor:
+        return torch.log(temperature / self.config.temperature_ref)[:, None]
+
+    def forward(self, groups: Sequence[tuple[AdsorbateSystem, Tensor, Tensor, Tensor]]) -> list[Tensor]:
+        """Noise predictions for several systems in one network pass.
+
+        Parameters
+        ----------
+        groups
+            ``(system, states (B_g, D_g), t (B_g,), temperature (B_g,) in K)`` per system.
+
+        Returns
+        -------
+        One eps tensor (B_g, D_g) per group.
+        """
+        param = next(self.network.parameters())
+        pieces = [_system_batch(system, system.positions(x.to(param.dtype)), t.to(param.dtype)) for system, x, t, _ in groups]
+        batch = _concat(pieces)
+        t_all = torch.cat([t for _, _, t, _ in groups]).to(param)
+        cond = self._condition(torch.cat([temp for _, _, _, temp in groups]).to(param))
+        vectors = self.network(batch, t_all, cond, vector_mask=batch.tags >= 1).vectors
+        out, start = [], 0
+        for system, x, _, _ in groups:
+            n = x.shape[0] * (system.num_slab + system.num_adsorbate)
+            out.append(_state_eps(system, vectors[start : start + n].reshape(x.shape[0], -1, 3)).to(x.dtype))
+            start += n
+        return out
+
+    def eps(self, system: AdsorbateSystem, states: Tensor, t: Tensor, temperature: float | Tensor) -> Tensor:
+        """Noise prediction (B, D) for states (B, D) of one system at times t (B,)."""
+        temp = torch.as_tensor(temperature, dtype=states.dtype, device=states.device).expand(states.shape[0])
+        return self([(system, states, t, temp)])[0]
+
+    def score_fn(self, system: AdsorbateSystem, temperature: float) -> ScoreFn:
+        """The score (x, t) -> grad log p_t(x | T) on ``system``'s states, for the core samplers."""
+        self.check_supported(system, temperature)
+        diffusion = system.diffusion(self.config.schedule)
+
+        def score(x: Tensor, t: Tensor) -> Tensor:
+            return diffusion.eps_to_score(self.eps(system, x, t, temperature), t)
+
+        return score
+
+
+def _system_batch(system: AdsorbateSystem, positions: Tensor, t: Tensor) -> AtomsBatch:
+    """An AtomsBatch of B copies of ``system`` at ``positions`` (B, N, 3); slabs periodic in-plane only."""
+    b, n, _ = positions.shape
+    device, dtype = positions.device, positions.dtype
+    numbers = torch.as_tensor(np.concatenate([system.slab.numbers, system.adsorbate_numbers]), device=device)
+    tags = torch.as_tensor(system.network_tags, device=device)
+    cell = torch.as_tensor(system.slab.cell.array, dtype=dtype, device=device)
+    return AtomsBatch(
+        positions=positions.reshape(b * n, 3),
+        numbers=numbers.repeat(b),
+        tags=tags.repeat(b),
+        cell=cell.expand(b, 3, 3).clone(),
+        pbc=torch.tensor([True, True, False], device=device).expand(b, 3).clone(),
+        batch=torch.arange(b, device=device).repeat_interleave(n),
+        natoms=torch.full((b,), n, dtype=torch.long, device=device),
+    )
+
+
+def _concat(batches: list[AtomsBatch]) -> AtomsBatch:
+    if len(batches) == 1:
+        return batches[0]
+    offsets = np.cumsum([0] + [bt.num_systems for bt in batches[:-1]])
+    return AtomsBatch(
+        positions=torch.cat([bt.positions for bt in batches]),
+        numbers=torch.cat([bt.numbers for bt in batches]),
+        tags=torch.cat([bt.tags for bt in batches]),
+        cell=torch.cat([bt.cell for bt in batches]),
+        pbc=torch.cat([bt.pbc for bt in batches]),
+        batch=torch.cat([bt.batch + int(o) for bt, o in zip(batches, offsets)]),
+        natoms=torch.cat([bt.natoms for bt in batches]),
+    )
+
+
+def _state_eps(system: AdsorbateSystem, vectors: Tensor) -> Tensor:
+    """Map per-atom vectors (B, N, 3) to the state's noise prediction (B, D)."""
+    frame = torch.as_tensor(system.frame, dtype=vectors.dtype, device=vectors.device)
+    a_hat = frame[0] / frame[0].norm()
+    b_hat = frame[1] / frame[1].norm()
+    ads = vectors[:, system.num_slab :]
+    order = torch.as_tensor(system._order, device=vectors.device)
+    ads = ads[:, order]  # anchor first, then the others in state order
+    w = ads[:, 0]
+    parts = [torch.stack([w @ a_hat, w @ b_hat, w @ frame[2]], dim=1), ads[:, 1:].reshape(ads.shape[0], -1)]
+    if system.config.relax_surface:
+        surf = vectors[:, torch.as_tensor(system.surface_index, device=vectors.device)]
+        parts.append(surf.reshape(surf.shape[0], -1))
+    return torch.cat(parts, dim=1)
+
+
+def adsorption_dsm_loss(model: nn.Module, groups: Sequence[tuple[AdsorbateSystem, Tensor, Tensor]], generator: torch.Generator) -> Tensor:
+    """Denoising score matching (eps form) over a batch of several systems, one network pass.
+
+    Parameters
+    ----------
+    model
+        An :class:`AdsorptionScoreModel` (or a DDP wrapper of one).
+    groups
+        ``(system, clean states (B_g, D_g), temperatures (B_g,) K)`` per system.
+    """
+    core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    schedule = core.config.schedule
+    noised = [noise_batch(system.diffusion(schedule), x0, generator=generator) for system, x0, _ in groups]
+    eps = model([(system, nb.xt, nb.t, temp) for (system, _, temp), nb in zip(groups, noised)])
+    errors = [score_matching_error(nb, -e / nb.std) for nb, e in zip(noised, eps)]
+    return torch.cat(errors).mean()
