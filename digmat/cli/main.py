@@ -14,7 +14,10 @@ from digmat import __version__
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "adsorb": ("digmat.cli.adsorb", "sample adsorbate configurations on a slab and report adsorption-site probabilities"),
     "demo": ("digmat.cli.demo", "sample, score and interpolate an exact target with the diffusion core"),
+    "train": ("digmat.cli.train", "train a model (adsorption) from an OC20-format LMDB, with resume and DDP"),
+    "reference": ("digmat.cli.reference", "reference adsorption-site search: minima, sites, free energies, probabilities"),
 }
 
 

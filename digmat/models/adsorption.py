@@ -133,7 +133,7 @@ class AdsorptionScoreModel(nn.Module):
         """
         param = next(self.network.parameters())
         pieces = [_system_batch(system, system.positions(x.to(param.dtype)), t.to(param.dtype)) for system, x, t, _ in groups]
-        batch = _concat(pieces)
+        batch = AtomsBatch.concat(pieces)
         t_all = torch.cat([t for _, _, t, _ in groups]).to(param)
         cond = self._condition(torch.cat([temp for _, _, _, temp in groups]).to(param))
         vectors = self.network(batch, t_all, cond, vector_mask=batch.tags >= 1).vectors
@@ -175,21 +175,6 @@ def _system_batch(system: AdsorbateSystem, positions: Tensor, t: Tensor) -> Atom
         pbc=torch.tensor([True, True, False], device=device).expand(b, 3).clone(),
         batch=torch.arange(b, device=device).repeat_interleave(n),
         natoms=torch.full((b,), n, dtype=torch.long, device=device),
-    )
-
-
-def _concat(batches: list[AtomsBatch]) -> AtomsBatch:
-    if len(batches) == 1:
-        return batches[0]
-    offsets = np.cumsum([0] + [bt.num_systems for bt in batches[:-1]])
-    return AtomsBatch(
-        positions=torch.cat([bt.positions for bt in batches]),
-        numbers=torch.cat([bt.numbers for bt in batches]),
-        tags=torch.cat([bt.tags for bt in batches]),
-        cell=torch.cat([bt.cell for bt in batches]),
-        pbc=torch.cat([bt.pbc for bt in batches]),
-        batch=torch.cat([bt.batch + int(o) for bt, o in zip(batches, offsets)]),
-        natoms=torch.cat([bt.natoms for bt in batches]),
     )
 
 

@@ -1,0 +1,113 @@
+"""``digmat adsorb SLAB ADSORBATE``: equilibrium adsorbate configurations, sites and their probabilities.
+
+Reads the slab with ``ase.io`` (or takes every row of an ASE database with ``--db``), samples
+configurations from the adsorption model at ``--temperature``, groups them into sites and writes
+``configurations.extxyz``, ``sites.json`` and ``sites.png`` into ``--out`` (one sub-folder per
+database row). ``--json`` prints the summary to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("slab", nargs="?", help="slab file (any format ase.io reads); omit with --db")
+    parser.add_argument("adsorbate", help="adsorbate: G2 name (CH3CO), OC20 name (*OH) or a structure file")
+    parser.add_argument("-n", "--num-samples", type=int, default=256, help="number of samples (default 256)")
+    parser.add_argument("-T", "--temperature", type=float, default=300.0, help="temperature in K (default 300)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sampler", choices=("ode", "sde"), default="ode", help="probability-flow ODE (default) or DiG's reverse SDE")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: 25 Heun steps = 49 evaluations; SDE 500)")
+    parser.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: the shipped model)")
+    parser.add_argument("--relax", default=None, metavar="CALC", help="relax each site's representative with this calculator (emt, chgnet, sevenn)")
+    parser.add_argument("--no-density", action="store_true", help="skip the log-density of every sample")
+    parser.add_argument("--out", default="adsorb_out", help="output folder (default ./adsorb_out)")
+    parser.add_argument("--db", default=None, help="ASE database: read slabs from its rows (SLAB omitted) and write the sampled configurations back")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    parser.add_argument("--json", action="store_true", help="print the site summary as JSON")
+
+
+def _slabs(args) -> list[tuple[str, object]]:
+    from digmat.adsorption import read_slab
+
+    if args.db is None:
+        if args.slab is None:
+            raise ValueError("give a SLAB file, or --db with a database of slabs")
+        return [(Path(args.slab).stem, read_slab(args.slab))]
+    if args.slab is not None:
+        raise ValueError("give either a SLAB file or --db, not both")
+    from ase.db import connect
+
+    from digmat.adsorption import infer_tags, validate_slab
+
+    if not Path(args.db).is_file():
+        raise FileNotFoundError(f"no database at {args.db}")
+    rows = []
+    with connect(args.db) as db:
+        for row in db.select():
+            if row.get("digmat_sample"):  # samples written back by an earlier run
+                continue
+            atoms = row.toatoms()
+            if not (atoms.get_tags() == 1).any():
+                atoms = infer_tags(atoms)
+            validate_slab(atoms[atoms.get_tags() != 2])
+            rows.append((f"row{row.id}", atoms))
+    if not rows:
+        raise ValueError(f"{args.db} has no slab rows")
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from digmat.adsorption.sampling import sample_adsorbates
+    from digmat.pretrained import load_model
+
+    if args.num_samples < 1:
+        raise ValueError("--num-samples must be >= 1")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but CUDA is not available")
+    model = load_model(args.model, device=device)
+    slabs = _slabs(args)
+    summaries = []
+    for name, slab in slabs:
+        result = sample_adsorbates(
+            slab, args.adsorbate, model, num_samples=args.num_samples, temperature=args.temperature, sampler=args.sampler,
+            steps=args.steps, seed=args.seed, device=device, log_density=not args.no_density, relax=args.relax, progress=not args.json,
+        )
+        out_dir = Path(args.out) / name if len(slabs) > 1 else Path(args.out)
+        paths = result.write(out_dir)
+        summary = result.summary() | {"outputs": {k: str(v) for k, v in paths.items()}, "slab": name}
+        summaries.append(summary)
+        if args.db is not None:
+            _write_db(args.db, name, result)
+        if not args.json:
+            _print(summary)
+    if args.json:
+        print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
+    return 0
+
+
+def _write_db(path: str, slab_name: str, result) -> None:
+    from ase.db import connect
+
+    with connect(path) as db:
+        for atoms in result.configurations:
+            db.write(atoms, digmat_sample=1, slab=slab_name, site=int(atoms.info["site"]), kind=atoms.info["kind"], temperature=float(atoms.info["temperature"]), log_density=float(atoms.info["log_density"]))
+
+
+def _print(summary: dict) -> None:
+    print(f"{summary['system']} at {summary['temperature_K']:g} K: {summary['samples']} samples, "
+          f"{summary['network_evaluations_per_sample']} network evaluations each, {summary['seconds']:.1f} s")
+    print(f"{'site':>4}  {'kind':<11} {'binds':<14} {'probability':>11}  {'95% interval':<15} {'mean log p':>10}  {'energy (eV)':>11}")
+    for s in summary["sites"]:
+        lo, hi = s["interval"]
+        ld = "" if s["mean_log_density"] is None else f"{s['mean_log_density']:.2f}"
+        en = "" if s["energy"] is None else f"{s['energy']:.3f}"
+        print(f"{s['label']:>4}  {s['kind']:<11} {'-'.join(s['binding_symbols']) or '-':<14} {s['probability']:>11.3f}  [{lo:.3f}, {hi:.3f}]  {ld:>10}  {en:>11}")
+    print(f"wrote {', '.join(summary['outputs'].values())}", file=sys.stderr)

@@ -1,0 +1,69 @@
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from ase.build import fcc111
+
+from digmat.adsorption import convert_ase_tags, get_adsorbate
+from digmat.cli.main import main
+from digmat.data import write_lmdb
+from digmat.data.adsorption import AdsorptionDataset
+from digmat.pretrained import load_model
+from digmat.systems import AdsorbateSystem
+
+
+def synthetic_configs(n_per_system=12, seed=0):
+    """O and OH on a small Pt(111) slab at two temperatures, as slab+adsorbate Atoms records."""
+    slab = convert_ase_tags(fcc111("Pt", (2, 2, 3), vacuum=8.0))
+    g = torch.Generator().manual_seed(seed)
+    configs = []
+    for sid, name in enumerate(["O", "OH"]):
+        system = AdsorbateSystem(slab, get_adsorbate(name))
+        x = system.space.wrap(0.3 * system.space.sample_prior(n_per_system, generator=g, dtype=torch.float64))
+        for k, atoms in enumerate(system.to_atoms(x)):
+            atoms.info.update(sid=sid, temperature=300.0 if k % 2 else 900.0, binding_indices=[0])
+            configs.append(atoms)
+    return configs
+
+
+def test_dataset_groups_systems_and_reproduces_states(tmp_path):
+    configs = synthetic_configs()
+    write_lmdb(tmp_path / "d.lmdb", configs)
+    ds = AdsorptionDataset(tmp_path / "d.lmdb")
+    assert len(ds) == 24 and len(ds.systems) == 2 and ds.elements == ("H", "O", "Pt")
+    assert ds.temperature_range == (300.0, 900.0)
+    owner, x, temp = ds[13]
+    system = ds.systems[owner]
+    again = system.to_state(configs[13], dtype=torch.float32)[0]
+    torch.testing.assert_close(system.space.difference(again[None], x[None])[0], torch.zeros_like(x), atol=1e-5, rtol=0)
+    groups = ds.collate([ds[i] for i in (0, 13, 1, 20)])
+    assert [g[1].shape[0] for g in groups] == [2, 2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_train_cli_resume_and_ddp(tmp_path, capsys):
+    write_lmdb(tmp_path / "d.lmdb", synthetic_configs())
+    args = ["train", "adsorption", "--data", str(tmp_path / "d.lmdb"), "--out", str(tmp_path / "run"), "--steps", "6", "--batch-size", "8",
+            "--layers", "1", "--embed-dim", "16", "--heads", "2", "--cutoff", "4.0", "--checkpoint-every", "3", "--log-every", "3", "--json", "--device", "cpu"]
+    assert main(args) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["step"] == 6
+    model = load_model(tmp_path / "run" / "model.pt")
+    assert model.config.elements == ("H", "O", "Pt") and model.metadata["systems"] == 2
+    # rerunning the finished command resumes at step 6 and does nothing more
+    assert main(args) == 0
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 2
+    # two gloo processes under torchrun
+    ddp = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "digmat.cli.main"]
+    ddp += [a if a != str(tmp_path / "run") else str(tmp_path / "ddp") for a in args]
+    out = subprocess.run(ddp, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2], env={"OMP_NUM_THREADS": "1", **__import__("os").environ})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert load_model(tmp_path / "ddp" / "model.pt").metadata["world_size"] == 2
