@@ -1,0 +1,341 @@
+"""Reference adsorption-site search: AdsorbML-style placements, relaxations, distinct minima.
+
+Protocol (:func:`reference_search`):
+
+1. placements — the adsorbate on each symmetry-distinct site of pymatgen's
+   AdsorbateSiteFinder plus ``num_random`` random placements
+   (:mod:`digmat.adsorption.placement`);
+2. relaxation — ASE BFGS to ``fmax`` (0.05 eV/Å) in at most ``max_steps``
+   (300) steps, subsurface fixed, in ``workers`` processes, every result
+   cached on disk (:mod:`digmat.adsorption.relax`): rerunning an interrupted
+   search redoes nothing;
+3. anomalies — desorbed, dissociated, surface changed, intercalated
+   (:mod:`digmat.adsorption.anomalies`) and unconverged relaxations are
+   discarded;
+4. de-duplication — two relaxed structures are the same minimum when every
+   anchored adsorbate atom (the binding atoms and any atom within 1.25 × the
+   sum of covalent radii of a slab atom) has the same
+   :func:`~digmat.adsorption.equivalent_site_key` (symmetry and lattice
+   translations) and their energies differ by at most ``energy_tolerance``
+   (0.02 eV); the lowest-energy one represents the minimum;
+5. thermochemistry — per minimum a finite-difference Hessian of the
+   adsorbate atoms (optionally the free surface atoms too), harmonic
+   ``F_vib(T)``, the number ``g`` of symmetry copies in the cell and
+   ``p_i(T) ∝ g_i exp(−(E_i + F_vib,i(T))/k_B T)``
+   (:mod:`digmat.adsorption.thermo`).  Stationary points with imaginary
+   modes are reported with the flag ``"saddle"`` and get probability 0.
+
+Units: Å, eV, K.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.data import covalent_radii
+
+from digmat.adsorption.anomalies import detect_anomalies
+from digmat.adsorption.placement import make_placements
+from digmat.adsorption.relax import (
+    CalculatorSpec,
+    TaskRunner,
+    calculator_name,
+    check_calculator,
+    fingerprint,
+    load_cached,
+)
+from digmat.adsorption.result import PlacementRecord, ReferenceMinimum, ReferenceResult
+from digmat.adsorption.sites import SlabSymmetry, classify_site, equivalent_site_key
+from digmat.adsorption.thermo import (
+    VIB_FLOOR,
+    site_multiplicity,
+    symmetry_images,
+    vibrational_analysis,
+)
+
+__all__ = ["PlacementRecord", "ReferenceMinimum", "ReferenceResult", "reference_search"]
+
+ANCHOR_MULT = 1.25
+
+
+def _anchored(atoms: Atoms, n_slab: int, binding: list[int]) -> list[int]:
+    """Adsorbate atoms within ANCHOR_MULT × (r_cov + r_cov) of a slab atom, plus the binding atoms."""
+    out = set(binding)
+    slab_idx = list(range(n_slab))
+    for a in range(n_slab, len(atoms)):
+        d = atoms.get_distances(a, slab_idx, mic=True)
+        limit = ANCHOR_MULT * (covalent_radii[atoms.numbers[a]] + covalent_radii[atoms.numbers[:n_slab]])
+        if (d <= limit).any():
+            out.add(a)
+    return sorted(out)
+
+
+def _describe(relaxed: Atoms, slab: Atoms, symmetry: SlabSymmetry, binding: list[int]) -> dict:
+    """Site kind, binding atoms and de-duplication key of a relaxed structure."""
+    n = len(slab)
+    anchors = _anchored(relaxed, n, binding)
+    keys = []
+    sites = {}
+    for a in anchors:
+        site = classify_site(relaxed, a)
+        sites[a] = site
+        keys.append((relaxed.get_chemical_symbols()[a], equivalent_site_key(slab, site, symmetry=symmetry)))
+    # the site of the adsorbate atom closest to the surface (a binding atom when bound)
+    bound = [a for a in anchors if sites[a].bound] or anchors
+    lead = min(bound, key=lambda a: (a not in binding, min(sites[a].distances or (np.inf,))))
+    site = sites[lead]
+    return {
+        "key": repr(sorted(keys)),
+        "kind": site.kind,
+        "binding_atoms": list(site.binding_atoms),
+        "binding_symbols": list(site.binding_symbols),
+        "adsorbate_atom": int(lead),
+    }
+
+
+def reference_search(
+    slab: Atoms,
+    adsorbate: Atoms | str,
+    calculator: CalculatorSpec = "chgnet",
+    *,
+    temperatures: tuple[float, ...] = (300.0, 600.0, 1200.0),
+    num_random: int = 100,
+    heuristic: bool = True,
+    relax_surface: bool = True,
+    fmax: float = 0.05,
+    max_steps: int = 300,
+    workers: int = 1,
+    seed: int = 0,
+    work_dir: str | Path | None = None,
+    vibrations: bool = True,
+    vib_surface: bool = False,
+    energy_tolerance: float = 0.02,
+    surface_mult: float = 1.0,
+    budget: int | None = None,
+    device: str = "cpu",
+    threads: int = 1,
+    progress: bool = False,
+    system_id: str | None = None,
+) -> ReferenceResult:
+    """Find the distinct adsorption minima of an adsorbate on a slab and their Boltzmann weights.
+
+    Parameters
+    ----------
+    slab : ase.Atoms
+        Bare slab with OC20 tags (0 subsurface, 1 surface); not modified.
+    adsorbate : ase.Atoms or str
+        Molecule with ``info["binding_indices"]``, or a name for
+        :func:`~digmat.adsorption.get_adsorbate`.
+    calculator : str, Calculator or callable, default "chgnet"
+        Name for :func:`~digmat.calculators.get_calculator` (``workers > 1``
+        needs a name or a picklable factory).
+    temperatures : tuple of float, default (300, 600, 1200)
+        K, at which free energies and probabilities are reported.
+    num_random : int, default 100
+        Random placements (AdsorbML uses 100).
+    heuristic : bool, default True
+        Add the site-finder placements.
+    relax_surface : bool, default True
+        Relax the surface atoms (tag 1) with the adsorbate.
+    fmax : float, default 0.05
+        Force convergence, eV/Å.
+    max_steps : int, default 300
+        Optimizer steps per relaxation.
+    workers : int, default 1
+        Worker processes.
+    seed : int, default 0
+        Seed of the placements.
+    work_dir : str or Path, optional
+        Folder caching every relaxation and Hessian; rerunning with the same
+        folder resumes (strongly recommended for expensive calculators).
+    vibrations : bool, default True
+        Compute Hessians and F_vib; otherwise F_vib = 0.
+    vib_surface : bool, default False
+        Include the free surface atoms in the Hessian.
+    energy_tolerance : float, default 0.02
+        Energy window for merging equivalent minima, eV.
+    surface_mult : float, default 1.0
+        Cutoff multiplier of the surface-change test
+        (:func:`~digmat.adsorption.anomalies.detect_anomalies`; AdsorbML: 1.5).
+    budget : int, optional
+        Largest number of new (uncached) relaxations to run; when more are
+        pending the result has ``complete=False`` and no minima.
+    device : str, default "cpu"
+        Torch device for named potentials.
+    threads : int, default 1
+        Torch threads per worker process (``workers > 1``).
+    progress : bool, default False
+        Show a tqdm progress bar over the relaxations.
+    system_id : str, optional
+        Identifier stored in the result (default ``"<adsorbate>/<formula>"``).
+
+    Returns
+    -------
+    ReferenceResult
+    """
+    from digmat.adsorption.adsorbates import get_adsorbate
+    from digmat.adsorption.slabs import validate_slab
+
+    validate_slab(slab)
+    if isinstance(adsorbate, str):
+        adsorbate = get_adsorbate(adsorbate)
+    temps = tuple(float(t) for t in temperatures)
+    if not temps or any(not t > 0 for t in temps):
+        raise ValueError(f"temperatures must be positive (K), got {temperatures!r}")
+    for name, value in (("fmax", fmax), ("energy_tolerance", energy_tolerance)):
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    if max_steps < 1 or workers < 1 or num_random < 0:
+        raise ValueError("max_steps and workers must be >= 1 and num_random >= 0")
+    if budget is not None and budget < 0:
+        raise ValueError(f"budget must be >= 0, got {budget}")
+    check_calculator(calculator)
+    calc_name = calculator_name(calculator)
+    t0 = time.perf_counter()
+    placements = make_placements(slab, adsorbate, num_random=num_random, heuristic=heuristic,
+                                 seed=seed, relax_surface=relax_surface)
+    if not placements:
+        raise ValueError("no placements: set heuristic=True or num_random > 0")
+    settings = {"calculator": calc_name, "fmax": fmax, "max_steps": max_steps}
+    cache = Path(work_dir) if work_dir is not None else None
+    tasks = [(f"placements/p{k:04d}", fingerprint(p, **settings), "relax", (p, fmax, max_steps))
+             for k, p in enumerate(placements)]
+    with TaskRunner(calculator, cache=cache, workers=workers, device=device, threads=threads) as runner:
+        done, started = _relax_all(runner, tasks, budget, progress)
+        complete = len(done) == len(tasks)
+        records, candidates = _collect(tasks, placements, done, slab, surface_mult)
+        minima: list[ReferenceMinimum] = []
+        hessian_cost = (0, 0)  # (calls the Hessians cost, calls made in this run)
+        if complete:
+            minima = _merge(candidates, records, energy_tolerance)
+            images = symmetry_images(slab)
+            for m in minima:
+                m.multiplicity = site_multiplicity(m.atoms, slab, images=images)[0]
+            if vibrations and minima:
+                hessian_cost = _add_vibrations(minima, runner, calc_name, vib_surface)
+    result = ReferenceResult(
+        slab=slab.copy(), adsorbate=adsorbate.copy(), calculator=calc_name,
+        temperatures=temps, minima=minima, placements=records, complete=complete,
+        system_id=system_id or f"{adsorbate.info.get('name', adsorbate.get_chemical_formula())}/"
+                               f"{slab.get_chemical_formula()}",
+        settings={
+            "num_random": num_random, "heuristic": heuristic, "relax_surface": relax_surface,
+            "fmax": fmax, "max_steps": max_steps, "seed": seed, "vibrations": vibrations,
+            "vib_surface": vib_surface, "energy_tolerance": energy_tolerance, "vib_floor": VIB_FLOOR,
+            "surface_mult": surface_mult,
+        },
+    )
+    relax_calls = sum(r.calls for r in records)
+    fresh_calls = sum(r.calls for r in records if not r.cached) + hessian_cost[1]
+    result.cost = {
+        "calls": relax_calls + hessian_cost[0], "new_calls": fresh_calls, "relax_calls": relax_calls,
+        "hessian_calls": hessian_cost[0], "new_relaxations": started,
+        "cached_relaxations": sum(r.cached for r in records),
+        "relax_seconds": round(sum(r.seconds for r in records), 3),
+        "wall_seconds": round(time.perf_counter() - t0, 3), "workers": workers,
+    }
+    if complete:
+        result.refresh_probabilities()
+    return result
+
+
+def _relax_all(runner: TaskRunner, tasks: list, budget: int | None, progress: bool) -> tuple[dict, int]:
+    """Relax the placements (cached ones are read back and spend no budget)."""
+    from tqdm import tqdm
+
+    done: dict[str, dict] = {}
+    fresh = []
+    for task in tasks:
+        hit = load_cached(runner.cache, task[0], task[1])
+        if hit is not None:
+            done[task[0]] = {**hit, "cached": True}
+        else:
+            fresh.append(task)
+    if budget is not None:
+        fresh = fresh[:budget]
+    started = 0
+    with tqdm(total=len(tasks), initial=len(done), desc="relaxations", unit="placement",
+              disable=not progress) as bar:
+        for key, result in runner.run(fresh):
+            done[key] = result
+            started += 1
+            bar.update()
+    return done, started
+
+
+def _collect(tasks, placements, done, slab, surface_mult) -> tuple[list[PlacementRecord], list]:
+    """Per-placement records, and the good relaxations as (energy, record index, Atoms, site description)."""
+    symmetry = SlabSymmetry(slab)
+    records: list[PlacementRecord] = []
+    candidates = []
+    for (key, _, _, _), initial in zip(tasks, placements, strict=True):
+        res = done.get(key)
+        rec = PlacementRecord.from_placement(initial)
+        if res is None:
+            rec.flags = ["pending"]
+        elif "error" in res:
+            rec.flags, rec.error = ["failed"], res["error"]
+            rec.calls, rec.seconds, rec.cached = res["calls"], res["seconds"], bool(res.get("cached"))
+        else:
+            relaxed = initial.copy()
+            relaxed.positions = np.asarray(res["positions"], float)
+            relaxed.info = {}  # placement facts live in the PlacementRecord
+            rec.energy, rec.steps, rec.converged = res["energy"], res["steps"], res["converged"]
+            rec.calls, rec.seconds, rec.cached = res["calls"], res["seconds"], bool(res.get("cached"))
+            rec.flags = detect_anomalies(initial, relaxed, surface_mult=surface_mult).names()
+            if not res["converged"]:
+                rec.flags.append("unconverged")
+            if not rec.flags:
+                desc = _describe(relaxed, slab, symmetry, list(initial.info["binding_indices"]))
+                rec.site_kind = desc["kind"]
+                candidates.append((res["energy"], len(records), relaxed, desc))
+        records.append(rec)
+    return records, candidates
+
+
+def _merge(candidates, records, energy_tolerance) -> list[ReferenceMinimum]:
+    """Distinct minima: same site key and energy within the tolerance → one minimum (lowest kept)."""
+    minima: list[ReferenceMinimum] = []
+    for energy, r, relaxed, desc in sorted(candidates, key=lambda c: (c[0], c[1])):
+        k = next((k for k, m in enumerate(minima)
+                  if m.site_key == desc["key"] and abs(m.energy - energy) <= energy_tolerance), None)
+        if k is None:
+            k = len(minima)
+            minima.append(ReferenceMinimum(
+                atoms=relaxed, energy=float(energy), site_kind=desc["kind"],
+                binding_atoms=desc["binding_atoms"], binding_symbols=desc["binding_symbols"],
+                adsorbate_atom=desc["adsorbate_atom"], site_key=desc["key"],
+            ))
+        minima[k].placements.append(records[r].index)
+        records[r].minimum = k
+    return minima
+
+
+def _add_vibrations(minima, runner: TaskRunner, calc_name: str, vib_surface: bool) -> tuple[int, int]:
+    """Hessians (cached) and vibrational analyses of every minimum; returns (calls, new calls)."""
+    tasks = []
+    for m in minima:
+        tags = m.atoms.get_tags()
+        fixed = np.zeros(len(m.atoms), bool)
+        for c in m.atoms.constraints:
+            fixed[c.get_indices()] = True
+        mask = (tags == 2) | ((tags == 1) & ~fixed & vib_surface)
+        m.hessian_indices = np.flatnonzero(mask).tolist()
+        fp = fingerprint(m.atoms, calculator=calc_name, indices=m.hessian_indices, delta=0.01)
+        tasks.append((f"hessians/{fp}", fp, "hessian", (m.atoms, m.hessian_indices, 0.01)))
+    calls = new = 0
+    by_key = {t[0]: m for t, m in zip(tasks, minima, strict=True)}
+    for key, res in runner.run(tasks):
+        m = by_key[key]
+        m.hessian = np.asarray(res["hessian"], float)
+        calls += int(res["calls"])
+        new += 0 if res.get("cached") else int(res["calls"])
+        vib = vibrational_analysis(m.hessian, m.atoms.get_masses()[m.hessian_indices])
+        m.vib_energies = vib.energies
+        m.n_imaginary, m.n_soft = vib.n_imaginary, vib.n_soft
+        if not vib.is_minimum and "saddle" not in m.flags:
+            m.flags.append("saddle")
+    return calls, new

@@ -1,0 +1,116 @@
+"""``digmat reference``: reference adsorption-site search of an adsorbate on a slab.
+
+Places the adsorbate on pymatgen's site-finder sites and at random points
+(AdsorbML), relaxes every placement with the chosen calculator, discards
+anomalies, merges equivalent minima and reports each minimum's energy, site,
+multiplicity, harmonic free energy and Boltzmann probability at the given
+temperatures.  Writes ``OUT/reference.json`` and ``OUT/minima.extxyz``
+(``--structures minima.db`` for an ASE database); relaxations are cached in
+``OUT/work`` so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+_SPEC = re.compile(r"^(?P<bulk>[A-Za-z0-9.:]+)\((?P<miller>[-0-9, ]+)\)$")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("slab", metavar="SLAB",
+                        help="slab file (any ase.io format; tags inferred if absent) or a spec such as "
+                             "'Pt(111)', 'Pt3Ni(211)', 'Cu(1,0,0)' built with build_slab")
+    parser.add_argument("adsorbate", metavar="ADSORBATE",
+                        help="adsorbate: OC20 name (*OH), ASE molecule (CO), element (O) or file")
+    parser.add_argument("--calculator", default="chgnet", help="emt, chgnet or sevenn (default chgnet)")
+    parser.add_argument("--device", default="cpu", help="torch device of the potential (default cpu)")
+    parser.add_argument("--temperature", type=float, nargs="+", default=[300.0, 600.0, 1200.0],
+                        metavar="K", help="temperatures for the probabilities (default 300 600 1200)")
+    parser.add_argument("--random", type=int, default=100, metavar="N",
+                        help="random placements (default 100, as AdsorbML)")
+    parser.add_argument("--no-heuristic", action="store_true", help="skip the site-finder placements")
+    parser.add_argument("--fixed-surface", action="store_true", help="keep the surface atoms fixed")
+    parser.add_argument("--fmax", type=float, default=0.05, help="force convergence, eV/Å (default 0.05)")
+    parser.add_argument("--max-steps", type=int, default=300, help="optimizer steps (default 300)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="placement seed (default 0)")
+    parser.add_argument("--no-vibrations", action="store_true", help="skip Hessians (F_vib = 0)")
+    parser.add_argument("--vib-surface", action="store_true", help="include surface atoms in the Hessian")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="at most this many new relaxations in this run (resume later)")
+    parser.add_argument("--out", default="reference", help="output folder (default ./reference)")
+    parser.add_argument("--structures", default="minima.extxyz",
+                        help="structure file name in OUT (.extxyz, or .db for an ASE database)")
+    parser.add_argument("--json", action="store_true", help="print the result summary as JSON")
+
+
+def load_slab(text: str):
+    """A slab from a file path, or from a ``BULK(hkl)`` spec via build_slab."""
+    from digmat.adsorption import build_slab, read_slab
+
+    path = Path(text)
+    if path.exists():
+        return read_slab(path)
+    m = _SPEC.match(text.strip())
+    if m is None:
+        raise ValueError(
+            f"no such slab file {text!r}, and it is not a slab spec such as 'Pt(111)' or 'Pt3Ni(1,0,0)'"
+        )
+    digits = m["miller"].replace(" ", "")
+    miller = tuple(int(x) for x in digits.split(",")) if "," in digits else tuple(int(c) for c in digits)
+    return build_slab(m["bulk"], miller)
+
+
+def _summary(result) -> dict:
+    e0 = min((m.energy for m in result.minima), default=0.0)
+    return {
+        "system_id": result.system_id, "calculator": result.calculator, "complete": result.complete,
+        "placements": len(result.placements),
+        "anomalies": {flag: sum(flag in p.flags for p in result.placements)
+                      for flag in sorted({f for p in result.placements for f in p.flags})},
+        "minima": [
+            {"site_kind": m.site_kind, "energy": m.energy, "relative_energy": round(m.energy - e0, 6),
+             "binding": m.binding_symbols, "multiplicity": m.multiplicity, "flags": m.flags,
+             "probability": {f"{t:g}": m.probability.get(t) for t in result.temperatures}}
+            for m in result.minima
+        ],
+        "site_probabilities": ({f"{t:g}": result.site_probabilities(t) for t in result.temperatures}
+                               if result.minima else {}),
+        "cost": result.cost,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from digmat.adsorption import get_adsorbate
+    from digmat.adsorption.reference import reference_search
+    from digmat.adsorption.relax import check_calculator
+
+    if args.random < 0 or args.workers < 1 or args.max_steps < 1:
+        raise ValueError("--random must be >= 0, --workers and --max-steps >= 1")
+    check_calculator(args.calculator)
+    slab = load_slab(args.slab)
+    adsorbate = get_adsorbate(args.adsorbate)
+    out = Path(args.out)
+    result = reference_search(
+        slab, adsorbate, args.calculator, temperatures=tuple(args.temperature), num_random=args.random,
+        heuristic=not args.no_heuristic, relax_surface=not args.fixed_surface, fmax=args.fmax,
+        max_steps=args.max_steps, workers=args.workers, threads=args.threads, seed=args.seed,
+        work_dir=out / "work", vibrations=not args.no_vibrations, vib_surface=args.vib_surface,
+        budget=args.budget, device=args.device, progress=not args.json,
+    )
+    result.to_json(out / "reference.json")
+    if result.minima:
+        result.write_structures(out / args.structures)
+    if args.json:
+        print(json.dumps(_summary(result), indent=2))
+    else:
+        print(result.summary())
+        print(f"calculator calls: {result.cost['calls']}, wall time {result.cost['wall_seconds']:.1f} s; "
+              f"wrote {out / 'reference.json'}" + (f" and {out / args.structures}" if result.minima else ""))
+        if not result.complete:
+            print("incomplete: the budget was reached; run the same command again to continue")
+    return 0 if result.complete else 3

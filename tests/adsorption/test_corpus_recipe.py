@@ -1,0 +1,57 @@
+"""The corpus recipe's system list, held-out split and chunking (no calculations)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from digmat.adsorption import get_adsorbate, parse_bulk_spec
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "make_adsorption_corpus.py"
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    spec = importlib.util.spec_from_file_location("make_adsorption_corpus", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_coverage(recipe):
+    rows = recipe.systems()
+    metals = {"Pt", "Pd", "Cu", "Ag", "Au", "Ni", "Rh", "Ir"}
+    assert metals <= set(recipe.METALS)
+    assert {(1, 1, 1), (1, 0, 0), (2, 1, 1)} <= set(recipe.METAL_FACETS)
+    alloy_surfaces = [(b, f) for b, f in recipe.surfaces() if len(parse_bulk_spec(b).elements) == 2]
+    assert len(alloy_surfaces) >= 20
+    names = {get_adsorbate(a).get_chemical_formula(mode="hill") for a in recipe.ADSORBATES}
+    assert {"H", "O", "N", "C", "HO", "CO", "CH3", "CH3O", "H2N", "C2H3O"} <= names
+    assert len(rows) == len(recipe.surfaces()) * len(recipe.ADSORBATES)
+    assert len({r["sid"] for r in rows}) == len(rows)
+
+
+def test_heldout_surfaces_and_compositions_never_in_training(recipe):
+    rows = recipe.systems()
+    train = {(r["bulk"], tuple(r["miller"])) for r in rows if r["split"] == "train"}
+    held = {(r["bulk"], tuple(r["miller"])) for r in rows if r["split"] == "heldout"}
+    assert held and train and not train & held  # whole surfaces
+    train_bulks = {b for b, _ in train}
+    for composition in recipe.HELD_OUT_COMPOSITIONS:
+        assert composition not in train_bulks and any(b == composition for b, _ in held)
+    # every surface carries all adsorbates in one split
+    for surface in held:
+        assert sum((r["bulk"], tuple(r["miller"])) == surface for r in rows) == len(recipe.ADSORBATES)
+
+
+def test_chunks_partition_the_systems(recipe):
+    rows = [r["sid"] for r in recipe.systems()]
+    chunks = [rows[i::7] for i in range(7)]
+    assert sorted(r for chunk in chunks for r in chunk) == sorted(rows)
+    assert recipe.parse_chunk("3/7") == (3, 7)
+    for bad in ("7/7", "a/b", "1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            recipe.parse_chunk(bad)
