@@ -6,7 +6,7 @@ from digmat.cli.main import main
 
 
 def test_demo_json_reports_small_errors(capsys):
-    assert main(["demo", "-n", "2000", "--sde-steps", "300", "--json"]) == 0
+    assert main(["demo", "-n", "1500", "--sde-steps", "200", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ode"]["evaluations"] <= 50
     assert report["ode"]["max_weight_error"] < 0.04

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: 25 Heun steps = 49 evaluations; SDE 500)")
     parser.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: the shipped model)")
     parser.add_argument("--relax", default=None, metavar="CALC", help="relax each site's representative with this calculator (emt, chgnet, sevenn)")
-    parser.add_argument("--no-density", action="store_true", help="skip the log-density of every sample")
+    parser.add_argument("--density", action="store_true", help="also compute every sample's log-density with the probability-flow ODE (slower)")
     parser.add_argument("--out", default="adsorb_out", help="output folder (default ./adsorb_out)")
     parser.add_argument("--db", default=None, help="ASE database: read slabs from its rows (SLAB omitted) and write the sampled configurations back")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     for name, slab in slabs:
         result = sample_adsorbates(
             slab, args.adsorbate, model, num_samples=args.num_samples, temperature=args.temperature, sampler=args.sampler,
-            steps=args.steps, seed=args.seed, device=device, log_density=not args.no_density, relax=args.relax, progress=not args.json,
+            steps=args.steps, seed=args.seed, device=device, log_density=args.density, relax=args.relax, progress=not args.json,
         )
         out_dir = Path(args.out) / name if len(slabs) > 1 else Path(args.out)
         paths = result.write(out_dir)

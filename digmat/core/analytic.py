@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .diffusion import Diffusion, ScoreFn
-from .torus import wrapped_normal_log_prob, wrapped_normal_score
+from .torus import wrapped_normal_log_prob_and_score
 
 __all__ = ["ProductMixture"]
 
@@ -87,8 +87,9 @@ class ProductMixture:
         if space.has_torus:
             mask = space.torus_mask(x)
             period = torch.where(mask, space.periods(x), torch.ones_like(space.periods(x)))
-            logp = torch.where(mask, wrapped_normal_log_prob(xe, mu, sd, period), logp)
-            score = torch.where(mask, wrapped_normal_score(xe, mu, sd, period), score)
+            wn_logp, wn_score = wrapped_normal_log_prob_and_score(xe, mu, sd, period)
+            logp = torch.where(mask, wn_logp, logp)
+            score = torch.where(mask, wn_score, score)
         return logp, score
 
     def component_log_joint(self, x: Tensor, t: Tensor | None = None) -> Tensor:

@@ -29,6 +29,7 @@ __all__ = [
     "wrap_centered",
     "wrapped_normal_log_prob",
     "wrapped_normal_score",
+    "wrapped_normal_log_prob_and_score",
     "truncation_error_bound",
     "DIRECT_TERMS",
     "FOURIER_TERMS",
@@ -74,8 +75,10 @@ def _fourier_terms(d: Tensor, std: Tensor, period: Tensor) -> tuple[Tensor, Tens
     return coef, omega, phase
 
 
-def wrapped_normal_log_prob(x: Tensor, mean: Tensor | float, std: Tensor | float, period: Tensor | float) -> Tensor:
-    """Elementwise log-density of a wrapped normal (per unit length of the circle).
+def wrapped_normal_log_prob_and_score(
+    x: Tensor, mean: Tensor | float, std: Tensor | float, period: Tensor | float
+) -> tuple[Tensor, Tensor]:
+    """Elementwise log-density (per unit length) and score d/dx log p of a wrapped normal.
 
     Parameters
     ----------
@@ -88,36 +91,33 @@ def wrapped_normal_log_prob(x: Tensor, mean: Tensor | float, std: Tensor | float
 
     Returns
     -------
-    Tensor of the broadcast shape of the inputs.
+    Two tensors of the broadcast shape of the inputs.
     """
     x, mean, std, period = _broadcast(x, mean, std, period)
     d = wrap_centered(x - mean, period)
     small = std <= 0.5 * period
-    # direct series (safe to evaluate everywhere; selected where small)
-    s_d = torch.where(small, std, torch.full_like(std, 1.0) * period)
-    _, logits = _direct_terms(d, s_d, period)
-    direct = torch.logsumexp(logits, dim=-1) - 0.5 * torch.log(2 * math.pi * s_d**2)
+    # direct series (evaluated everywhere with a safe std, selected where small)
+    s_d = torch.where(small, std, period)
+    shifted, logits = _direct_terms(d, s_d, period)
+    direct_lp = torch.logsumexp(logits, dim=-1) - 0.5 * torch.log(2 * math.pi * s_d**2)
+    direct_score = -(torch.softmax(logits, dim=-1) * shifted).sum(-1) / s_d**2
     # Fourier series
     s_f = torch.where(small, 0.5 * period, std)
-    coef, _, phase = _fourier_terms(d, s_f, period)
-    fourier = torch.log1p((coef * torch.cos(phase)).sum(-1)) - torch.log(period)
-    return torch.where(small, direct, fourier)
+    coef, omega, phase = _fourier_terms(d, s_f, period)
+    bracket = 1 + (coef * torch.cos(phase)).sum(-1)
+    fourier_lp = torch.log(bracket) - torch.log(period)
+    fourier_score = -(coef * omega * torch.sin(phase)).sum(-1) / bracket
+    return torch.where(small, direct_lp, fourier_lp), torch.where(small, direct_score, fourier_score)
+
+
+def wrapped_normal_log_prob(x: Tensor, mean: Tensor | float, std: Tensor | float, period: Tensor | float) -> Tensor:
+    """Elementwise log-density of a wrapped normal; see :func:`wrapped_normal_log_prob_and_score`."""
+    return wrapped_normal_log_prob_and_score(x, mean, std, period)[0]
 
 
 def wrapped_normal_score(x: Tensor, mean: Tensor | float, std: Tensor | float, period: Tensor | float) -> Tensor:
-    """Elementwise d/dx log p(x) of a wrapped normal; same conventions as the log-density."""
-    x, mean, std, period = _broadcast(x, mean, std, period)
-    d = wrap_centered(x - mean, period)
-    small = std <= 0.5 * period
-    s_d = torch.where(small, std, torch.full_like(std, 1.0) * period)
-    shifted, logits = _direct_terms(d, s_d, period)
-    weights = torch.softmax(logits, dim=-1)
-    direct = -(weights * shifted).sum(-1) / s_d**2
-    s_f = torch.where(small, 0.5 * period, std)
-    coef, omega, phase = _fourier_terms(d, s_f, period)
-    numer = -(coef * omega * torch.sin(phase)).sum(-1)
-    denom = 1 + (coef * torch.cos(phase)).sum(-1)
-    return torch.where(small, direct, numer / denom)
+    """Elementwise d/dx log p(x) of a wrapped normal; see :func:`wrapped_normal_log_prob_and_score`."""
+    return wrapped_normal_log_prob_and_score(x, mean, std, period)[1]
 
 
 def _broadcast(x, mean, std, period) -> tuple[Tensor, Tensor, Tensor, Tensor]:

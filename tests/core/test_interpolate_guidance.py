@@ -75,7 +75,7 @@ def test_guided_sampling_reproduces_the_posterior(name, sampler):
     if sampler == "ode":
         x = sample_ode(d, score, 4000, ODEConfig("heun", 25), generator=g, dtype=torch.float64).x
     else:
-        x = sample_sde(d, score, 3000, steps=500, generator=g, dtype=torch.float64).x
+        x = sample_sde(d, score, 2500, steps=400, generator=g, dtype=torch.float64).x
     posterior = mix.weights * CONFUSION
     posterior = posterior / posterior.sum()  # (0.738, 0.098, 0.164)
     labels = mix.component_posterior(x).argmax(1)

@@ -1,7 +1,7 @@
 """Samplers against exact targets: mode weights, moments, and the cost in score evaluations.
 
 Tolerances: mode weights within 0.02 of the truth (n samples, so the Monte-Carlo s.d. of a
-weight is <= sqrt(0.25/n) ~ 0.006); first and second moments (circular moments on periodic
+weight is <= sqrt(0.25/n) ~ 0.007); first and second moments (circular moments on periodic
 entries) within 4 Monte-Carlo standard errors plus 0.01 for discretisation.
 """
 
@@ -14,7 +14,7 @@ from digmat.core import ODEConfig, decode, sample_ode, sample_sde
 
 from .targets import TARGETS
 
-N_SAMPLES = 6000
+N_SAMPLES = 5000
 
 
 def moment_features(mix, x: torch.Tensor) -> torch.Tensor:
