@@ -96,3 +96,14 @@ def test_missing_model_is_a_clear_error(tmp_path, capsys):
     write(tmp_path / "slab.cif", fcc111("Pt", (2, 2, 3), vacuum=8.0))
     assert main(["adsorb", str(tmp_path / "slab.cif"), "O", "--model", str(tmp_path / "nope.pt")]) == 2
     assert "no model" in capsys.readouterr().err
+
+
+def test_thermally_displaced_hollow_is_not_called_ontop():
+    """0.27 Å off the fcc centre towards one Pt the distance window says 'ontop'; the nearest-site rule keeps fcc."""
+    slab = convert_ase_tags(fcc111("Pt", (2, 2, 3), vacuum=8.0))
+    config = placed("fcc")
+    atom = np.argmin(np.linalg.norm(config.positions[: len(slab), :2] - config.positions[-1, :2], axis=1) + 100 * (config.get_tags()[: len(slab)] != 1))
+    towards = config.positions[atom, :2] - config.positions[-1, :2]
+    config.positions[-1, :2] += 0.27 * towards / np.linalg.norm(towards)
+    sites, _ = summarise_sites(slab, [config], len(slab), bootstrap=10)
+    assert sites[0].kind == "hollow-fcc"
