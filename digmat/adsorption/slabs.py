@@ -323,7 +323,7 @@ def read_slab(
     if not isinstance(atoms, Atoms) or len(atoms) == 0:
         raise ValueError(f"{str(p)!r} contains no atoms")
     if any(s not in chemical_symbols[1:] for s in atoms.get_chemical_symbols()):
-        raise ValueError(f"{str(p)!r} contains placeholder atoms (atomic number 0)")
+        raise ValueError(f"{str(p)!r} contains dummy atoms (atomic number 0, e.g. X)")
     validate_slab(atoms, min_vacuum=min_vacuum)
     if tags == "ase":
         atoms = convert_ase_tags(atoms)
