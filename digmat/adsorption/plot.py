@@ -10,7 +10,7 @@ import numpy as np
 def plot_sites(result, fh: BinaryIO, *, dpi: int = 130) -> None:
     """Draw ``result`` (an :class:`~digmat.adsorption.sampling.AdsorptionResult`) as a PNG into ``fh``.
 
-    Surface atoms (tag 1) are grey discs over a 2 x 2 tiling of the cell; each sample's binding
+    Surface atoms (tag 1) are grey discs over a 2 x 2 tiling of the cell (the dashed outline is the cell); each sample's binding
     atom is a dot coloured by its site group; the legend gives each site's kind and
     probability with its 95 % interval.
     """
@@ -24,11 +24,11 @@ def plot_sites(result, fh: BinaryIO, *, dpi: int = 130) -> None:
     cell = first.cell.array
     tags = first.get_tags()
     surface = first.positions[tags == 1]
-    fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    for i in range(-1, 2):
-        for j in range(-1, 2):
+    fig, ax = plt.subplots(figsize=(7.0, 6.4))
+    for i in range(0, 2):
+        for j in range(0, 2):
             shift = i * cell[0] + j * cell[1]
-            ax.scatter(surface[:, 0] + shift[0], surface[:, 1] + shift[1], s=260, c="#c8c8c8", edgecolors="#808080", zorder=1)
+            ax.scatter(surface[:, 0] + shift[0], surface[:, 1] + shift[1], s=140, c="#d9d9d9", edgecolors="#8c8c8c", zorder=1)
     corners = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]) @ cell[:2, :2]
     ax.plot(corners[:, 0], corners[:, 1], "k--", lw=0.8, zorder=2)
     colours = plt.get_cmap("tab10")
@@ -51,7 +51,7 @@ def plot_sites(result, fh: BinaryIO, *, dpi: int = 130) -> None:
     ax.set_xlabel("x (Å)")
     ax.set_ylabel("y (Å)")
     ax.set_title(f"{result.system} at {result.temperature:g} K — {len(configs)} samples")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=8, frameon=False, ncol=1)
     fig.tight_layout()
     fig.savefig(fh, format="png", dpi=dpi)
     plt.close(fig)
