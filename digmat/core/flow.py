@@ -94,17 +94,15 @@ class LogProbResult:
 class _FlowField:
     """dy/ds (and optionally the divergence accumulators) as an ODE field over (B, D + K)."""
 
-    def __init__(self, diffusion: Diffusion, score_fn: ScoreFn, divergence: str | None, probes: Tensor | None, log_variable: bool):
+    def __init__(self, diffusion: Diffusion, score_fn: ScoreFn, divergence: str | None, probes: Tensor | None):
         self.d = diffusion
         self.score_fn = score_fn
         self.divergence = divergence
         self.probes = probes  # (K, B, D)
-        self.log_variable = log_variable
         self.shape = diffusion.space.shape
         self.numel = diffusion.space.numel
 
-    def __call__(self, s_var: Tensor, state: Tensor) -> Tensor:
-        s = torch.exp(s_var) if self.log_variable else s_var
+    def __call__(self, s: Tensor, state: Tensor) -> Tensor:
         batch = state.shape[0]
         y = state[:, : self.numel].reshape(batch, *self.shape)
         t = self.d.schedule.t_of_sigma_tilde(s.to(torch.float64)).to(state.dtype).expand(batch)
@@ -114,7 +112,7 @@ class _FlowField:
             with torch.no_grad():
                 score = self.score_fn(alpha_d * y, t)
             dy = (-s * kappa * score).reshape(batch, -1)
-            return dy * s if self.log_variable else dy
+            return dy
         with torch.enable_grad():
             x = (alpha_d * y).detach().requires_grad_(True)
             score = self.score_fn(x, t)
@@ -135,7 +133,7 @@ class _FlowField:
         div = -s * trace
         dy = (-s * kappa * score.detach()).reshape(batch, -1)
         out = torch.cat([dy, div.detach()], dim=1)
-        return out * s if self.log_variable else out
+        return out
 
 
 def _integrate(field: _FlowField, state: Tensor, s_from: float, s_to: float, config: ODEConfig, denoise: bool, error_cols: int) -> tuple[Tensor, ODEStats]:
@@ -143,11 +141,13 @@ def _integrate(field: _FlowField, state: Tensor, s_from: float, s_to: float, con
     stats = ODEStats()
     dtype = torch.float64
     if config.method == "dopri5":
-        field.log_variable = True
+        def in_log_s(u: Tensor, y: Tensor) -> Tensor:  # dy/d(log s) = s dy/ds
+            s = torch.exp(u)
+            return s * field(s, y)
+
         mask = torch.zeros(state.shape[1], dtype=torch.bool, device=state.device)
         mask[:error_cols] = True
-        state = dopri5(field, state, math.log(s_from), math.log(s_to), rtol=config.rtol, atol=config.atol, error_mask=mask, stats=stats)
-        field.log_variable = False
+        state = dopri5(in_log_s, state, math.log(s_from), math.log(s_to), rtol=config.rtol, atol=config.atol, error_mask=mask, stats=stats)
         if denoise:
             state = euler(field, state, torch.tensor([s_to, 0.0], dtype=dtype), stats)
         return state, stats
@@ -184,10 +184,10 @@ def decode(diffusion: Diffusion, score_fn: ScoreFn, latent: Tensor, config: ODEC
     space.check(latent, "latent")
     s_max, s_min = _noise_range(diffusion)
     y = _to_y(diffusion, latent, 1.0).reshape(latent.shape[0], -1)
-    field = _FlowField(diffusion, score_fn, None, None, log_variable=False)
+    field = _FlowField(diffusion, score_fn, None, None)
     y, stats = _integrate(field, y, s_max, s_min, config, denoise, y.shape[1])
     t_end = 0.0 if denoise else diffusion.schedule.t_min
-    x = _to_x(diffusion, y.reshape(latent.shape), max(t_end, 0.0))
+    x = _to_x(diffusion, y.reshape(latent.shape), t_end)
     return FlowResult(x=x, latent=latent, nfe=stats.nfe)
 
 
@@ -279,7 +279,7 @@ def _encode(diffusion, score_fn, x, config, *, divergence, probes, probe, genera
         else:
             probe_tensor = (torch.randint(0, 2, size, generator=generator, device=gen_device) * 2 - 1).to(x)
     state = torch.cat([y, torch.zeros(batch, k, dtype=x.dtype, device=x.device)], dim=1)
-    field = _FlowField(diffusion, score_fn, divergence, probe_tensor, log_variable=False)
+    field = _FlowField(diffusion, score_fn, divergence, probe_tensor)
     state, stats = _integrate(field, state, s_min, s_max, config, False, space.numel)
     latent = _to_x(diffusion, state[:, : space.numel].reshape(x.shape), 1.0)
     return FlowResult(x=x, latent=latent, nfe=stats.nfe), state[:, space.numel :]

@@ -184,7 +184,7 @@ def _state_eps(system: AdsorbateSystem, vectors: Tensor) -> Tensor:
     a_hat = frame[0] / frame[0].norm()
     b_hat = frame[1] / frame[1].norm()
     ads = vectors[:, system.num_slab :]
-    order = torch.as_tensor(system._order, device=vectors.device)
+    order = torch.as_tensor(system.state_order, device=vectors.device)
     ads = ads[:, order]  # anchor first, then the others in state order
     w = ads[:, 0]
     parts = [torch.stack([w @ a_hat, w @ b_hat, w @ frame[2]], dim=1), ads[:, 1:].reshape(ads.shape[0], -1)]

@@ -129,7 +129,9 @@ class AdsorbateSystem:
         scale[:2] = torch.tensor(config.length_scale / lengths)
         self.space = StateSpace((self.dim,), period=period, noise_scale=scale)
         order = [anchor] + [i for i in range(self.num_adsorbate) if i != anchor]
-        self._order = np.array(order)  # state order -> adsorbate index
+        self.state_order = np.array(order)
+        """Adsorbate index of each atom in state order (anchor first)."""
+        self._from_state_order = torch.as_tensor(np.argsort(self.state_order))
         self.tags = np.concatenate([sub_tags, np.full(self.num_adsorbate, 2)])
         self.network_tags = self.tags.copy()
         self.network_tags[len(slab_c) + anchor] = ANCHOR_TAG
@@ -158,8 +160,7 @@ class AdsorbateSystem:
         anchor = coeff @ frame  # (B, 3)
         rel = s * states[:, 3 : 3 * self.num_adsorbate].reshape(b, self.num_adsorbate - 1, 3)
         ads_state_order = torch.cat([anchor[:, None], anchor[:, None] + rel], dim=1)
-        inverse = np.argsort(self._order)
-        ads = ads_state_order[:, torch.as_tensor(inverse, device=states.device)]
+        ads = ads_state_order[:, self._from_state_order.to(states.device)]
         slab = torch.as_tensor(self.slab.positions, dtype=states.dtype, device=states.device).expand(b, -1, -1)
         if self.config.relax_surface:
             start = 3 * self.num_adsorbate
@@ -216,7 +217,7 @@ class AdsorbateSystem:
         coeff = (pos[self.anchor] - offset) @ self.frame_inv
         s = self.config.length_scale
         row = [coeff[0] % 1.0, coeff[1] % 1.0, (coeff[2] - self.z_top - self.config.height_offset) / s]
-        row += list((rel[self._order[1:]] / s).ravel())
+        row += list((rel[self.state_order[1:]] / s).ravel())
         if self.config.relax_surface:
             surf = self.surface_index
             disp, _ = find_mic(atoms.positions[sub][surf] - offset - self.slab.positions[surf], self.slab.cell, pbc=True)
