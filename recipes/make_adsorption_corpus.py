@@ -39,6 +39,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 import time
@@ -86,6 +87,11 @@ def systems() -> list[dict]:
         {"sid": system_id(b, f, a), "bulk": b, "miller": list(f), "adsorbate": a, "split": split_of(b, f)}
         for b, f in surfaces() for a in ADSORBATES
     ]
+
+
+def _rank(sid: str, patterns: list[str]) -> int | None:
+    """Index of the first glob pattern ``sid`` matches, or None."""
+    return next((k for k, pattern in enumerate(patterns) if fnmatch.fnmatchcase(sid, pattern)), None)
 
 
 def parse_chunk(text: str) -> tuple[int, int]:
@@ -205,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("corpus"), help="output folder")
     parser.add_argument("--chunk", type=parse_chunk, default=(0, 1), help="i/n: every n-th system from the i-th")
     parser.add_argument("--split", choices=("all", "train", "heldout"), default="all")
+    parser.add_argument("--select", type=lambda t: [x for x in t.split(",") if x], default=None,
+                        help="comma-separated glob patterns on system ids (e.g. 'Pt-111-*,*-111-CO'); "
+                             "systems run in the order of the first pattern they match")
     parser.add_argument("--dry-run", action="store_true", help="list systems and estimated cost only")
     parser.add_argument("--datasets", action="store_true", help="write LMDB datasets from finished searches")
     parser.add_argument("--budget", type=int, default=None, help="new relaxations allowed in this run")
@@ -220,7 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     i, n = args.chunk
     rows = systems()
-    chunk = [s for s in rows[i::n] if args.split in ("all", s["split"])]
+    if args.select:
+        rows_selected = [s for s in rows if _rank(s["sid"], args.select) is not None]
+        rows_selected.sort(key=lambda s: _rank(s["sid"], args.select))
+    else:
+        rows_selected = rows
+    chunk = [s for s in rows_selected[i::n] if args.split in ("all", s["split"])]
     slabs: dict = {}
     if args.dry_run:
         total = {"calls": 0, "cpu_hours": 0.0}

@@ -81,28 +81,14 @@ class AdsorptionResult:
 
     def write(self, out_dir: str | os.PathLike, *, plot: bool = True) -> dict[str, Path]:
         """Write ``configurations.extxyz``, ``sites.json`` and ``sites.png`` atomically into ``out_dir``."""
-        from ase.io import write as ase_write
+        from digmat.io import write_outputs
 
-        from digmat.checkpoint import atomic_write_bytes
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {"configurations": out / "configurations.extxyz", "sites": out / "sites.json"}
-
-        def write_xyz(fh):
-            import io
-
-            buf = io.StringIO()
-            ase_write(buf, self.configurations, format="extxyz")
-            fh.write(buf.getvalue().encode())
-
-        atomic_write_bytes(paths["configurations"], write_xyz)
-        atomic_write_bytes(paths["sites"], lambda fh: fh.write(json.dumps(self.summary(), indent=2).encode()))
+        files = {"configurations": ("configurations.extxyz", self.configurations), "sites": ("sites.json", self.summary())}
         if plot:
             from .plot import plot_sites
 
-            paths["plot"] = out / "sites.png"
-            atomic_write_bytes(paths["plot"], lambda fh: plot_sites(self, fh))
+            files["plot"] = ("sites.png", lambda fh: plot_sites(self, fh))
+        paths = write_outputs(out_dir, files)
         return paths
 
 
@@ -248,7 +234,8 @@ def sample_adsorbates(
         ``"ode"`` (Heun, default 25 steps = 49 network evaluations) or ``"sde"`` (DiG's
         ancestral chain, default 500 steps).
     log_density
-        Also compute each sample's log-density with the probability-flow ODE (adaptive
+        Also compute each sample's log-density (nats per Å^(3m), see
+        :mod:`digmat.adsorption.density`) with the probability-flow ODE (adaptive
         Dormand–Prince, Hutchinson trace for states of more than 12 entries). Costly: about
         three times the sampling cost per sample plus backward passes.
     relax
@@ -297,7 +284,9 @@ def sample_adsorbates(
         lps = []
         for chunk in tqdm(x.split(batch_size), desc="log-density", disable=not progress, leave=False):
             lps.append(log_prob(diffusion, score, chunk, ODEConfig("dopri5", rtol=1e-3, atol=1e-3), probes=4, exact_max_dim=12, generator=generator).log_prob)
-        ld = torch.cat(lps).double().cpu().numpy()
+        from .density import state_log_jacobian
+
+        ld = torch.cat(lps).double().cpu().numpy() - state_log_jacobian(system)
     configs = system.to_atoms(x)
     binding = system.num_slab + system.anchor
     sites, labels = summarise_sites(system.slab, configs, binding, log_density=ld, seed=seed)

@@ -13,22 +13,21 @@ import json
 import sys
 from pathlib import Path
 
+from digmat.cli.io import add_model_arguments, load_model_from_args
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("slab", nargs="?", help="slab file (any format ase.io reads); omit with --db")
     parser.add_argument("adsorbate", help="adsorbate: G2 name (CH3CO), OC20 name (*OH) or a structure file")
+    add_model_arguments(parser)
     parser.add_argument("-n", "--num-samples", type=int, default=256, help="number of samples (default 256)")
-    parser.add_argument("-T", "--temperature", type=float, default=300.0, help="temperature in K (default 300)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sampler", choices=("ode", "sde"), default="ode", help="probability-flow ODE (default) or DiG's reverse SDE")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: 25 Heun steps = 49 evaluations; SDE 500)")
-    parser.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: the shipped model)")
     parser.add_argument("--relax", default=None, metavar="CALC", help="relax each site's representative with this calculator (emt, chgnet, sevenn)")
     parser.add_argument("--density", action="store_true", help="also compute every sample's log-density with the probability-flow ODE (slower)")
     parser.add_argument("--out", default="adsorb_out", help="output folder (default ./adsorb_out)")
     parser.add_argument("--db", default=None, help="ASE database: read slabs from its rows (SLAB omitted) and write the sampled configurations back")
-    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    parser.add_argument("--json", action="store_true", help="print the site summary as JSON")
 
 
 def _slabs(args) -> list[tuple[str, object]]:
@@ -62,17 +61,12 @@ def _slabs(args) -> list[tuple[str, object]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from digmat.adsorption.sampling import sample_adsorbates
-    from digmat.pretrained import load_model
 
     if args.num_samples < 1:
         raise ValueError("--num-samples must be >= 1")
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but CUDA is not available")
-    model = load_model(args.model, device=device)
+    model = load_model_from_args(args)
+    device = next(model.parameters()).device
     slabs = _slabs(args)
     summaries = []
     for name, slab in slabs:
