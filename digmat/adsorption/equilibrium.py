@@ -123,7 +123,8 @@ def sample_equilibrium(
         SinglePointCalculator, and ``info`` keys ``sid`` (system id), ``fid``
         (sample index), ``temperature`` (K), ``weight``, ``basin`` (minimum
         index), ``site_kind``, ``probability`` (``p_basin(T)``),
-        ``multiplicity``, ``energy_source`` and ``method``.
+        ``multiplicity``, ``energy_source``, ``method`` and ``binding_index``
+        (index of the adsorbate's binding atom in the structure).
     """
     if method != "harmonic":
         raise ValueError(f"unknown method {method!r}; available: 'harmonic'")
@@ -139,9 +140,11 @@ def sample_equilibrium(
     p = result.probabilities(temperature)
     counts, weights = _allocate(p, num_samples, min_per_basin, rng)
     images = symmetry_images(result.slab) if symmetrize else []
+    anchor = int(result.adsorbate.info.get("binding_indices", [0])[0])
     out: list[Atoms] = []
     for i in np.flatnonzero(counts):
         m = result.minima[i]
+        binding_index = int(np.flatnonzero(m.atoms.get_tags() == 2)[anchor])
         b, h = _basin_sampler(m, temperature, max_std)
         idx = np.asarray(m.hessian_indices, int)
         for _ in range(counts[i]):
@@ -161,7 +164,7 @@ def sample_equilibrium(
                 sid=result.system_id, fid=len(out), temperature=float(temperature),
                 weight=float(weights[i]), basin=int(i), site_kind=m.site_kind,
                 probability=float(p[i]), multiplicity=int(m.multiplicity),
-                energy_source="harmonic", method=method,
+                energy_source="harmonic", method=method, binding_index=binding_index,
             )
             out.append(atoms)
     order = rng.permutation(len(out))  # interleave basins
@@ -206,7 +209,7 @@ def write_equilibrium_dataset(
     Records hold ``pos``, ``atomic_numbers``, ``cell`` (1, 3, 3), ``pbc``,
     ``tags``, ``fixed``, ``natoms``, ``sid``, ``fid``, ``energy``,
     ``forces``, ``temperature``, ``weight``, ``basin``, ``site_kind``,
-    ``probability``, ``multiplicity``, ``energy_source`` (read them back with
+    ``probability``, ``multiplicity``, ``energy_source``, ``binding_index`` (read them back with
     :class:`digmat.data.LmdbDataset`).  The file appears only when complete.
 
     Parameters

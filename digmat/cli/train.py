@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embed-dim", type=int, default=96)
     parser.add_argument("--heads", type=int, default=6)
     parser.add_argument("--cutoff", type=float, default=6.0, help="attention cutoff, Å")
+    parser.add_argument("--rbf", type=int, default=32, help="radial basis functions")
+    parser.add_argument("--network-depth", type=float, default=3.0, help="slab atoms deeper than this below the surface (Å) are left out of the network's input; <0: keep all")
     parser.add_argument("--temperature", type=float, default=None, help="K, for records without a temperature (e.g. OC20)")
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--log-every", type=int, default=50)
@@ -42,14 +44,16 @@ def run(args: argparse.Namespace) -> int:
     from digmat.train import Trainer, TrainConfig, distributed_context
 
     ctx = distributed_context(args.device)
-    network = GraphormerConfig(num_layers=args.layers, embed_dim=args.embed_dim, num_heads=args.heads, ffn_dim=2 * args.embed_dim, cutoff=args.cutoff, num_tags=ANCHOR_TAG + 1, num_conditions=1, scalar_out=0)
+    network = GraphormerConfig(num_layers=args.layers, embed_dim=args.embed_dim, num_heads=args.heads, ffn_dim=2 * args.embed_dim, num_rbf=args.rbf, cutoff=args.cutoff, num_tags=ANCHOR_TAG + 1, num_conditions=1, scalar_out=0)
     dataset = AdsorptionDataset(args.data, temperature=args.temperature)
     lo, hi = dataset.temperature_range
-    config = AdsorptionModelConfig(network=network, temperature_range=(min(lo, 0.8 * lo), max(hi * 1.25, lo + 1.0)), elements=dataset.elements)
+    config = AdsorptionModelConfig(network=network, temperature_range=(min(lo, 0.8 * lo), max(hi * 1.25, lo + 1.0)), elements=dataset.elements,
+                                   adsorbates=dataset.adsorbates, network_depth=None if args.network_depth < 0 else args.network_depth)
     torch.manual_seed(args.seed)
     model = AdsorptionScoreModel(config)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay, warmup_steps=min(500, args.steps // 10 + 1), log_every=args.log_every, checkpoint_every=args.checkpoint_every, seed=args.seed)
-    meta = {"data": str(args.data), "records": len(dataset), "systems": len(dataset.systems), "elements": list(dataset.elements)}
+    meta = {"data": str(args.data), "records": len(dataset), "systems": len(dataset.systems), "elements": list(dataset.elements),
+            "adsorbates": list(dataset.adsorbates)}
     trainer = Trainer(model, adsorption_dsm_loss, dataset, dataset.collate, train, args.out, model_config=config.to_dict(), metadata=meta, context=ctx, progress=not args.json)
     last = trainer.fit()
     if args.json and ctx.is_main:

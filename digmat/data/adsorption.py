@@ -31,7 +31,11 @@ def _system_key(atoms: Atoms) -> str:
 
 
 def _anchor(atoms: Atoms) -> int:
+    """Index within the adsorbate of its binding atom: ``info["binding_index"]`` (index in the
+    structure), ``info["binding_indices"]`` (within the adsorbate), else the lowest atom."""
     ads = np.flatnonzero(atoms.get_tags() == 2)
+    if "binding_index" in atoms.info and int(atoms.info["binding_index"]) in ads:
+        return int(np.flatnonzero(ads == int(atoms.info["binding_index"]))[0])
     if "binding_indices" in atoms.info:
         return int(list(atoms.info["binding_indices"])[0])
     from digmat.adsorption._geometry import surface_normal
@@ -92,6 +96,7 @@ class AdsorptionDataset:
         self._temps = temps
         self._owner = owner
         self.elements = tuple(sorted({s for c in configs for s in c.get_chemical_symbols()}))
+        self.adsorbates = tuple(sorted({Atoms(numbers=s.adsorbate_numbers).get_chemical_formula(mode="hill") for s in self.systems}))
 
     def __len__(self) -> int:
         return len(self._states)

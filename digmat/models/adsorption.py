@@ -1,7 +1,7 @@
 """The adsorption score model: periodic Graphormer -> noise prediction on an adsorbate's state.
 
-The network sees the whole configuration (slab + adsorbate, Cartesian, in-plane lattice images)
-with roles 0 subsurface, 1 surface, 2 adsorbate and 3 the anchor atom, the diffusion time, and
+The network sees the configuration (slab + adsorbate, Cartesian, in-plane lattice images; slab
+atoms deeper than ``network_depth`` below the surface left out when it is set) with roles 0 subsurface, 1 surface, 2 adsorbate and 3 the anchor atom, the diffusion time, and
 the temperature as the condition log(T / T_ref). Its equivariant per-atom vectors w_i become the
 noise prediction of the state (see :mod:`digmat.systems.adsorbate`):
 
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from ase import Atoms
 from torch import Tensor, nn
 
 from digmat.core import NoiseSchedule, ScoreFn, noise_batch, score_matching_error
@@ -52,6 +53,12 @@ class AdsorptionModelConfig:
         Temperatures (K) the model was trained on; sampling outside is refused.
     elements
         Chemical symbols seen in training (empty: no restriction).
+    adsorbates
+        Hill formulas of the adsorbates seen in training (empty: no restriction).
+    network_depth
+        Slab atoms deeper than this below the top surface atom (Å) are left out of the
+        network's input (they are fixed and far from the adsorbate; None keeps all). Two
+        (111) layers, which tell fcc from hcp hollows, lie within 2.5 Å on every metal.
     """
 
     network: GraphormerConfig = field(default_factory=_default_network)
@@ -60,6 +67,8 @@ class AdsorptionModelConfig:
     temperature_ref: float = 300.0
     temperature_range: tuple[float, float] = (250.0, 1500.0)
     elements: tuple[str, ...] = ()
+    adsorbates: tuple[str, ...] = ()
+    network_depth: float | None = None
 
     def __post_init__(self) -> None:
         if self.network.num_tags <= ANCHOR_TAG:
@@ -71,11 +80,15 @@ class AdsorptionModelConfig:
             raise ValueError(f"temperature_range must be 0 < low < high, got {self.temperature_range}")
         object.__setattr__(self, "temperature_range", (float(lo), float(hi)))
         object.__setattr__(self, "elements", tuple(self.elements))
+        object.__setattr__(self, "adsorbates", tuple(self.adsorbates))
+        if self.network_depth is not None and self.network_depth < 0:
+            raise ValueError(f"network_depth must be >= 0 Å or None, got {self.network_depth}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["temperature_range"] = list(self.temperature_range)
         d["elements"] = list(self.elements)
+        d["adsorbates"] = list(self.adsorbates)
         return d
 
     @classmethod
@@ -87,6 +100,8 @@ class AdsorptionModelConfig:
             temperature_ref=float(data["temperature_ref"]),
             temperature_range=tuple(data["temperature_range"]),
             elements=tuple(data.get("elements", ())),
+            adsorbates=tuple(data.get("adsorbates", ())),
+            network_depth=data.get("network_depth"),
         )
 
 
@@ -114,6 +129,13 @@ class AdsorptionScoreModel(nn.Module):
                     f"the model was not trained on {', '.join(unknown)} (it knows {', '.join(self.config.elements)}); "
                     "train one with `digmat train adsorption` on data that contains them"
                 )
+        if self.config.adsorbates:
+            formula = Atoms(numbers=system.adsorbate_numbers).get_chemical_formula(mode="hill")
+            if formula not in self.config.adsorbates:
+                raise ValueError(
+                    f"the model was not trained on the adsorbate {formula} (it knows {', '.join(self.config.adsorbates)}); "
+                    "train one with `digmat train adsorption` on data that contains it"
+                )
 
     # ------------------------------------------------------------------ forward
     def _condition(self, temperature: Tensor) -> Tensor:
@@ -132,17 +154,29 @@ class AdsorptionScoreModel(nn.Module):
         One eps tensor (B_g, D_g) per group.
         """
         param = next(self.network.parameters())
-        pieces = [_system_batch(system, system.positions(x.to(param.dtype)), t.to(param.dtype)) for system, x, t, _ in groups]
+        kept = [self.input_atoms(system) for system, *_ in groups]
+        pieces = [_system_batch(system, system.positions(x.to(param.dtype))[:, keep], t.to(param.dtype), keep) for (system, x, t, _), keep in zip(groups, kept)]
         batch = AtomsBatch.concat(pieces)
         t_all = torch.cat([t for _, _, t, _ in groups]).to(param)
         cond = self._condition(torch.cat([temp for _, _, _, temp in groups]).to(param))
         vectors = self.network(batch, t_all, cond, vector_mask=batch.tags >= 1).vectors
         out, start = [], 0
-        for system, x, _, _ in groups:
-            n = x.shape[0] * (system.num_slab + system.num_adsorbate)
-            out.append(_state_eps(system, vectors[start : start + n].reshape(x.shape[0], -1, 3)).to(x.dtype))
+        for (system, x, _, _), keep in zip(groups, kept):
+            n = x.shape[0] * len(keep)
+            full = vectors.new_zeros(x.shape[0], system.num_slab + system.num_adsorbate, 3)
+            full[:, keep] = vectors[start : start + n].reshape(x.shape[0], -1, 3)
+            out.append(_state_eps(system, full).to(x.dtype))
             start += n
         return out
+
+    def input_atoms(self, system: AdsorbateSystem) -> np.ndarray:
+        """Indices of the atoms of ``system``'s configurations that the network sees."""
+        n = system.num_slab + system.num_adsorbate
+        if self.config.network_depth is None:
+            return np.arange(n)
+        heights = system.slab.positions @ system.normal
+        slab_keep = np.flatnonzero((heights >= system.z_top - self.config.network_depth) | (system.tags[: system.num_slab] == 1))
+        return np.concatenate([slab_keep, np.arange(system.num_slab, n)])
 
     def eps(self, system: AdsorbateSystem, states: Tensor, t: Tensor, temperature: float | Tensor) -> Tensor:
         """Noise prediction (B, D) for states (B, D) of one system at times t (B,)."""
@@ -160,12 +194,12 @@ class AdsorptionScoreModel(nn.Module):
         return score
 
 
-def _system_batch(system: AdsorbateSystem, positions: Tensor, t: Tensor) -> AtomsBatch:
-    """An AtomsBatch of B copies of ``system`` at ``positions`` (B, N, 3); slabs periodic in-plane only."""
+def _system_batch(system: AdsorbateSystem, positions: Tensor, t: Tensor, keep: np.ndarray) -> AtomsBatch:
+    """An AtomsBatch of B copies of ``system``'s atoms ``keep`` at ``positions`` (B, len(keep), 3); periodic in-plane only."""
     b, n, _ = positions.shape
     device, dtype = positions.device, positions.dtype
-    numbers = torch.as_tensor(np.concatenate([system.slab.numbers, system.adsorbate_numbers]), device=device)
-    tags = torch.as_tensor(system.network_tags, device=device)
+    numbers = torch.as_tensor(np.concatenate([system.slab.numbers, system.adsorbate_numbers])[keep], device=device)
+    tags = torch.as_tensor(system.network_tags[keep], device=device)
     cell = torch.as_tensor(system.slab.cell.array, dtype=dtype, device=device)
     return AtomsBatch(
         positions=positions.reshape(b * n, 3),

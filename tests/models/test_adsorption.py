@@ -23,10 +23,10 @@ def rotated(atoms, rot):
     return out
 
 
-@pytest.mark.parametrize("relax_surface", [False, True])
-def test_eps_symmetries(relax_surface):
+@pytest.mark.parametrize("relax_surface, depth", [(False, None), (True, None), (False, 2.5)])
+def test_eps_symmetries(relax_surface, depth):
     torch.manual_seed(0)
-    model = AdsorptionScoreModel(tiny_config(state=AdsorbateStateConfig(relax_surface=relax_surface))).double()
+    model = AdsorptionScoreModel(tiny_config(state=AdsorbateStateConfig(relax_surface=relax_surface), network_depth=depth)).double()
     slab = convert_ase_tags(fcc111("Pt", (2, 2, 3), vacuum=8.0))
     ads = get_adsorbate("OH")
     system = AdsorbateSystem(slab, ads, config=model.config.state)
@@ -80,3 +80,29 @@ def test_unsupported_inputs_are_refused():
         model.score_fn(system, 300.0)
     with pytest.raises(ValueError, match="outside the model's trained range"):
         model.score_fn(AdsorbateSystem(convert_ase_tags(fcc111("Pt", (2, 2, 3), vacuum=8.0)), get_adsorbate("O")), 5000.0)
+
+
+def test_network_depth_leaves_deep_layers_out():
+    """With network_depth, eps on a 4-layer slab equals eps on the same slab cut to its top 2 layers."""
+    torch.manual_seed(0)
+    model = AdsorptionScoreModel(tiny_config(network_depth=2.5)).double()
+    deep = convert_ase_tags(fcc111("Pt", (2, 2, 4), vacuum=8.0))
+    z = deep.positions[:, 2]
+    top2 = deep[z > z.max() - 2.5]
+    ads = get_adsorbate("CO")
+    s_deep, s_top = AdsorbateSystem(deep, ads), AdsorbateSystem(top2, ads)
+    assert len(model.input_atoms(s_deep)) == len(top2) + 2
+    x = s_deep.space.wrap(0.5 * s_deep.space.sample_prior(3, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    t = torch.tensor([0.05, 0.3, 0.8], dtype=torch.float64)
+    torch.testing.assert_close(model.eps(s_deep, x, t, 600.0), model.eps(s_top, x, t, 600.0), atol=1e-9, rtol=1e-9)
+    full = AdsorptionScoreModel(tiny_config())
+    full.load_state_dict(model.state_dict())
+    assert not torch.allclose(full.double().eps(s_deep, x, t, 600.0), model.eps(s_deep, x, t, 600.0))
+
+
+def test_unknown_adsorbate_is_refused():
+    model = AdsorptionScoreModel(tiny_config(elements=("Pt", "O", "C", "H"), adsorbates=("O", "CO")))
+    slab = convert_ase_tags(fcc111("Pt", (2, 2, 3), vacuum=8.0))
+    model.score_fn(AdsorbateSystem(slab, get_adsorbate("CO")), 300.0)
+    with pytest.raises(ValueError, match="not trained on the adsorbate CH3"):
+        model.score_fn(AdsorbateSystem(slab, get_adsorbate("CH3")), 300.0)

@@ -1,0 +1,204 @@
+"""Benchmark the adsorption model against reference site searches on held-out systems.
+
+For every reference result (``digmat reference`` / ``make_adsorption_corpus.py`` output) it
+samples ``-n`` configurations at 300 K and at 1200 K with ``sample_adsorbates`` and reports:
+
+- ``coverage_1200K``: share of the reference minima (saddles excluded) that some 1200 K sample
+  reaches — the binding atom within 0.5 Å in-plane (modulo the lattice) of the minimum or of
+  one of its symmetry images;
+- ``tv_300K`` / ``tv_1200K``: total-variation distance between the sampled and the reference
+  probabilities, per minimum (each sample assigned to the minimum whose binding-atom image is
+  nearest in 3-D, unassigned beyond 1 Å) and per site kind;
+- ``rmsd_raw`` / ``rmsd_relaxed``: adsorbate r.m.s.d. (Å) of the nearest 1200 K sample to each
+  minimum, raw and after ≤ ``--short-steps`` BFGS steps with the calculator;
+- ``success_at_5``: AdsorbML success — the most probable sites' (up to 5) representatives
+  at 300 K relaxed (fmax 0.05 eV/Å, ≤ 300 steps): best non-anomalous energy within 0.1 eV of
+  the reference's lowest minimum; ``anomaly_rate`` of those relaxations;
+- wall time of sampling (256 samples) and of the relaxations, calculator calls, against the
+  reference search's.
+
+Prints one JSON document (per system and medians/means over systems, with the machine).
+
+Example::
+
+    python recipes/bench_adsorption.py corpus/results/Ir-111-*.json --calculator chgnet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from digmat.adsorption import ReferenceResult, detect_anomalies, symmetry_images
+from digmat.adsorption.sampling import sample_adsorbates
+from digmat.calculators import get_calculator
+from digmat.pretrained import load_model
+from digmat.systems import AdsorbateSystem
+
+
+def _inplane_shifts(frame: np.ndarray) -> np.ndarray:
+    """Cartesian in-plane lattice shifts of the 3 x 3 neighbourhood, (9, 3)."""
+    ij = np.array([(i, j) for i in (-1, 0, 1) for j in (-1, 0, 1)], float)
+    return ij @ frame[:2]
+
+
+def adsorbate_offsets(system: AdsorbateSystem, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Binding-atom in-plane distance (S, P) and adsorbate r.m.s.d. (S, P) between states x (S, D), y (P, D), Å.
+
+    The in-plane offset is taken modulo the lattice (minimum image over the 3 x 3 neighbourhood).
+    """
+    s = system.config.length_scale
+    frame = system.frame
+    du = (x[:, None, :2] - y[None, :, :2] + 0.5) % 1.0 - 0.5  # (S, P, 2)
+    inplane = du @ frame[:2]  # (S, P, 3)
+    cands = inplane[:, :, None, :] + _inplane_shifts(frame)[None, None]  # (S, P, 9, 3)
+    k = np.argmin(np.linalg.norm(cands, axis=-1), axis=-1)
+    d_in = np.take_along_axis(cands, k[..., None, None], axis=2)[:, :, 0]  # (S, P, 3)
+    d_anchor = d_in + (s * (x[:, None, 2] - y[None, :, 2]))[..., None] * system.normal
+    m = system.num_adsorbate
+    rel = s * (x[:, None, 3 : 3 * m] - y[None, :, 3 : 3 * m]).reshape(x.shape[0], y.shape[0], m - 1, 3)
+    disp = np.concatenate([d_anchor[:, :, None], d_anchor[:, :, None] + rel], axis=2)
+    rmsd = np.sqrt((disp**2).sum(-1).mean(-1))
+    return np.linalg.norm(d_in, axis=-1), rmsd
+
+
+def _relax(atoms, calc, steps: int, fmax: float = 0.05):
+    from ase.optimize import BFGS
+
+    work = atoms.copy()
+    work.calc = calc
+    opt = BFGS(work, logfile=None)
+    opt.run(fmax=fmax, steps=steps)
+    return work, float(work.get_potential_energy()), opt.nsteps + 1
+
+
+def bench_system(path: Path, model, calc, args) -> dict:
+    result = ReferenceResult.from_json(path)
+    usable = [i for i, m in enumerate(result.minima) if "saddle" not in m.flags]
+    system = AdsorbateSystem(result.slab, result.adsorbate, config=model.config.state)
+    images = symmetry_images(result.slab) or None
+    orbit_states, owner = [], []
+    for i in usable:
+        m = result.minima[i]
+        for op in images or [None]:
+            orbit_states.append(system.to_state(m.atoms if op is None else op.apply(m.atoms, result.slab))[0].numpy())
+            owner.append(i)
+    orbit, owner = np.array(orbit_states), np.array(owner)
+    kinds = {i: result.minima[i].site_kind for i in usable}
+    out = {"system": result.system_id, "minima": len(usable), "reference": {
+        "calls": result.cost.get("calls"), "wall_seconds": result.cost.get("wall_seconds"),
+        "probabilities": {str(t): {result.minima[i].site_kind + f"#{i}": float(result.probabilities(t)[i]) for i in usable} for t in (300.0, 1200.0)}}}
+    samples = {}
+    for temperature in (300.0, 1200.0):
+        t0 = time.perf_counter()
+        res = sample_adsorbates(result.slab, result.adsorbate, model, num_samples=args.num_samples, temperature=temperature, seed=args.seed)
+        seconds = time.perf_counter() - t0
+        x = system.to_state(res.configurations).numpy()
+        d_in, rmsd = adsorbate_offsets(system, x, orbit)
+        # 3-D binding-atom distance for the assignment
+        d3 = np.sqrt(d_in**2 + (system.config.length_scale * (x[:, None, 2] - orbit[None, :, 2])) ** 2)
+        nearest = np.argmin(d3, axis=1)
+        assigned = np.where(d3[np.arange(len(x)), nearest] <= 1.0, owner[nearest], -1)
+        p_ref = result.probabilities(temperature)
+        p_hat = {i: float(np.mean(assigned == i)) for i in usable}
+        tv = 0.5 * (sum(abs(p_hat[i] - p_ref[i]) for i in usable) + float(np.mean(assigned == -1)))
+        kind_ref, kind_hat = {}, {}
+        for i in usable:
+            kind_ref[kinds[i]] = kind_ref.get(kinds[i], 0.0) + float(p_ref[i])
+        for s in res.sites:
+            kind_hat[s.kind] = kind_hat.get(s.kind, 0.0) + s.probability
+        tv_kind = 0.5 * sum(abs(kind_hat.get(k, 0.0) - kind_ref.get(k, 0.0)) for k in set(kind_ref) | set(kind_hat))
+        key = f"{temperature:g}K"
+        out[f"sampling_{key}"] = {"seconds": round(seconds, 2), "network_evaluations_per_sample": res.evaluations,
+                                 "sites": {s.kind + f"#{s.label}": round(s.probability, 3) for s in res.sites},
+                                 "assigned": {kinds[i] + f"#{i}": round(p_hat[i], 3) for i in usable},
+                                 "unassigned": round(float(np.mean(assigned == -1)), 3)}
+        out[f"tv_{key}"] = round(tv, 4)
+        out[f"tv_site_kind_{key}"] = round(tv_kind, 4)
+        samples[temperature] = (res, x, d_in, rmsd)
+    res, x, d_in, rmsd = samples[1200.0]
+    covered = [bool((d_in[:, owner == i] < 0.5).any()) for i in usable]
+    out["coverage_1200K"] = float(np.mean(covered)) if usable else None
+    raw, relaxed, calls = [], [], 0
+    t0 = time.perf_counter()
+    for i in usable:
+        cols = owner == i
+        j = int(np.argmin(rmsd[:, cols].min(axis=1)))
+        raw.append(float(rmsd[j, cols].min()))
+        if calc is not None:
+            atoms, _, n = _relax(res.configurations[j], calc, args.short_steps)
+            calls += n
+            _, r = adsorbate_offsets(system, system.to_state(atoms).numpy(), orbit[cols])
+            relaxed.append(float(r.min()))
+    out["rmsd_raw"] = raw
+    out["rmsd_relaxed"] = relaxed or None
+    if calc is not None:
+        res300 = samples[300.0][0]
+        top = sorted(res300.sites, key=lambda s: -s.probability)[:5]
+        e_ref = min(result.minima[i].energy for i in usable)
+        energies, anomalies = [], 0
+        for s in top:
+            start = res300.configurations[s.representative]
+            atoms, e, n = _relax(start, calc, 300)
+            calls += n
+            flags = detect_anomalies(start, atoms)
+            anomalies += bool(flags.any)
+            if not flags.any:
+                energies.append(e)
+        best = min(energies) if energies else None
+        out["success_at_5"] = bool(best is not None and best <= e_ref + 0.1)
+        out["best_relaxed_minus_reference_eV"] = None if best is None else round(best - e_ref, 4)
+        out["anomaly_rate"] = anomalies / max(len(top), 1)
+        out["relaxation_calls"] = calls
+        out["relaxation_seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("results", nargs="+", type=Path, help="reference result JSON files (held-out systems)")
+    parser.add_argument("--model", default=None, help="checkpoint or shipped model name (default: shipped)")
+    parser.add_argument("--calculator", default=None, help="calculator for relaxations (the reference's; none: skip them)")
+    parser.add_argument("-n", "--num-samples", type=int, default=256)
+    parser.add_argument("--short-steps", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    model = load_model(args.model)
+    calc = get_calculator(args.calculator) if args.calculator else None
+    systems = []
+    for path in args.results:
+        try:
+            systems.append(bench_system(path, model, calc, args))
+        except ValueError as exc:  # e.g. an element or adsorbate the model does not know
+            systems.append({"system": path.stem, "skipped": str(exc)})
+    done = [s for s in systems if "skipped" not in s]
+
+    def agg(key, fn=np.mean):
+        vals = [s[key] for s in done if s.get(key) is not None]
+        return None if not vals else round(float(fn(vals)), 4)
+
+    summary = {
+        "systems": len(done), "skipped": len(systems) - len(done),
+        "coverage_1200K_mean": agg("coverage_1200K"), "tv_300K_mean": agg("tv_300K"), "tv_1200K_mean": agg("tv_1200K"),
+        "tv_site_kind_300K_mean": agg("tv_site_kind_300K"), "tv_site_kind_1200K_mean": agg("tv_site_kind_1200K"),
+        "rmsd_raw_median": None if not done else round(float(np.median([r for s in done for r in s["rmsd_raw"]])), 3),
+        "rmsd_relaxed_median": None if not any(s.get("rmsd_relaxed") for s in done) else round(float(np.median([r for s in done for r in s["rmsd_relaxed"] or []])), 3),
+        "success_at_5": agg("success_at_5"), "anomaly_rate": agg("anomaly_rate"),
+        "sampling_seconds_median": None if not done else round(float(np.median([s["sampling_300K"]["seconds"] for s in done])), 2),
+        "reference_wall_seconds_median": None if not done else float(np.median([s["reference"]["wall_seconds"] or np.nan for s in done])),
+    }
+    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "model": args.model or "shipped default", "calculator": args.calculator, "samples": args.num_samples}
+    print(json.dumps({"summary": summary, "machine": machine, "per_system": systems}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

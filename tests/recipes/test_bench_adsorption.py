@@ -1,0 +1,69 @@
+"""recipes/bench_adsorption.py: its distance metrics against hand-made displacements, and a smoke run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from digmat.adsorption import ReferenceResult, symmetry_images
+from digmat.checkpoint import save_checkpoint
+from digmat.models import AdsorptionModelConfig, AdsorptionScoreModel
+from digmat.nn import GraphormerConfig
+from digmat.systems import AdsorbateSystem
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULT = ROOT / "data" / "corpus" / "chgnet_random20" / "Pt-111-OH.json"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_adsorption", ROOT / "recipes" / "bench_adsorption.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_offsets_are_lattice_and_symmetry_aware(bench):
+    result = ReferenceResult.from_json(RESULT)
+    system = AdsorbateSystem(result.slab, result.adsorbate)
+    m = result.minima[0].atoms
+    y = system.to_state(m).numpy()
+    # the same minimum moved by a lattice vector, by a slab symmetry, and displaced by a known vector
+    moved = m.copy()
+    moved.positions[moved.get_tags() == 2] += 2 * m.cell[0] - m.cell[1]
+    images = [op.apply(m, result.slab) for op in symmetry_images(result.slab)]
+    shifted = m.copy()
+    shift = np.array([0.3, -0.4, 0.0])  # 0.5 Å in-plane, every adsorbate atom
+    shifted.positions[shifted.get_tags() == 2] += shift
+    x = system.to_state([moved, shifted]).numpy()
+    d_in, rmsd = bench.adsorbate_offsets(system, x, y)
+    assert d_in[0, 0] == pytest.approx(0, abs=1e-6) and rmsd[0, 0] == pytest.approx(0, abs=1e-6)
+    assert d_in[1, 0] == pytest.approx(0.5, abs=1e-6) and rmsd[1, 0] == pytest.approx(0.5, abs=1e-6)
+    xi = system.to_state(images).numpy()
+    d_img, _ = bench.adsorbate_offsets(system, xi, y)
+    assert len(images) >= 6 and (d_img[:, 0] > 0.5).sum() >= 1  # images are distinct sites in the cell...
+    d_self, r_self = bench.adsorbate_offsets(system, xi, xi)
+    assert np.allclose(np.diag(r_self), 0, atol=1e-6)  # ...and each matches itself
+
+
+def test_smoke_run_prints_every_figure(bench, tmp_path, monkeypatch, capsys):
+    torch.manual_seed(0)
+    net = GraphormerConfig(num_layers=1, embed_dim=16, num_heads=2, ffn_dim=32, num_rbf=8, cutoff=4.0, num_tags=4, num_conditions=1, scalar_out=0)
+    config = AdsorptionModelConfig(network=net, network_depth=3.0)
+    model = tmp_path / "tiny.pt"
+    save_checkpoint(model, config=config.to_dict(), state_dict=AdsorptionScoreModel(config).state_dict(), metadata={"note": "untrained"})
+    monkeypatch.setattr(sys, "argv", ["bench", str(RESULT), "--model", str(model), "-n", "6", "--calculator", "emt", "--short-steps", "1"])
+    monkeypatch.setattr(bench, "_relax", lambda atoms, calc, steps, fmax=0.05: (atoms, float(len(atoms)), 1))  # no BFGS: I/O only
+    assert bench.main() == 0
+    out = json.loads(capsys.readouterr().out)
+    s = out["summary"]
+    assert s["systems"] == 1 and out["machine"]["cpus"] >= 1
+    for key in ("coverage_1200K_mean", "tv_300K_mean", "tv_1200K_mean", "rmsd_raw_median", "rmsd_relaxed_median", "success_at_5", "anomaly_rate", "sampling_seconds_median"):
+        assert s[key] is not None, key
+    assert 0 <= s["tv_300K_mean"] <= 1 and 0 <= s["coverage_1200K_mean"] <= 1
