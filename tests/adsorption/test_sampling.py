@@ -73,6 +73,15 @@ def test_adsorb_cli_writes_outputs_and_database(tmp_path, tiny_model, capsys):
         assert db.count("digmat_sample=1") == 4
 
 
+def _broken(kind):
+    slab = fcc111("Pt", (2, 2, 3), vacuum=8.0)
+    if kind == "overlap":
+        slab.positions[1] = slab.positions[0] + [0.1, 0.0, 0.0]
+    else:
+        slab.positions[2, 0] = np.nan
+    return slab
+
+
 @pytest.mark.parametrize(
     ("make", "adsorbate", "message"),
     [
@@ -80,8 +89,10 @@ def test_adsorb_cli_writes_outputs_and_database(tmp_path, tiny_model, capsys):
         (lambda p: write(p, fcc111("Pt", (2, 2, 3), vacuum=0.0, periodic=True)), "O", "vacuum"),
         (lambda p: write(p, fcc111("Pt", (2, 2, 3), vacuum=8.0)), "CH3COXYZ", "CH3CO"),
         (lambda p: write(p, fcc111("Cu", (2, 2, 3), vacuum=8.0)), "O", "not trained on Cu"),
+        (lambda p: write(p, _broken("overlap")), "O", "overlapping atoms"),
+        (lambda p: write(p, _broken("nan")), "O", "NaN"),
     ],
-    ids=["empty-file", "no-vacuum", "unknown-adsorbate", "unsupported-element"],
+    ids=["empty-file", "no-vacuum", "unknown-adsorbate", "unsupported-element", "overlapping-atoms", "nan-position"],
 )
 def test_adsorb_cli_refuses_bad_input(tmp_path, tiny_model, capsys, make, adsorbate, message):
     path = tmp_path / "slab.xyz"

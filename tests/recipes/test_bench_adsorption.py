@@ -18,7 +18,7 @@ from digmat.nn import GraphormerConfig
 from digmat.systems import AdsorbateSystem
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULT = ROOT / "data" / "corpus" / "chgnet_random20" / "Pt-111-OH.json"
+RESULT = ROOT / "data" / "corpus" / "results" / "Pt-111-OH.json"
 
 
 @pytest.fixture(scope="module")
