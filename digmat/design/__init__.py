@@ -4,8 +4,17 @@ structure-collection loading/de-duplication.
 :mod:`digmat.design.tightbinding`: the Xu–Wang–Chan–Ho (1992) sp³ carbon tight-binding
 model, band structures and band gaps (eV).  :mod:`digmat.design.structures`: readers for
 CDVAE CSV / extxyz / ASE db / CIF folders, Niggli reduction and StructureMatcher-based
-de-duplication.  Lengths in Å, energies in eV; inputs are never modified.
+de-duplication.  :mod:`digmat.design.carbon24`: the shipped Carbon-24 split.
+:mod:`digmat.design.predictor`: a differentiable matgl M3GNet band-gap predictor.
+:mod:`digmat.design.generate`: unguided and band-gap-guided crystal sampling.
+:mod:`digmat.design.evaluate`: validity, StructureMatcher match rates, uniqueness, novelty,
+space groups.  Lengths in Å, energies in eV; inputs are never modified.
 """
+
+from digmat.design.carbon24 import carbon_prototypes, find_carbon24_dir, load_carbon24
+from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, plot_gap_histograms, space_group
+from digmat.design.generate import GapGuidance, SamplerConfig, gap_function, sample_crystals, train_crystal_model
+from digmat.design.predictor import BandGapPredictor, default_m3gnet, fit_predictor
 
 from digmat.design.structures import (
     DistinctGroups,
@@ -33,11 +42,29 @@ from digmat.design.tightbinding import (
 )
 
 __all__ = [
+    "LOOSE",
+    "STRICT",
     "XU_CARBON",
     "BandGap",
+    "BandGapPredictor",
     "CarbonTightBinding",
     "DistinctGroups",
+    "GapGuidance",
+    "Matcher",
+    "SamplerConfig",
     "TightBindingGap",
+    "carbon_prototypes",
+    "default_m3gnet",
+    "evaluate_samples",
+    "find_carbon24_dir",
+    "fit_predictor",
+    "gap_function",
+    "is_valid",
+    "load_carbon24",
+    "plot_gap_histograms",
+    "sample_crystals",
+    "space_group",
+    "train_crystal_model",
     "XuCarbonParameters",
     "band_gap",
     "carbon_band_structure",

@@ -2,5 +2,16 @@
 system's state (:mod:`digmat.systems`)."""
 
 from .adsorption import AdsorptionModelConfig, AdsorptionScoreModel, adsorption_dsm_loss
+from .crystal import CrystalDataset, CrystalModelConfig, CrystalOutput, CrystalScoreModel, collate_crystals, crystal_dsm_loss
 
-__all__ = ["AdsorptionModelConfig", "AdsorptionScoreModel", "adsorption_dsm_loss"]
+__all__ = [
+    "AdsorptionModelConfig",
+    "AdsorptionScoreModel",
+    "CrystalDataset",
+    "CrystalModelConfig",
+    "CrystalOutput",
+    "CrystalScoreModel",
+    "adsorption_dsm_loss",
+    "collate_crystals",
+    "crystal_dsm_loss",
+]

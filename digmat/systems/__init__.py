@@ -2,8 +2,11 @@
 
 - :class:`AdsorbateSystem` — an adsorbate on a slab: anchor atom's in-plane position on the
   surface torus, its height and the internal geometry in Euclidean coordinates.
+- :class:`CrystalSystem` — a periodic crystal: fractional coordinates on the unit torus and the
+  lattice as the matrix logarithm of its metric (Niggli-reduced, canonical).
 """
 
 from .adsorbate import AdsorbateStateConfig, AdsorbateSystem
+from .crystal import CrystalStateConfig, CrystalSystem, canonical_cell
 
-__all__ = ["AdsorbateStateConfig", "AdsorbateSystem"]
+__all__ = ["AdsorbateStateConfig", "AdsorbateSystem", "CrystalStateConfig", "CrystalSystem", "canonical_cell"]

@@ -1,0 +1,111 @@
+"""Train the Carbon-24 crystal score model or the M3GNet band-gap predictor.
+
+Data: the shipped de-duplicated split (``digmat/design/data/carbon24_distinct.json``: 576 train /
+64 held-out distinct structures) with structures from the Carbon-24 CSVs
+(``--data-dir``, default ``../shared/data/carbon_24``).
+
+Usage::
+
+    # score model on the 576 training representatives (writes runs/carbon/score/model.pt)
+    python recipes/train_carbon.py score --out runs/carbon/score --steps 2400
+    # band-gap predictor on the training groups' members (TB gaps), held-out MAE on the 64
+    python recipes/train_carbon.py predictor --out runs/carbon/predictor.pt --epochs 6 --members --time-limit 840
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+
+def train_score(args) -> None:
+    from digmat.design.carbon24 import load_carbon24
+    from digmat.design.generate import train_crystal_model
+    from digmat.models import CrystalModelConfig
+    from digmat.nn import GraphormerConfig
+    from digmat.systems import CrystalStateConfig
+    from digmat.train import TrainConfig
+
+    structures = load_carbon24(args.data_dir, split="train", members=args.members)
+    net = GraphormerConfig(num_layers=args.layers, embed_dim=args.width, num_heads=args.heads, ffn_dim=2 * args.width, num_rbf=32,
+                           cutoff=args.cutoff, num_tags=1, num_conditions=0, scalar_out=16, scalar_pool="none")
+    state = CrystalStateConfig.fit(structures, length_scale=args.length_scale)
+    config = CrystalModelConfig(network=net, state=state, lattice_weight=args.lattice_weight)
+    train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(200, args.steps // 10), ema_decay=args.ema,
+                        log_every=50, checkpoint_every=500, seed=args.seed)
+    t0 = time.perf_counter()
+    model, last = train_crystal_model(structures, args.out, config=config, train_config=train, progress=True,
+                                      metadata={"data": "carbon24 train representatives" + (" + members" if args.members else "")})
+    summary = {"n_train": len(structures), "parameters": sum(p.numel() for p in model.parameters()), "seconds": round(time.perf_counter() - t0, 1),
+               "threads": torch.get_num_threads(), **last, "state": model.config.to_dict()["state"]}
+    Path(args.out, "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(json.dumps(summary, indent=2, default=str))
+
+
+def train_predictor(args) -> None:
+    from digmat.design.carbon24 import load_carbon24
+    from digmat.design.predictor import BandGapPredictor, default_m3gnet, fit_predictor
+
+    train = load_carbon24(args.data_dir, split="train", members=args.members)
+    held = load_carbon24(args.data_dir, split="heldout", members=False)
+    torch.manual_seed(args.seed)
+    predictor = BandGapPredictor(default_m3gnet(("C",), cutoff=args.cutoff, threebody_cutoff=args.threebody_cutoff, width=args.width, blocks=args.blocks))
+    log_path = Path(args.out).with_suffix(".log.jsonl")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("")
+
+    def log(record):
+        print(json.dumps(record), flush=True)
+        with open(log_path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    summary = fit_predictor(predictor, train, [a.info["tb_gap"] for a in train], heldout=held, heldout_gaps=[a.info["tb_gap"] for a in held],
+                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, time_limit=args.time_limit, log=log)
+    summary.update(data="carbon24 " + ("train members" if args.members else "train representatives"), heldout="64 held-out representatives",
+                   parameters=sum(p.numel() for p in predictor.parameters()), threads=torch.get_num_threads())
+    predictor.save(args.out, metadata=summary)
+    print(json.dumps(summary, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    score = sub.add_parser("score", help="crystal score model")
+    score.add_argument("--out", required=True)
+    score.add_argument("--steps", type=int, default=2400)
+    score.add_argument("--batch-size", type=int, default=32)
+    score.add_argument("--lr", type=float, default=5e-4)
+    score.add_argument("--ema", type=float, default=0.999)
+    score.add_argument("--layers", type=int, default=4)
+    score.add_argument("--width", type=int, default=64)
+    score.add_argument("--heads", type=int, default=4)
+    score.add_argument("--cutoff", type=float, default=5.0)
+    score.add_argument("--lattice-weight", type=float, default=1.0)
+    score.add_argument("--length-scale", type=float, default=1.0, help="positional noise unit, Å (see digmat.systems.crystal)")
+    score.set_defaults(func=train_score)
+    pred = sub.add_parser("predictor", help="M3GNet band-gap predictor")
+    pred.add_argument("--out", required=True, help="checkpoint file (.pt)")
+    pred.add_argument("--epochs", type=int, default=40)
+    pred.add_argument("--batch-size", type=int, default=16)
+    pred.add_argument("--lr", type=float, default=2e-3)
+    pred.add_argument("--width", type=int, default=48)
+    pred.add_argument("--blocks", type=int, default=3)
+    pred.add_argument("--cutoff", type=float, default=4.5)
+    pred.add_argument("--threebody-cutoff", type=float, default=3.0, help="Å; 3.0 covers carbon's first and second neighbours")
+    pred.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
+    pred.set_defaults(func=train_predictor)
+    for p in (score, pred):
+        p.add_argument("--data-dir", default=None, help="folder with Carbon-24 val.csv/test.csv")
+        p.add_argument("--members", action="store_true", help="train on every member of the training groups, not only representatives")
+        p.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk
+
+from digmat.design.carbon24 import carbon_prototypes
+from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, space_group
+from digmat.design.generate import GapGuidance, SamplerConfig, gap_function, sample_crystals
+from tests.models.test_crystal import tiny_model
+from tests.systems.test_crystal import equivalent_copy
+
+
+class VolumePredictor:
+    """Toy 'gap' = volume per atom - 6.3 (in 'eV'): depends on the lattice only."""
+
+    def predict(self, positions, cell, numbers):
+        return torch.linalg.det(cell) / positions.shape[-2] - 6.3
+
+
+class PositionPredictor:
+    """Toy 'gap' = 2 <cos(2 pi (f_1 - f_2))> over atom pairs of the first axis: depends on positions only."""
+
+    def predict(self, positions, cell, numbers):
+        frac = torch.linalg.solve(cell.transpose(1, 2), positions.transpose(1, 2)).transpose(1, 2)
+        d = frac[:, :, None, 0] - frac[:, None, :, 0]
+        return 2 * torch.cos(2 * np.pi * d).mean((1, 2))
+
+
+def generator_model():
+    return tiny_model(elements=("C",), num_atoms=((4, 1),)).float()
+
+
+def mean_prediction(predictor, samples):
+    pos = torch.tensor(np.stack([a.positions for a in samples]))
+    cell = torch.tensor(np.stack([a.cell.array for a in samples]))
+    return float(predictor.predict(pos, cell, samples[0].numbers).mean())
+
+
+@pytest.mark.parametrize("predictor, spread", [(VolumePredictor(), 3.0), (PositionPredictor(), 0.6)])
+def test_guidance_moves_the_prediction_toward_the_target(predictor, spread):
+    """Targets on both sides of the unguided mean: guided samples (same seeds) move toward each."""
+    model = generator_model()
+    kw = dict(sampler=SamplerConfig("ode", 15), seed=0, dtype=torch.float64)
+    base = mean_prediction(predictor, sample_crystals(model, 8, **kw))
+    low, high = base - spread, base + spread
+    up = mean_prediction(predictor, sample_crystals(model, 8, predictor=predictor, guidance=GapGuidance(high, width=0.5), **kw))
+    down = mean_prediction(predictor, sample_crystals(model, 8, predictor=predictor, guidance=GapGuidance(low, width=0.5), **kw))
+    assert down < base - 0.3 * spread and up > base + 0.3 * spread
+
+
+def test_guided_sampler_evaluates_the_network_once_per_step():
+    model = generator_model()
+    calls = []
+    eps = model.eps
+
+    def counting(*args):
+        calls.append(1)
+        return eps(*args)
+
+    model.eps = counting
+    sample_crystals(model, 3, predictor=VolumePredictor(), guidance=GapGuidance(2.0), sampler=SamplerConfig("sde", 7))
+    assert len(calls) == 7
+
+
+def test_guidance_gradient_reaches_positions_and_lattice():
+    from tests.design.test_predictor import tiny_predictor
+
+    model = tiny_model()
+    system = model.system([6] * 4)
+    f = gap_function(tiny_predictor(), system)
+    x = system.to_state(carbon_prototypes(rattled=1)[5]).requires_grad_(True)  # rattled lonsdaleite
+    (grad,) = torch.autograd.grad(f(x).sum(), x)
+    assert grad[0, :12].abs().max() > 0 and grad[0, 12:].abs().max() > 0
+    h = 1e-6
+    for k in (1, 7, 12, 14, 16):
+        d = torch.zeros_like(x)
+        d[0, k] = h
+        with torch.no_grad():
+            fd = (f(x + d) - f(x - d)) / (2 * h)
+        assert float(grad[0, k]) == pytest.approx(float(fd), rel=1e-4, abs=1e-9)
+
+
+def test_sample_crystals_sizes_and_errors():
+    model = tiny_model(elements=("C",), num_atoms=((2, 1), (4, 1))).float()
+    out = sample_crystals(model, 6, sampler=SamplerConfig("sde", 3), batch_size=2)
+    assert len(out) == 6 and {len(a) for a in out} <= {2, 4}
+    assert [a.info["sample_index"] for a in out] == list(range(6))
+    assert all(a.pbc.all() and set(a.get_chemical_symbols()) == {"C"} for a in out)
+    fixed = sample_crystals(model, 2, num_atoms=[3, 5], sampler=SamplerConfig("sde", 2))
+    assert [len(a) for a in fixed] == [3, 5]
+    with pytest.raises(ValueError, match="predictor"):
+        sample_crystals(model, 2, guidance=GapGuidance(1.0), sampler=SamplerConfig("sde", 2))
+    with pytest.raises(ValueError, match="not trained on Si"):
+        sample_crystals(model, 2, element="Si", sampler=SamplerConfig("sde", 2))
+    with pytest.raises(ValueError):
+        GapGuidance(1.0, width=0.0)
+
+
+def test_validity_matching_and_space_groups():
+    diamond = bulk("C", "diamond", a=3.567, cubic=True)
+    assert is_valid(diamond) == (True, "")
+    close = Atoms("C2", positions=[[0, 0, 0], [0.3, 0, 0]], cell=[2.0, 2.0, 2.0], pbc=True)
+    assert not is_valid(close)[0] and "distance" in is_valid(close)[1]
+    sparse = Atoms("C", cell=[10.0, 10.0, 10.0], pbc=True)
+    assert not is_valid(sparse)[0] and "density" in is_valid(sparse)[1]
+    assert space_group(diamond)[0] == 227
+    protos = carbon_prototypes()
+    ref = {"loose": Matcher(protos[:1] + protos[3:], **LOOSE), "strict": Matcher(protos[:1] + protos[3:], **STRICT)}
+    same = equivalent_copy(diamond, 0)
+    same.rattle(0.02, seed=0)
+    assert ref["strict"].best_rms(same) < 0.05
+    assert ref["loose"].best_rms(protos[2]) is None  # lonsdaleite is not in this reference
+    summary = evaluate_samples([same, protos[2], close], [6.3, 6.2, np.nan], reference=ref, target=6.0)
+    assert summary["n_valid"] == 2 and summary["match_rate_loose"] == pytest.approx(1 / 3)
+    assert summary["novelty"] == pytest.approx(0.5) and summary["uniqueness"] == 1.0
+    assert summary["share_within_window"] == pytest.approx(2 / 3)
+    assert summary["samples"][0]["space_group"] in (227, 141, 166, 12, 15, 2, 1)
+
+
+def test_denoiser_jacobian_of_the_guidance():
+    """x0_hat's Jacobian is 1 / (alpha (1 + u^2)) per entry: 1/alpha at low noise, -> 0 at high noise."""
+    from digmat.design.generate import _ScoreCache, _surrogate_jacobian_score
+
+    model = tiny_model()
+    system = model.system([6] * 2)
+    diffusion = system.diffusion(model.config.schedule)
+    score = _surrogate_jacobian_score(_ScoreCache(model.score_fn(system)), diffusion)
+    x = system.to_state(carbon_prototypes()[0]).requires_grad_(True)
+    for tv in (0.01, 0.3, 0.9):
+        t = torch.tensor([tv], dtype=torch.float64)
+        x0 = diffusion.denoise(x, t, score(x, t))
+        (jac,) = torch.autograd.grad(x0.sum(), x)
+        std, alpha = diffusion.noise_std(t, x), diffusion.signal_coef(t, x)
+        torch.testing.assert_close(jac, 1 / (alpha * (1 + (std / alpha) ** 2)), atol=1e-12, rtol=1e-10)
+        torch.testing.assert_close(x0.detach(), diffusion.denoise(x.detach(), t, model.score_fn(system)(x.detach(), t)))
