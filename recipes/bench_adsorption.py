@@ -96,9 +96,11 @@ def bench_system(path: Path, model, calc, args) -> dict:
         "calls": result.cost.get("calls"), "wall_seconds": result.cost.get("wall_seconds"),
         "probabilities": {str(t): {result.minima[i].site_kind + f"#{i}": float(result.probabilities(t)[i]) for i in usable} for t in (300.0, 1200.0)}}}
     samples = {}
+    sampler_options = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps)) if v is not None}
     for temperature in (300.0, 1200.0):
         t0 = time.perf_counter()
-        res = sample_adsorbates(result.slab, result.adsorbate, model, num_samples=args.num_samples, temperature=temperature, seed=args.seed)
+        res = sample_adsorbates(result.slab, result.adsorbate, model, num_samples=args.num_samples, temperature=temperature, seed=args.seed,
+                                **sampler_options)
         seconds = time.perf_counter() - t0
         x = system.to_state(res.configurations).numpy()
         d_in, rmsd = adsorbate_offsets(system, x, orbit)
@@ -167,6 +169,8 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="checkpoint or shipped model name (default: shipped)")
     parser.add_argument("--calculator", default=None, help="calculator for relaxations (the reference's; none: skip them)")
     parser.add_argument("-n", "--num-samples", type=int, default=256)
+    parser.add_argument("--sampler", choices=("ode", "sde"), default=None, help="default: sample_adsorbates' default")
+    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's default)")
     parser.add_argument("--short-steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -195,7 +199,8 @@ def main() -> int:
         "reference_wall_seconds_median": None if not done else float(np.median([s["reference"]["wall_seconds"] or np.nan for s in done])),
     }
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "model": args.model or "shipped default", "calculator": args.calculator, "samples": args.num_samples}
+               "model": args.model or "shipped default", "calculator": args.calculator, "samples": args.num_samples,
+               "sampler": args.sampler or "default", "steps": args.steps}
     print(json.dumps({"summary": summary, "machine": machine, "per_system": systems}, indent=1))
     return 0
 

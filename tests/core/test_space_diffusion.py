@@ -108,3 +108,25 @@ def test_dsm_mask_and_errors():
         dsm_loss(d, model, x0, parameterization="velocity")
     with pytest.raises(ValueError, match="output has shape"):
         dsm_loss(d, lambda x, t: x[:, :2], x0)
+
+
+def test_uniform_gate_discards_only_negligible_periodic_signal():
+    """Where the gate is below 1, the exact conditional noise prediction of a periodic entry,
+    -std * grad log p(x_t | x_0) (wrapped-normal series), is already tiny, whatever x_0; the
+    gate is 1 on Euclidean entries and at low noise, 0 at t = 1."""
+    space = StateSpace((3,), period=torch.tensor([1.0, 2.5, 0.0]), noise_scale=torch.tensor([0.12, 0.3, 1.0]))
+    diff = Diffusion(space)
+    gen = torch.Generator().manual_seed(0)
+    t = torch.linspace(1e-3, 1.0, 2001, dtype=torch.float64)
+    x0 = torch.rand(t.shape[0], 3, generator=gen, dtype=torch.float64) * torch.tensor([1.0, 2.5, 1.0], dtype=torch.float64)
+    xt, _ = diff.perturb(x0, t, generator=gen)
+    gate = diff.uniform_gate(t, xt)
+    exact_eps = -diff.noise_std(t, xt) * diff.conditional_score(xt, x0, t)
+    assert torch.all(gate[:, 2] == 1.0)
+    assert torch.all(gate[t < 0.05, :2] == 1.0) and torch.all(gate[-1, :2] < 1e-12)
+    assert ((gate[:, :2] > 0) & (gate[:, :2] < 1)).any(), "the taper must be crossed on this grid"
+    lost = ((1 - gate[:, :2]) * exact_eps[:, :2]).abs().max()
+    assert lost < 0.03, float(lost)
+    # ... whereas switching off earlier would throw away real signal.
+    early = diff.uniform_gate(t, xt, start=0.1, end=0.2)
+    assert ((1 - early[:, :2]) * exact_eps[:, :2]).abs().max() > 0.3
