@@ -33,7 +33,7 @@ from digmat.cli.main import main as digmat
 HERE = Path(__file__).resolve().parent
 SHIPPED = HERE.parent / "digmat" / "pretrained" / "adsorption.pt"
 
-NETWORK = ["--layers", "3", "--embed-dim", "64", "--heads", "4", "--cutoff", "5.0", "--rbf", "16", "--network-depth", "3.0"]
+NETWORK = ["--layers", "4", "--embed-dim", "64", "--heads", "4", "--cutoff", "5.0", "--rbf", "16", "--network-depth", "3.0"]
 
 
 def main() -> int:

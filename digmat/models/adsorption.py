@@ -65,6 +65,13 @@ class AdsorptionModelConfig:
         std from ``start`` to ``end`` surface-cell periods); None keeps the raw network output.
         Without it the probability-flow ODE integrates the network's residual at high noise
         and over-fills ontop sites (measured: O on Pt(111), ontop 0.42 instead of 0.04).
+    inplane_metric
+        Map the anchor's vector to the in-plane noise prediction with the inverse metric of
+        the surface cell, ``eps_uv = G^-1 (w.a_hat, w.b_hat)``, ``G = [[1, a_hat.b_hat],
+        [a_hat.b_hat, 1]]``: the in-plane noise is isotropic in (u, v), so a Cartesian
+        displacement d of the anchor is ``sigma (eps_u a_hat + eps_v b_hat)`` and this map
+        lets the network output ``w = d / sigma`` itself on any cell angle (False: plain
+        projections, which ask the network to learn G^-1 of hexagonal cells).
     """
 
     network: GraphormerConfig = field(default_factory=_default_network)
@@ -76,6 +83,7 @@ class AdsorptionModelConfig:
     adsorbates: tuple[str, ...] = ()
     network_depth: float | None = None
     torus_gate: tuple[float, float] | None = (0.45, 0.75)
+    inplane_metric: bool = True
 
     def __post_init__(self) -> None:
         if self.network.num_tags <= ANCHOR_TAG:
@@ -117,6 +125,7 @@ class AdsorptionModelConfig:
             adsorbates=tuple(data.get("adsorbates", ())),
             network_depth=data.get("network_depth"),
             torus_gate=None if gate is None else tuple(gate),
+            inplane_metric=bool(data.get("inplane_metric", False)),  # checkpoints before the option used projections
         )
 
 
@@ -180,7 +189,7 @@ class AdsorptionScoreModel(nn.Module):
             n = x.shape[0] * len(keep)
             full = vectors.new_zeros(x.shape[0], system.num_slab + system.num_adsorbate, 3)
             full[:, keep] = vectors[start : start + n].reshape(x.shape[0], -1, 3)
-            eps = _state_eps(system, full).to(x.dtype)
+            eps = _state_eps(system, full, self.config.inplane_metric).to(x.dtype)
             if self.config.torus_gate is not None:
                 eps = eps * system.diffusion(self.config.schedule).uniform_gate(t.to(x.dtype), eps, *self.config.torus_gate)
             out.append(eps)
@@ -230,7 +239,7 @@ def _system_batch(system: AdsorbateSystem, positions: Tensor, t: Tensor, keep: n
     )
 
 
-def _state_eps(system: AdsorbateSystem, vectors: Tensor) -> Tensor:
+def _state_eps(system: AdsorbateSystem, vectors: Tensor, inplane_metric: bool) -> Tensor:
     """Map per-atom vectors (B, N, 3) to the state's noise prediction (B, D)."""
     frame = torch.as_tensor(system.frame, dtype=vectors.dtype, device=vectors.device)
     a_hat = frame[0] / frame[0].norm()
@@ -239,7 +248,11 @@ def _state_eps(system: AdsorbateSystem, vectors: Tensor) -> Tensor:
     order = torch.as_tensor(system.state_order, device=vectors.device)
     ads = ads[:, order]  # anchor first, then the others in state order
     w = ads[:, 0]
-    parts = [torch.stack([w @ a_hat, w @ b_hat, w @ frame[2]], dim=1), ads[:, 1:].reshape(ads.shape[0], -1)]
+    uv = torch.stack([w @ a_hat, w @ b_hat], dim=1)
+    if inplane_metric:
+        cos = a_hat @ b_hat
+        uv = torch.stack([uv[:, 0] - cos * uv[:, 1], uv[:, 1] - cos * uv[:, 0]], dim=1) / (1 - cos**2)
+    parts = [uv, (w @ frame[2])[:, None], ads[:, 1:].reshape(ads.shape[0], -1)]
     if system.config.relax_surface:
         surf = vectors[:, torch.as_tensor(system.surface_index, device=vectors.device)]
         parts.append(surf.reshape(surf.shape[0], -1))

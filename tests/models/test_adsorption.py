@@ -106,3 +106,28 @@ def test_unknown_adsorbate_is_refused():
     model.score_fn(AdsorbateSystem(slab, get_adsorbate("CO")), 300.0)
     with pytest.raises(ValueError, match="not trained on the adsorbate CH3"):
         model.score_fn(AdsorbateSystem(slab, get_adsorbate("CH3")), 300.0)
+
+
+@pytest.mark.parametrize("metric", [True, False])
+def test_anchor_vector_maps_to_inplane_noise(metric):
+    """With ``inplane_metric`` a Cartesian anchor vector d / sigma, where the state's in-plane
+    noise moved the anchor by d = sigma (eps_u a_hat + eps_v b_hat) on the 120-degree Pt(111)
+    cell, is mapped back to exactly (eps_u, eps_v); plain projections are off by the metric."""
+    from digmat.models.adsorption import _state_eps
+
+    slab = convert_ase_tags(fcc111("Pt", (3, 3, 3), vacuum=8.0))
+    system = AdsorbateSystem(slab, get_adsorbate("OH"))
+    eps_true = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    frame = torch.as_tensor(system.frame)
+    a_hat, b_hat = frame[0] / frame[0].norm(), frame[1] / frame[1].norm()
+    # the same displacement through the system's own state -> positions map
+    x0 = system.space.wrap(0.3 * torch.ones(5, system.dim, dtype=torch.float64))
+    xt = x0.clone()
+    sigma = 0.2
+    xt[:, :2] += sigma * eps_true * system.space.torus_scale(x0)[:2]
+    d = system.positions(xt)[:, system.num_slab + system.anchor] - system.positions(x0)[:, system.num_slab + system.anchor]
+    assert torch.allclose(d, sigma * (eps_true[:, :1] * a_hat + eps_true[:, 1:] * b_hat))
+    vectors = torch.zeros(5, system.num_slab + system.num_adsorbate, 3, dtype=torch.float64)
+    vectors[:, system.num_slab + system.anchor] = d / sigma
+    uv = _state_eps(system, vectors, metric)[:, :2]
+    assert torch.allclose(uv, eps_true, atol=1e-12) == metric
