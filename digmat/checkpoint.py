@@ -51,6 +51,21 @@ def atomic_write_bytes(path: str | os.PathLike, writer) -> Path:
     return path
 
 
+def _plain(value: Any) -> Any:
+    """Builtin types only: subclasses of str/int/float (``torch.__version__``, numpy scalars)
+    would be pickled as their class and refused by ``weights_only=True``."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # numpy / torch scalars
+        value = value.item()
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value) if type(value) in (list, tuple) else [_plain(v) for v in value]
+    for kind in (bool, str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     *,
@@ -65,7 +80,8 @@ def save_checkpoint(
     ``config`` and ``metadata`` must be JSON-serialisable plain data (checked here, so a
     checkpoint can always be read back with ``weights_only=True``).
     """
-    for name, value in (("config", config), ("metadata", metadata or {})):
+    config, metadata = _plain(config), _plain(metadata or {})
+    for name, value in (("config", config), ("metadata", metadata)):
         try:
             json.dumps(value)
         except TypeError as exc:
