@@ -58,8 +58,10 @@ def _plain(value: Any) -> Any:
         value = value.item()
     if isinstance(value, dict):
         return {_plain(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value) if type(value) in (list, tuple) else [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     for kind in (bool, str, int, float):
         if isinstance(value, kind):
             return kind(value)

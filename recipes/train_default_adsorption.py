@@ -68,7 +68,7 @@ def main() -> int:
         meta = dict(ckpt["metadata"])
         meta.update(
             recipe="recipes/train_default_adsorption.py", corpus_systems=systems, samples_per_system_and_temperature=args.samples,
-            steps=args.steps, batch_size=args.batch_size, lr=args.lr, network_args=NETWORK, torch=str(torch.__version__),
+            steps=args.steps, batch_size=args.batch_size, lr=args.lr, network_args=NETWORK, torch=torch.__version__,
             train_seconds=log[-1].get("seconds") if log else None, final_loss=log[-1].get("loss") if log else None,
         )
         save_checkpoint(SHIPPED, config=ckpt["config"], state_dict=ckpt["ema_state_dict"] or ckpt["state_dict"], ema_state_dict=None, metadata=meta)
