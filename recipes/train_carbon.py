@@ -10,6 +10,8 @@ Usage::
     python recipes/train_carbon.py score --out runs/carbon/score --steps 2400
     # band-gap predictor on the training groups' members (TB gaps), held-out MAE on the 64
     python recipes/train_carbon.py predictor --out runs/carbon/predictor.pt --epochs 6 --members --time-limit 840
+    # the score model's denoising error per positional noise level (JSON; 0 = exact, 1 = none)
+    python recipes/train_carbon.py profile --model runs/carbon/score/model.pt --split heldout
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def train_score(args) -> None:
     net = GraphormerConfig(num_layers=args.layers, embed_dim=args.width, num_heads=args.heads, ffn_dim=2 * args.width, num_rbf=32,
                            cutoff=args.cutoff, num_tags=1, num_conditions=0, scalar_out=16, scalar_pool="none")
     state = CrystalStateConfig.fit(structures, length_scale=args.length_scale)
-    config = CrystalModelConfig(network=net, state=state, lattice_weight=args.lattice_weight)
+    config = CrystalModelConfig(network=net, state=state, lattice_weight=args.lattice_weight, time_power=args.time_power)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(200, args.steps // 10), ema_decay=args.ema,
                         log_every=50, checkpoint_every=500, seed=args.seed)
     t0 = time.perf_counter()
@@ -71,6 +73,30 @@ def train_predictor(args) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def profile(args) -> None:
+    from digmat.core import denoising_profile
+    from digmat.design.carbon24 import load_carbon24
+    from digmat.models import CrystalDataset, CrystalScoreModel, collate_crystals
+
+    model, _ = CrystalScoreModel.from_checkpoint(args.model)
+    data = CrystalDataset(load_carbon24(args.data_dir, split=args.split, members=False), model.config.state)
+    schedule = model.config.schedule
+    length = model.config.state.length_scale
+    times = schedule.t_of_sigma_tilde(torch.tensor(args.noise, dtype=torch.float64) / length)
+    gen = torch.Generator().manual_seed(args.seed)
+    total = None
+    for system, x0 in collate_crystals([data[i] for i in range(len(data))]):
+        n3 = 3 * system.num_atoms
+        frac = torch.zeros(system.dim, dtype=x0.dtype)
+        frac[:n3] = 1.0
+        part = denoising_profile(system.diffusion(schedule), lambda x, t, s=system: model.eps(s, x, t), x0, times,
+                                 groups={"fractional": frac, "lattice": 1.0 - frac}, generator=gen)
+        total = part if total is None else total.merge(part)
+    rel = total.relative()
+    rows = [{"noise_A": a, "t": round(float(t), 5), **{k: round(float(v[i]), 4) for k, v in rel.items()}} for i, (a, t) in enumerate(zip(args.noise, times))]
+    print(json.dumps({"model": str(args.model), "split": args.split, "structures": len(data), "relative_eps_mse": rows}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -85,6 +111,7 @@ def main() -> None:
     score.add_argument("--heads", type=int, default=4)
     score.add_argument("--cutoff", type=float, default=5.0)
     score.add_argument("--lattice-weight", type=float, default=1.0)
+    score.add_argument("--time-power", type=float, default=1.0, help="training times t = u^p: p > 1 favours low noise")
     score.add_argument("--length-scale", type=float, default=1.0, help="positional noise unit, Å (see digmat.systems.crystal)")
     score.set_defaults(func=train_score)
     pred = sub.add_parser("predictor", help="M3GNet band-gap predictor")
@@ -98,7 +125,13 @@ def main() -> None:
     pred.add_argument("--threebody-cutoff", type=float, default=3.0, help="Å; 3.0 covers carbon's first and second neighbours")
     pred.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
     pred.set_defaults(func=train_predictor)
-    for p in (score, pred):
+    prof = sub.add_parser("profile", help="denoising error of a score model per noise level")
+    prof.add_argument("--model", required=True)
+    prof.add_argument("--split", choices=("train", "heldout"), default="heldout")
+    prof.add_argument("--noise", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2, 0.5, 1.0], help="positional noise levels, Å")
+    prof.set_defaults(func=profile)
+
+    for p in (score, pred, prof):
         p.add_argument("--data-dir", default=None, help="folder with Carbon-24 val.csv/test.csv")
         p.add_argument("--members", action="store_true", help="train on every member of the training groups, not only representatives")
         p.add_argument("--seed", type=int, default=0)

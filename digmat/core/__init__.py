@@ -4,7 +4,8 @@ States are tensors (B, *shape) on a :class:`StateSpace` whose entries are Euclid
 periodic. :class:`Diffusion` combines a space with a :class:`NoiseSchedule` (DiG's VP SDE on
 Euclidean entries, a wrapped variance-exploding SDE on periodic ones). On top of it:
 
-- :func:`dsm_loss` — denoising score matching (score or eps form);
+- :func:`dsm_loss` — denoising score matching (score or eps form); :func:`denoising_profile`
+  — a model's noise-prediction error per noise level;
 - :func:`sample_sde` — DiG's ancestral reverse chain;
 - :func:`sample_ode`, :func:`encode`, :func:`decode` — the probability-flow ODE (Heun on the
   EDM grid, adaptive Dormand–Prince);
@@ -21,13 +22,14 @@ from .diffusion import Diffusion, ScoreFn
 from .flow import FlowResult, LogProbResult, ODEConfig, decode, encode, log_prob, sample_ode
 from .guidance import gaussian_property_likelihood, guided_score
 from .interpolate import InterpolationResult, interpolate, interpolate_latents
-from .loss import DSMLoss, NoisedBatch, dsm_loss, noise_batch, score_matching_error
+from .loss import DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, dsm_loss, noise_batch, score_matching_error
 from .schedule import NoiseSchedule
 from .sde import SDEResult, sample_sde
 from .space import StateSpace
 from .torus import wrap, wrap_centered, wrapped_normal_log_prob, wrapped_normal_score
 
 __all__ = [
+    "DenoisingProfile",
     "Diffusion",
     "DSMLoss",
     "FlowResult",
@@ -41,6 +43,7 @@ __all__ = [
     "ScoreFn",
     "StateSpace",
     "decode",
+    "denoising_profile",
     "dsm_loss",
     "encode",
     "gaussian_property_likelihood",

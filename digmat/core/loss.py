@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .diffusion import Diffusion
 
-__all__ = ["DSMLoss", "NoisedBatch", "noise_batch", "score_matching_error", "dsm_loss", "WEIGHTINGS", "PARAMETERIZATIONS"]
+__all__ = ["DSMLoss", "DenoisingProfile", "NoisedBatch", "denoising_profile", "noise_batch", "score_matching_error", "dsm_loss", "WEIGHTINGS", "PARAMETERIZATIONS"]
 
 WEIGHTINGS = ("sigma2", "none")
 PARAMETERIZATIONS = ("score", "eps")
@@ -117,3 +117,72 @@ def dsm_loss(
     score = diffusion.eps_to_score(out, noised.t) if parameterization == "eps" else out
     per_sample = score_matching_error(noised, score, weighting=weighting, mask=mask)
     return DSMLoss(loss=per_sample.mean(), per_sample=per_sample, t=noised.t)
+
+
+@dataclass
+class DenoisingProfile:
+    """Noise-prediction error at fixed diffusion times, summed over samples and entries.
+
+    Attributes
+    ----------
+    t
+        (K,) diffusion times.
+    error, reference
+        ``{group: (K,) tensor}``: sum of squared errors ||eps_theta - eps*||^2 and of
+        ||eps*||^2 over the group's entries (eps* = -std * exact conditional score).
+    """
+
+    t: Tensor
+    error: dict[str, Tensor]
+    reference: dict[str, Tensor]
+
+    def relative(self) -> dict[str, Tensor]:
+        """``{group: (K,)}`` relative error: 0 = exact, 1 = no better than predicting zero."""
+        return {k: self.error[k] / self.reference[k].clamp_min(1e-30) for k in self.error}
+
+    def merge(self, other: DenoisingProfile) -> DenoisingProfile:
+        """Sum of two profiles at the same times (e.g. over systems of different sizes)."""
+        if not torch.allclose(self.t, other.t) or self.error.keys() != other.error.keys():
+            raise ValueError("profiles must share their times and groups")
+        return DenoisingProfile(self.t, {k: self.error[k] + other.error[k] for k in self.error},
+                                {k: self.reference[k] + other.reference[k] for k in self.error})
+
+
+@torch.no_grad()
+def denoising_profile(
+    diffusion: Diffusion,
+    eps_model: Callable[[Tensor, Tensor], Tensor],
+    x0: Tensor,
+    times: Tensor,
+    *,
+    groups: dict[str, Tensor] | None = None,
+    generator: torch.Generator | None = None,
+) -> DenoisingProfile:
+    """How well a noise prediction ``eps_model(x_t, t)`` denoises clean states at each time.
+
+    The diagnostic behind DSM training: per time, the error of the noise prediction relative to
+    the exact conditional noise. Where the data distribution is a point mass (one structure)
+    the optimum is 0; for a distribution with several modes it is the Bayes error of telling
+    them apart at that noise level.
+
+    Parameters
+    ----------
+    x0
+        (B, *shape) clean states.
+    times
+        (K,) diffusion times; every state is noised once per time.
+    groups
+        ``{name: (*shape) 0/1 mask}`` entry groups reported separately (default: ``"all"``).
+    """
+    groups = groups or {"all": torch.ones(x0.shape[1:], dtype=x0.dtype, device=x0.device)}
+    error = {k: torch.zeros(len(times), dtype=torch.float64) for k in groups}
+    reference = {k: torch.zeros(len(times), dtype=torch.float64) for k in groups}
+    for i, t in enumerate(times):
+        noised = noise_batch(diffusion, x0, t=torch.full((x0.shape[0],), float(t), dtype=x0.dtype, device=x0.device), generator=generator)
+        target = -noised.std * noised.target
+        sq_err = (eps_model(noised.xt, noised.t) - target) ** 2
+        for k, mask in groups.items():
+            m = mask.to(x0)
+            error[k][i] = float((sq_err * m).sum())
+            reference[k][i] = float((target**2 * m).sum())
+    return DenoisingProfile(times.detach().cpu().to(torch.float64), error, reference)

@@ -69,6 +69,10 @@ class CrystalModelConfig:
     lattice_weight
         Weight of the (mean) lattice error relative to the (mean) fractional-coordinate error
         in the loss.
+    time_power
+        Training times are ``t_min + (1 - t_min) u^time_power`` (``u`` uniform): values > 1
+        spend more of training at the low noise levels where atoms are placed to within
+        tenths of an Å (see :meth:`digmat.core.Diffusion.sample_time`).
     lattice_clip
         The network sees the cell of the lattice entries clipped to [-clip, clip] (state units,
         i.e. multiples of the data's RMS), so that states far outside the data — an
@@ -85,6 +89,7 @@ class CrystalModelConfig:
     state: CrystalStateConfig = CrystalStateConfig()
     schedule: NoiseSchedule = NoiseSchedule()
     lattice_weight: float = 1.0
+    time_power: float = 1.0
     lattice_clip: float = 5.0
     elements: tuple[str, ...] = ()
     num_atoms: tuple[tuple[int, int], ...] = ()
@@ -94,8 +99,8 @@ class CrystalModelConfig:
             raise ValueError("the crystal model needs per-atom scalar features: scalar_pool='none', scalar_out >= 1")
         if self.network.num_conditions != 0:
             raise ValueError("the crystal model takes no conditions (num_conditions must be 0)")
-        if not (self.lattice_weight > 0 and self.lattice_clip > 0):
-            raise ValueError(f"lattice_weight and lattice_clip must be > 0, got {self.lattice_weight}, {self.lattice_clip}")
+        if not (self.lattice_weight > 0 and self.lattice_clip > 0 and self.time_power > 0):
+            raise ValueError(f"lattice_weight, lattice_clip and time_power must be > 0, got {self.lattice_weight}, {self.lattice_clip}, {self.time_power}")
         hist = tuple((int(n), int(c)) for n, c in self.num_atoms)
         if any(n < 1 or c < 0 for n, c in hist) or (hist and sum(c for _, c in hist) == 0):
             raise ValueError(f"num_atoms must be (N >= 1, count >= 0) pairs with a positive total, got {self.num_atoms}")
@@ -115,6 +120,7 @@ class CrystalModelConfig:
             state=CrystalStateConfig(**data["state"]),
             schedule=NoiseSchedule(**data["schedule"]),
             lattice_weight=float(data.get("lattice_weight", 1.0)),
+            time_power=float(data.get("time_power", 1.0)),
             lattice_clip=float(data.get("lattice_clip", 5.0)),
             elements=tuple(data.get("elements", ())),
             num_atoms=tuple(tuple(p) for p in data.get("num_atoms", ())),
@@ -333,7 +339,11 @@ def crystal_dsm_loss(model: nn.Module, groups: Sequence[tuple[CrystalSystem, Ten
     """
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     schedule = core.config.schedule
-    noised = [noise_batch(system.diffusion(schedule), x0, generator=generator) for system, x0 in groups]
+    noised = []
+    for system, x0 in groups:
+        diffusion = system.diffusion(schedule)
+        t = diffusion.sample_time(x0.shape[0], power=core.config.time_power, generator=generator, device=x0.device, dtype=x0.dtype)
+        noised.append(noise_batch(diffusion, x0, t=t, generator=generator))
     eps = model([(system, nb.xt, nb.t) for (system, _), nb in zip(groups, noised)])
     errors = []
     for (system, x0), nb, e in zip(groups, noised, eps):

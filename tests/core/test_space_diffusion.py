@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from digmat.core import Diffusion, StateSpace, dsm_loss, wrapped_normal_log_prob
+from digmat.core import Diffusion, NoiseSchedule, StateSpace, denoising_profile, dsm_loss, wrapped_normal_log_prob
 
 from .targets import TARGETS, mixed_mixture
 
@@ -130,3 +130,35 @@ def test_uniform_gate_discards_only_negligible_periodic_signal():
     # ... whereas switching off earlier would throw away real signal.
     early = diff.uniform_gate(t, xt, start=0.1, end=0.2)
     assert ((1 - early[:, :2]) * exact_eps[:, :2]).abs().max() > 0.3
+
+
+def test_denoising_profile_of_the_exact_gaussian_denoiser():
+    """For N(0, I) data the optimal eps prediction is sigma x_t, with relative error alpha^2;
+    a point mass is denoised exactly; predicting zero scores 1."""
+    diffusion = Diffusion(StateSpace((3,)), NoiseSchedule())
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(4000, 3, generator=gen, dtype=torch.float64)
+    times = torch.tensor([0.05, 0.2, 0.5])
+    sigma = lambda t: diffusion.schedule.sigma(t)[:, None]  # noqa: E731
+    profile = denoising_profile(diffusion, lambda x, t: sigma(t) * x, x0, times, generator=gen)
+    alpha2 = diffusion.schedule.alpha(times.double()) ** 2
+    torch.testing.assert_close(profile.relative()["all"], alpha2, atol=0.03, rtol=0.0)
+    zero = denoising_profile(diffusion, lambda x, t: torch.zeros_like(x), x0, times, generator=gen)
+    torch.testing.assert_close(zero.relative()["all"], torch.ones(3, dtype=torch.float64))
+    point = torch.zeros(16, 3, dtype=torch.float64)
+    exact = denoising_profile(diffusion, lambda x, t: x / sigma(t), point, times, groups={"first": torch.tensor([1.0, 0, 0])}, generator=gen)
+    assert float(exact.relative()["first"].max()) < 1e-12
+    both = exact.merge(exact)
+    torch.testing.assert_close(both.error["first"], 2 * exact.error["first"])
+
+
+def test_sample_time_power_moves_mass_to_low_noise():
+    diffusion = Diffusion(StateSpace((1,)), NoiseSchedule(t_min=1e-3))
+    gen = torch.Generator().manual_seed(0)
+    for power in (1.0, 3.0):
+        t = diffusion.sample_time(20000, power=power, generator=gen, dtype=torch.float64)
+        assert float(t.min()) >= 1e-3 and float(t.max()) <= 1.0
+        u = (0.1 - 1e-3) / (1 - 1e-3)
+        assert abs(float((t < 0.1).double().mean()) - u ** (1 / power)) < 0.01  # P(t < 0.1) = u^(1/p)
+    with pytest.raises(ValueError, match="power"):
+        diffusion.sample_time(4, power=0.0)

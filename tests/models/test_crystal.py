@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -129,6 +131,10 @@ def test_loss_trains_every_parameter_and_checkpoint_round_trip(tmp_path):
     assert not unused, unused
     cfg = model.config
     assert CrystalModelConfig.from_dict(cfg.to_dict()) == cfg
+    favour_low_noise = replace(cfg, time_power=3.0)
+    assert CrystalModelConfig.from_dict(favour_low_noise.to_dict()) == favour_low_noise
+    with pytest.raises(ValueError, match="time_power"):
+        replace(cfg, time_power=0.0)
     path = save_checkpoint(tmp_path / "m.pt", config=cfg.to_dict(), state_dict=model.state_dict(), ema_state_dict=model.state_dict(), metadata={"kind": "crystal"})
     loaded, _ = CrystalScoreModel.from_checkpoint(path)
     system = model.system([6] * 2)
