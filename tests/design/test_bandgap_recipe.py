@@ -19,7 +19,7 @@ def test_smoke_run_writes_cifs_summary_and_plot(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     t0 = time.perf_counter()
-    summary = module.main(["--smoke", "--target", "0", "--target", "6", "--out", str(tmp_path)])
+    summary = module.main(["--smoke", "--target", "0", "--target", "6", "--relax", "emt", "--out", str(tmp_path)])
     assert time.perf_counter() - t0 < 120
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["targets"] == summary["targets"]
@@ -30,8 +30,12 @@ def test_smoke_run_writes_cifs_summary_and_plot(tmp_path):
         for key in ("validity", "match_rate_loose", "match_rate_strict", "space_groups", "samples", "sampling_seconds"):
             assert key in run
         assert len(run["samples"]) == 3 and all("gap" in s and "valid" in s for s in run["samples"])
+        relaxed = run["relaxed"]  # --relax: the relaxed samples are judged as well, against their own sample too
+        assert relaxed["n"] == 3 and {"self_match_rate_loose", "match_rate_loose", "relax_seconds"} <= set(relaxed)
+        assert len(sorted((tmp_path / f"{name}_relaxed").glob("sample_*.cif"))) == 3
     for c in ("0", "6"):
         assert {"share_within_window", "unguided_share", "ratio"} <= set(on_disk["targets"][c])
+        assert {"share_within_window", "unguided_share", "ratio"} <= set(on_disk["targets"][c]["relaxed"])
     png = tmp_path / "gap_histograms.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from ase.io import read
