@@ -23,7 +23,8 @@ under ``OUT/work/<sid>/``):
    ``OUT/datasets/<split>/<sid>.lmdb`` (a folder of shards that
    :class:`digmat.data.LmdbDataset` reads as one dataset).
 
-``--dry-run`` lists the systems with their size and an estimated cost, and
+``--status`` prints what ``OUT/results`` covers (systems, surfaces and adsorbates per split,
+calls, hours, size) as JSON. ``--dry-run`` lists the systems with their size and an estimated cost, and
 writes nothing.  ``OUT/recipe.json`` records the recipe, settings, split and
 size.  Cost model: calls ≈ placements × calls per relaxation (scaled with
 adsorbate size) + Hessian calls; seconds ≈ calls × seconds per call per atom
@@ -206,6 +207,30 @@ def run_datasets(chunk: list[dict], args) -> int:
     return 0
 
 
+def corpus_status(rows: list[dict], out: Path) -> dict:
+    """What the finished searches in ``out/results`` cover: systems, surfaces, adsorbates, cost."""
+    done = {}
+    for s in rows:
+        path = out / "results" / f"{s['sid']}.json"
+        if path.is_file():
+            done[s["sid"]] = (s, json.loads(path.read_text()), path.stat().st_size)
+    status: dict = {"systems": {}, "surfaces": {}, "adsorbates": {}}
+    for split in ("train", "heldout"):
+        all_rows = [s for s in rows if s["split"] == split]
+        have = [done[s["sid"]][0] for s in all_rows if s["sid"] in done]
+        surf = lambda items: sorted({f"{s['bulk']}-{''.join(map(str, s['miller']))}" for s in items})  # noqa: E731
+        status["systems"][split] = {"done": len(have), "of": len(all_rows)}
+        status["surfaces"][split] = {"covered": len(surf(have)), "of": len(surf(all_rows)),
+                                     "missing": sorted(set(surf(all_rows)) - set(surf(have)))}
+        status["adsorbates"][split] = {a.replace("*", ""): sum(s["adsorbate"] == a for s in have) for a in ADSORBATES}
+    alloys = {f"{s['bulk']}-{''.join(map(str, s['miller']))}" for s, _, _ in done.values() if s["bulk"] in ALLOYS}
+    status["alloy_surfaces_covered"] = len(alloys)
+    status["calculator_calls"] = sum(r["cost"]["calls"] for _, r, _ in done.values())
+    status["relax_hours"] = round(sum(r["cost"]["wall_seconds"] for _, r, _ in done.values()) / 3600, 2)
+    status["megabytes"] = round(sum(size for _, _, size in done.values()) / 1e6, 2)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("corpus"), help="output folder")
@@ -216,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                              "systems run in the order of the first pattern they match")
     parser.add_argument("--dry-run", action="store_true", help="list systems and estimated cost only")
     parser.add_argument("--datasets", action="store_true", help="write LMDB datasets from finished searches")
+    parser.add_argument("--status", action="store_true", help="print what OUT/results covers (JSON) and exit")
     parser.add_argument("--budget", type=int, default=None, help="new relaxations allowed in this run")
     parser.add_argument("--calculator", default="chgnet")
     parser.add_argument("--device", default="cpu")
@@ -235,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows_selected = rows
     chunk = [s for s in rows_selected[i::n] if args.split in ("all", s["split"])]
+    if args.status:
+        print(json.dumps(corpus_status(rows, args.out), indent=1))
+        return 0
     slabs: dict = {}
     if args.dry_run:
         total = {"calls": 0, "cpu_hours": 0.0}

@@ -55,3 +55,19 @@ def test_chunks_partition_the_systems(recipe):
     for bad in ("7/7", "a/b", "1"):
         with pytest.raises(argparse.ArgumentTypeError):
             recipe.parse_chunk(bad)
+
+
+def test_status_counts_finished_systems(recipe, tmp_path):
+    import json
+
+    rows = recipe.systems()
+    (tmp_path / "results").mkdir()
+    finished = [r for r in rows if r["sid"] in ("Pt-111-H", "Pt3Ni-100-O", "Pd3Au-111-CO")]
+    for i, r in enumerate(finished):
+        (tmp_path / "results" / f"{r['sid']}.json").write_text(json.dumps({"cost": {"calls": 100 * (i + 1), "wall_seconds": 1800.0}}))
+    status = recipe.corpus_status(rows, tmp_path)
+    assert status["systems"]["train"]["done"] == 2 and status["systems"]["heldout"]["done"] == 1
+    assert status["surfaces"]["heldout"]["covered"] == 1 and "Pd3Au-111" not in status["surfaces"]["heldout"]["missing"]
+    assert status["adsorbates"]["train"]["H"] == 1 and status["adsorbates"]["heldout"]["CO"] == 1
+    assert status["alloy_surfaces_covered"] == 2
+    assert status["calculator_calls"] == 600 and status["relax_hours"] == 1.5
