@@ -23,7 +23,8 @@ Protocol (:func:`reference_search`):
    ``F_vib(T)``, the number ``g`` of symmetry copies in the cell and
    ``p_i(T) ∝ g_i exp(−(E_i + F_vib,i(T))/k_B T)``
    (:mod:`digmat.adsorption.thermo`).  Stationary points with imaginary
-   modes are reported with the flag ``"saddle"`` and get probability 0.
+   modes are reported with the flag ``"saddle"`` and get probability 0 (unless every
+   stationary point found is one).
 
 Units: Å, eV, K.
 """

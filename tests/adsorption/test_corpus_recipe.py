@@ -71,3 +71,23 @@ def test_status_counts_finished_systems(recipe, tmp_path):
     assert status["adsorbates"]["train"]["H"] == 1 and status["adsorbates"]["heldout"]["CO"] == 1
     assert status["alloy_surfaces_covered"] == 2
     assert status["calculator_calls"] == 600 and status["relax_hours"] == 1.5
+
+
+def test_committed_results_are_complete_and_normalised(recipe):
+    """Every committed reference result belongs to the recipe, is complete, and its Boltzmann
+    probabilities sum to 1 at each temperature (saddles carry none unless every stationary point is one)."""
+    from digmat.adsorption import ReferenceResult
+
+    results = sorted((Path(__file__).resolve().parents[2] / "data" / "corpus" / "results").glob("*.json"))
+    if not results:
+        pytest.skip("no committed corpus results")
+    known = {r["sid"] for r in recipe.systems()}
+    for path in results:
+        result = ReferenceResult.from_json(path)
+        assert result.system_id == path.stem and path.stem in known and result.complete
+        assert result.minima and result.calculator == "chgnet"
+        for temperature in result.temperatures:
+            total = sum(m.probability[temperature] for m in result.minima)
+            assert abs(total - 1.0) < 1e-3, (path.stem, temperature, total)
+            if not all("saddle" in m.flags for m in result.minima):
+                assert all(m.probability[temperature] == 0.0 for m in result.minima if "saddle" in m.flags)
