@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         result, gaps = judge(generated)
         result["sampling_seconds"] = round(seconds, 1)
+        gap_sets[name.replace("_", " ") + " eV" if guidance else name] = gaps
         sets = {name: generated}
         if args.relax:  # the relaxed samples are judged too; the unrelaxed figures stay the run's headline
             t1 = time.perf_counter()
@@ -129,7 +130,6 @@ def main(argv: list[str] | None = None) -> dict:
             sets[f"{name}_relaxed"] = relaxed
             gap_sets[(name.replace("_", " ") + " eV" if guidance else name) + f" ({args.relax}-relaxed)"] = relaxed_gaps
         summary["runs"][name] = result
-        gap_sets[name.replace("_", " ") + " eV" if guidance else name] = gaps
         for folder_name, structures in sets.items():
             folder = out / folder_name
             folder.mkdir(exist_ok=True)
