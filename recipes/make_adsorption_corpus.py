@@ -207,6 +207,11 @@ def run_datasets(chunk: list[dict], args) -> int:
     return 0
 
 
+def surface_name(system: dict) -> str:
+    """``bulk-hkl`` of a system row, e.g. ``Pt3Ni-111``."""
+    return f"{system['bulk']}-{''.join(map(str, system['miller']))}"
+
+
 def corpus_status(rows: list[dict], out: Path) -> dict:
     """What the finished searches in ``out/results`` cover: systems, surfaces, adsorbates, cost."""
     done = {}
@@ -218,13 +223,11 @@ def corpus_status(rows: list[dict], out: Path) -> dict:
     for split in ("train", "heldout"):
         all_rows = [s for s in rows if s["split"] == split]
         have = [done[s["sid"]][0] for s in all_rows if s["sid"] in done]
-        surf = lambda items: sorted({f"{s['bulk']}-{''.join(map(str, s['miller']))}" for s in items})  # noqa: E731
+        wanted, covered = {surface_name(s) for s in all_rows}, {surface_name(s) for s in have}
         status["systems"][split] = {"done": len(have), "of": len(all_rows)}
-        status["surfaces"][split] = {"covered": len(surf(have)), "of": len(surf(all_rows)),
-                                     "missing": sorted(set(surf(all_rows)) - set(surf(have)))}
+        status["surfaces"][split] = {"covered": len(covered), "of": len(wanted), "missing": sorted(wanted - covered)}
         status["adsorbates"][split] = {a.replace("*", ""): sum(s["adsorbate"] == a for s in have) for a in ADSORBATES}
-    alloys = {f"{s['bulk']}-{''.join(map(str, s['miller']))}" for s, _, _ in done.values() if s["bulk"] in ALLOYS}
-    status["alloy_surfaces_covered"] = len(alloys)
+    status["alloy_surfaces_covered"] = len({surface_name(s) for s, _, _ in done.values() if s["bulk"] in ALLOYS})
     status["calculator_calls"] = sum(r["cost"]["calls"] for _, r, _ in done.values())
     status["relax_hours"] = round(sum(r["cost"]["wall_seconds"] for _, r, _ in done.values()) / 3600, 2)
     status["megabytes"] = round(sum(size for _, _, size in done.values()) / 1e6, 2)

@@ -47,11 +47,13 @@ class NoisedBatch:
     std: Tensor
 
 
-def noise_batch(diffusion: Diffusion, x0: Tensor, *, t: Tensor | None = None, generator: torch.Generator | None = None) -> NoisedBatch:
-    """Draw t (stratified on [t_min, 1] unless given) and x_t ~ p(x_t | x_0), with the DSM target."""
+def noise_batch(diffusion: Diffusion, x0: Tensor, *, t: Tensor | None = None, time_power: float = 1.0,
+                generator: torch.Generator | None = None) -> NoisedBatch:
+    """Draw t (stratified on [t_min, 1], see :meth:`Diffusion.sample_time`, unless given) and
+    x_t ~ p(x_t | x_0), with the DSM target."""
     diffusion.space.check(x0, "x0")
     if t is None:
-        t = diffusion.sample_time(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype)
+        t = diffusion.sample_time(x0.shape[0], power=time_power, generator=generator, device=x0.device, dtype=x0.dtype)
     xt, _ = diffusion.perturb(x0, t, generator=generator)
     return NoisedBatch(xt=xt, t=t, target=diffusion.conditional_score(xt, x0, t), std=diffusion.noise_std(t, x0))
 
@@ -177,12 +179,12 @@ def denoising_profile(
     groups = groups or {"all": torch.ones(x0.shape[1:], dtype=x0.dtype, device=x0.device)}
     error = {k: torch.zeros(len(times), dtype=torch.float64) for k in groups}
     reference = {k: torch.zeros(len(times), dtype=torch.float64) for k in groups}
+    masks = {k: mask.to(x0) for k, mask in groups.items()}
     for i, t in enumerate(times):
         noised = noise_batch(diffusion, x0, t=torch.full((x0.shape[0],), float(t), dtype=x0.dtype, device=x0.device), generator=generator)
         target = -noised.std * noised.target
         sq_err = (eps_model(noised.xt, noised.t) - target) ** 2
-        for k, mask in groups.items():
-            m = mask.to(x0)
+        for k, m in masks.items():
             error[k][i] = float((sq_err * m).sum())
             reference[k][i] = float((target**2 * m).sum())
     return DenoisingProfile(times.detach().cpu().to(torch.float64), error, reference)

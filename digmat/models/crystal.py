@@ -339,11 +339,7 @@ def crystal_dsm_loss(model: nn.Module, groups: Sequence[tuple[CrystalSystem, Ten
     """
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     schedule = core.config.schedule
-    noised = []
-    for system, x0 in groups:
-        diffusion = system.diffusion(schedule)
-        t = diffusion.sample_time(x0.shape[0], power=core.config.time_power, generator=generator, device=x0.device, dtype=x0.dtype)
-        noised.append(noise_batch(diffusion, x0, t=t, generator=generator))
+    noised = [noise_batch(system.diffusion(schedule), x0, time_power=core.config.time_power, generator=generator) for system, x0 in groups]
     eps = model([(system, nb.xt, nb.t) for (system, _), nb in zip(groups, noised)])
     errors = []
     for (system, x0), nb, e in zip(groups, noised, eps):
