@@ -8,6 +8,8 @@ Usage::
 
     # score model on the 576 training representatives (writes runs/carbon/score/model.pt)
     python recipes/train_carbon.py score --out runs/carbon/score --steps 2400
+    # more steps on a new schedule, starting from that model's weights
+    python recipes/train_carbon.py score --out runs/carbon/score2 --init runs/carbon/score/model.pt --steps 10000
     # band-gap predictor on the training groups' members (TB gaps), held-out MAE on the 64
     python recipes/train_carbon.py predictor --out runs/carbon/predictor.pt --epochs 6 --members --time-limit 840
     # the score model's denoising error per positional noise level (JSON; 0 = exact, 1 = none)
@@ -27,21 +29,26 @@ import torch
 def train_score(args) -> None:
     from digmat.design.carbon24 import load_carbon24
     from digmat.design.generate import train_crystal_model
-    from digmat.models import CrystalModelConfig
+    from digmat.models import CrystalModelConfig, CrystalScoreModel
     from digmat.nn import GraphormerConfig
     from digmat.systems import CrystalStateConfig
     from digmat.train import TrainConfig
 
     structures = load_carbon24(args.data_dir, split="train", members=args.members)
-    net = GraphormerConfig(num_layers=args.layers, embed_dim=args.width, num_heads=args.heads, ffn_dim=2 * args.width, num_rbf=32,
-                           cutoff=args.cutoff, num_tags=1, num_conditions=0, scalar_out=16, scalar_pool="none")
-    state = CrystalStateConfig.fit(structures, length_scale=args.length_scale)
+    init = CrystalScoreModel.from_checkpoint(args.init)[0] if args.init else None
+    if init is not None:  # the network and state convention are the starting model's
+        net, state = init.config.network, init.config.state
+    else:
+        net = GraphormerConfig(num_layers=args.layers, embed_dim=args.width, num_heads=args.heads, ffn_dim=2 * args.width, num_rbf=32,
+                               cutoff=args.cutoff, num_tags=1, num_conditions=0, scalar_out=16, scalar_pool="none")
+        state = CrystalStateConfig.fit(structures, length_scale=args.length_scale)
     config = CrystalModelConfig(network=net, state=state, lattice_weight=args.lattice_weight, time_power=args.time_power)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(200, args.steps // 10), ema_decay=args.ema,
                         log_every=50, checkpoint_every=500, seed=args.seed)
     t0 = time.perf_counter()
-    model, last = train_crystal_model(structures, args.out, config=config, train_config=train, progress=True,
-                                      metadata={"data": "carbon24 train representatives" + (" + members" if args.members else "")})
+    data = "carbon24 train representatives" + (" + members" if args.members else "")
+    model, last = train_crystal_model(structures, args.out, config=config, train_config=train, progress=True, init=init,
+                                      metadata={"data": data, "init": str(args.init) if args.init else None})
     summary = {"n_train": len(structures), "parameters": sum(p.numel() for p in model.parameters()), "seconds": round(time.perf_counter() - t0, 1),
                "threads": torch.get_num_threads(), **last, "state": model.config.to_dict()["state"]}
     Path(args.out, "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -112,6 +119,7 @@ def main() -> None:
     score.add_argument("--cutoff", type=float, default=5.0)
     score.add_argument("--lattice-weight", type=float, default=1.0)
     score.add_argument("--time-power", type=float, default=1.0, help="training times t = u^p: p > 1 favours low noise")
+    score.add_argument("--init", default=None, metavar="MODEL", help="warm-start from this crystal model (its network and state convention)")
     score.add_argument("--length-scale", type=float, default=1.0, help="positional noise unit, Å (see digmat.systems.crystal)")
     score.set_defaults(func=train_score)
     pred = sub.add_parser("predictor", help="M3GNet band-gap predictor")

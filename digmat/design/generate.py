@@ -221,13 +221,16 @@ def train_crystal_model(
     config: CrystalModelConfig | None = None,
     train_config=None,
     metadata: dict[str, Any] | None = None,
+    init: CrystalScoreModel | None = None,
     progress: bool = False,
 ) -> tuple[CrystalScoreModel, dict[str, Any]]:
     """Fit a crystal score model on ``structures`` with :class:`digmat.train.Trainer`.
 
     The state convention (``config.state``) is fitted to the data when ``config`` is None or
     carries the default :class:`CrystalStateConfig`; elements and the atom-count distribution
-    are filled in from the data. Writes ``out_dir/model.pt`` (+ ``checkpoint.pt``, ``log.jsonl``).
+    are filled in from the data. ``init`` (a trained model with the same network and state
+    convention) warm-starts the weights and their EMA: fine-tuning, or more steps on a new
+    learning-rate schedule. Writes ``out_dir/model.pt`` (+ ``checkpoint.pt``, ``log.jsonl``).
     Returns the model with its EMA weights loaded and the last log record.
     """
     from dataclasses import replace
@@ -238,13 +241,17 @@ def train_crystal_model(
 
     if len(structures) == 0:
         raise ValueError("no training structures")
-    config = config or CrystalModelConfig()
+    config = config or (init.config if init is not None else CrystalModelConfig())
     if config.state == CrystalStateConfig():
         config = replace(config, state=CrystalStateConfig.fit(structures))
     data = CrystalDataset(structures, config.state)
     elements = sorted({chemical_symbols[int(z)] for a in structures for z in a.numbers})
     config = replace(config, elements=tuple(elements), num_atoms=data.num_atoms_histogram())
     model = CrystalScoreModel(config)
+    if init is not None:
+        if (init.config.network, init.config.state) != (config.network, config.state):
+            raise ValueError("init has another network or state convention than config; it cannot warm-start this model")
+        model.load_state_dict(init.state_dict())
     trainer = Trainer(model, crystal_dsm_loss, data, collate_crystals, train_config or TrainConfig(), out_dir,
                       model_config=config.to_dict(), metadata={"kind": "crystal", "n_train": len(data), **(metadata or {})}, progress=progress)
     last = trainer.fit()

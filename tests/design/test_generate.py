@@ -134,3 +134,23 @@ def test_denoiser_jacobian_of_the_guidance():
         std, alpha = diffusion.noise_std(t, x), diffusion.signal_coef(t, x)
         torch.testing.assert_close(jac, 1 / (alpha * (1 + (std / alpha) ** 2)), atol=1e-12, rtol=1e-10)
         torch.testing.assert_close(x0.detach(), diffusion.denoise(x.detach(), t, model.score_fn(system)(x.detach(), t)))
+
+
+def test_train_crystal_model_warm_starts_from_init(tmp_path):
+    """init's weights start training (a vanishing learning rate keeps them); another network is refused."""
+    from dataclasses import replace
+
+    from digmat.design.generate import train_crystal_model
+    from digmat.train import TrainConfig
+
+    init = tiny_model(seed=1)
+    data = carbon_prototypes()
+    tc = TrainConfig(steps=1, batch_size=2, lr=1e-12, warmup_steps=1, log_every=1, checkpoint_every=10)
+    warm, _ = train_crystal_model(data, tmp_path / "warm", config=init.config, train_config=tc, init=init)
+    cold, _ = train_crystal_model(data, tmp_path / "cold", config=init.config, train_config=tc)
+    for name, value in init.state_dict().items():
+        assert torch.allclose(warm.state_dict()[name].double(), value, atol=1e-6), name
+    assert any(not torch.allclose(cold.state_dict()[k].double(), v, atol=1e-3) for k, v in init.state_dict().items() if v.is_floating_point())
+    other = replace(init.config, network=replace(init.config.network, num_layers=1))
+    with pytest.raises(ValueError, match="warm-start"):
+        train_crystal_model(data, tmp_path / "other", config=other, train_config=tc, init=init)
