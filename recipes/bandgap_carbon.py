@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--window", type=float, default=0.5, help="success window around the target, eV")
     parser.add_argument("--sampler", choices=("sde", "ode"), default="sde")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--grid-power", type=float, default=1.0, help="SDE step grid t = u^p (p > 1: more steps at low noise)")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--relax", default=None, metavar="CALC", help="relax samples with this calculator (e.g. chgnet) before evaluation")
     parser.add_argument("--data-dir", default=None, help="Carbon-24 CSV folder (training set for matching)")
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     targets = args.target if args.target else [0.0, 6.0]
     if args.smoke:
         model, predictor, train = smoke_setup(out, args.seed)
-        n, sampler, source = min(args.n, 3), SamplerConfig(args.sampler, min(args.steps, 6)), "smoke: carbon prototypes"
+        n, sampler, source = min(args.n, 3), SamplerConfig(args.sampler, min(args.steps, 6), args.grid_power), "smoke: carbon prototypes"
     else:
         from digmat.design.carbon24 import load_carbon24
         from digmat.design.predictor import BandGapPredictor
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
         model, _ = CrystalScoreModel.from_checkpoint(args.model)
         predictor = BandGapPredictor.load(args.predictor)
         train = load_carbon24(args.data_dir, split="train")
-        n, sampler, source = args.n, SamplerConfig(args.sampler, args.steps), "carbon24 train representatives"
+        n, sampler, source = args.n, SamplerConfig(args.sampler, args.steps, args.grid_power), "carbon24 train representatives"
     predictor.eval()
     reference = {"loose": Matcher(train, **LOOSE), "strict": Matcher(train, **STRICT)}
     oracle = TightBindingGap(progress=False, on_error="nan", n_jobs=args.jobs)

@@ -129,8 +129,13 @@ class NoiseSchedule:
         return (0.5 * (lo + hi)).to(st.dtype if st.is_floating_point() else torch.float64)
 
     # ------------------------------------------------------------------ discrete
-    def discretize(self, num_steps: int, *, dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
-        """DiG's discrete chain on a uniform grid t_0 = 0 < t_1 = t_min < ... < t_N = 1.
+    def discretize(self, num_steps: int, *, power: float = 1.0, dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
+        """DiG's discrete chain on the grid t_0 = 0 < t_1 = t_min < ... < t_N = 1.
+
+        ``t_i = t_min + (1 - t_min) u_i^power`` with u uniform on [0, 1]: ``power = 1`` is DiG's
+        uniform grid; ``power > 1`` spends more of the steps at low noise, where a crystal's
+        bonds are resolved (with the linear schedule and 200 steps, ``power = 1`` takes 12 steps
+        below sigma_tilde = 0.2, ``power = 3`` takes 76).
 
         Returns
         -------
@@ -140,7 +145,9 @@ class NoiseSchedule:
         """
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-        grid = torch.linspace(self.t_min, 1.0, num_steps, dtype=dtype)
+        if not power > 0:
+            raise ValueError(f"power must be > 0, got {power}")
+        grid = self.t_min + (1.0 - self.t_min) * torch.linspace(0.0, 1.0, num_steps, dtype=dtype) ** power
         t = torch.cat([torch.zeros(1, dtype=dtype), grid])
         log_a = self.log_alpha(t)
         beta = torch.zeros_like(t)

@@ -43,14 +43,16 @@ def sample_sde(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     x_init: Tensor | None = None,
+    grid_power: float = 1.0,
 ) -> SDEResult:
     """Draw ``num`` samples by running DiG's ancestral reverse chain for ``steps`` steps.
 
-    ``x_init`` (num, *shape) replaces the prior draw at t = 1 if given.
+    ``x_init`` (num, *shape) replaces the prior draw at t = 1 if given. ``grid_power`` > 1
+    places more of the steps at low noise (see :meth:`NoiseSchedule.discretize`).
     """
     space = diffusion.space
     x = space.sample_prior(num, generator=generator, device=device, dtype=dtype) if x_init is None else space.check(x_init, "x_init")
-    chain = diffusion.schedule.discretize(steps)
+    chain = diffusion.schedule.discretize(steps, power=grid_power)
     mask = space.torus_mask(x)
     scale2 = space.torus_scale(x) ** 2
     st2 = diffusion.schedule.sigma_tilde(chain["t"]) ** 2

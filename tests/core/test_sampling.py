@@ -49,10 +49,12 @@ def check_samples(mix, x: torch.Tensor, seed: int) -> dict[str, float]:
     return {"weight_err": weight_err, "moment_z": float(z.max())}
 
 
-@pytest.mark.parametrize("name", list(TARGETS))
-def test_sde_1000_steps(name):
+@pytest.mark.parametrize("name, grid_power", [(name, 1.0) for name in TARGETS] + [("mixed", 3.0)])
+def test_sde_1000_steps(name, grid_power):
+    """DiG's chain on the uniform grid, and on one dense at low noise (t = u^3) on the mixed target."""
     mix = TARGETS[name]()
-    out = sample_sde(mix.diffusion, mix.score_fn(), N_SAMPLES, steps=1000, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    out = sample_sde(mix.diffusion, mix.score_fn(), N_SAMPLES, steps=1000, grid_power=grid_power, generator=torch.Generator().manual_seed(11),
+                     dtype=torch.float64)
     assert out.nfe == 1000
     stats = check_samples(mix, out.x, 1)
     assert stats["weight_err"] < 0.02, stats

@@ -25,14 +25,29 @@ def test_variance_preserving_and_prior(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_discrete_chain_matches_continuous_alpha(kind):
-    """DiG's alpha_i = prod_j sqrt(1 - beta_j) reproduces alpha(t_i) on the grid."""
+@pytest.mark.parametrize("power", [1.0, 3.0])
+def test_discrete_chain_matches_continuous_alpha(kind, power):
+    """DiG's alpha_i = prod_j sqrt(1 - beta_j) reproduces alpha(t_i) on the grid (uniform or not)."""
     s = NoiseSchedule(kind)
-    chain = s.discretize(500)
+    chain = s.discretize(500, power=power)
     prod = torch.cumprod(torch.sqrt(1 - chain["beta"]), 0)
     torch.testing.assert_close(prod, chain["alpha"], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(chain["sigma"], torch.sqrt(1 - chain["alpha"] ** 2))
     assert (chain["beta"][1:] > 0).all() and (chain["beta"] < 1).all()
+
+
+def test_grid_power_places_steps_at_low_noise():
+    s = NoiseSchedule("linear", t_min=1e-3)
+    uniform, dense = s.discretize(200)["t"], s.discretize(200, power=3.0)["t"]
+    for t in (uniform, dense):
+        assert t[0] == 0 and abs(float(t[1]) - 1e-3) < 1e-15 and t[-1] == 1 and (t.diff() > 0).all()
+    u = torch.linspace(0, 1, 200, dtype=torch.float64)
+    torch.testing.assert_close(dense[1:], 1e-3 + (1 - 1e-3) * u**3)
+    torch.testing.assert_close(uniform[1:], torch.linspace(1e-3, 1, 200, dtype=torch.float64))
+    # u^3 < 0.1 for u < 0.1^(1/3): 0.464 of the steps instead of 0.099
+    assert int((dense < 0.1).sum()) == 1 + 93 and int((uniform < 0.1).sum()) == 1 + 20
+    with pytest.raises(ValueError, match="power"):
+        s.discretize(10, power=0.0)
 
 
 def test_linear_matches_ddpm_betas():

@@ -95,6 +95,10 @@ def test_sample_crystals_sizes_and_errors():
         sample_crystals(model, 2, element="Si", sampler=SamplerConfig("sde", 2))
     with pytest.raises(ValueError):
         GapGuidance(1.0, width=0.0)
+    dense = sample_crystals(model, 2, num_atoms=3, sampler=SamplerConfig("sde", 4, grid_power=3.0))
+    assert all(len(a) == 3 and np.isfinite(a.positions).all() for a in dense)
+    with pytest.raises(ValueError, match="grid_power"):
+        SamplerConfig("ode", 10, grid_power=2.0)
 
 
 def test_validity_matching_and_space_groups():
