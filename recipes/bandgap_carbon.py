@@ -4,8 +4,8 @@ For the unguided model and every ``--target`` gap c (eV): draw ``-n`` crystals (
 the training distribution), optionally relax them (``--relax chgnet``), and report validity,
 StructureMatcher match rate and mean normalised r.m.s.d. against the training set (CDVAE's loose
 and pymatgen's default tolerances), uniqueness, novelty, spglib space groups, the tight-binding
-oracle's gap of every sample, and the share of samples within c ± 0.5 eV against the unguided
-share. Writes ``<out>/<run>/sample_XXX.cif``, ``<out>/summary.json`` and
+oracle's gap of every sample, nearest-neighbour distances beside the training set's, and the
+share of samples within c ± 0.5 eV against the unguided share. Writes ``<out>/<run>/sample_XXX.cif``, ``<out>/summary.json`` and
 ``<out>/gap_histograms.png`` (training set, unguided, each target).
 
 Usage::
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from ase.io import write
 
-    from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, plot_gap_histograms, relax
+    from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nearest_neighbor_distances, plot_gap_histograms, relax
     from digmat.design.generate import GapGuidance, SamplerConfig, sample_crystals
     from digmat.design.tightbinding import TightBindingGap
 
@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
                                   "likelihood": "p(c|x_t) = N(c; f(R(x0_hat)), w^2 + sum_d r_d^2 (df/dx0_d)^2)"},
                      "runs": {}}
     gap_sets = {"training set": [a.info["tb_gap"] for a in train]}
+    nn_train = np.concatenate([nearest_neighbor_distances(a) for a in train])
+    summary["training_set"] = {"n": len(train), "nn_distance_quantiles": [float(q) for q in np.nanquantile(nn_train, [0.1, 0.5, 0.9])]}
     runs = [("unguided", None)] + [(f"target_{c:g}", GapGuidance(c, width=args.width, scale=args.scale)) for c in targets]
     for name, guidance in runs:
         t0 = time.perf_counter()
@@ -158,13 +160,13 @@ def main(argv: list[str] | None = None) -> dict:
     summary["seconds"] = round(time.perf_counter() - t_start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     keys = ("validity", "match_rate_loose", "mean_rms_loose", "match_rate_strict", "mean_rms_strict", "uniqueness", "novelty", "gap_mean",
-            "self_match_rate_loose", "self_mean_rms_loose")
+            "nn_distance_quantiles", "self_match_rate_loose", "self_mean_rms_loose")
     brief = {}
     for k, v in summary["runs"].items():
         brief[k] = {m: v[m] for m in keys if m in v}
         if "relaxed" in v:
             brief[k + " (relaxed)"] = {m: v["relaxed"][m] for m in keys if m in v["relaxed"]}
-    print(json.dumps({"runs": brief, "targets": summary["targets"], "seconds": summary["seconds"]}, indent=2))
+    print(json.dumps({"training_set": summary["training_set"], "runs": brief, "targets": summary["targets"], "seconds": summary["seconds"]}, indent=2))
     return summary
 
 

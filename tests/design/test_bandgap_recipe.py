@@ -24,6 +24,8 @@ def test_smoke_run_writes_cifs_summary_and_plot(tmp_path):
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["targets"] == summary["targets"]
     assert set(on_disk["runs"]) == {"unguided", "target_0", "target_6"}
+    low, mid, high = on_disk["training_set"]["nn_distance_quantiles"]
+    assert 1.0 < low <= mid <= high < 2.0  # bond lengths of the built-in prototypes
     for name, run in on_disk["runs"].items():
         cifs = sorted((tmp_path / name).glob("sample_*.cif"))
         assert len(cifs) == run["n"] == 3

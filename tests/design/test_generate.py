@@ -5,7 +5,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from digmat.design.carbon24 import carbon_prototypes
-from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, space_group
+from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nearest_neighbor_distances, space_group
 from digmat.design.generate import GapGuidance, SamplerConfig, gap_function, sample_crystals
 from tests.models.test_crystal import tiny_model
 from tests.systems.test_crystal import equivalent_copy
@@ -120,6 +120,16 @@ def test_validity_matching_and_space_groups():
     assert summary["novelty"] == pytest.approx(0.5) and summary["uniqueness"] == 1.0
     assert summary["share_within_window"] == pytest.approx(2 / 3)
     assert summary["samples"][0]["space_group"] in (227, 141, 166, 12, 15, 2, 1)
+    assert 1.5 < summary["nn_distance_quantiles"][0] <= summary["nn_distance_quantiles"][2] < 1.6  # diamond's and lonsdaleite's bonds
+
+
+def test_nearest_neighbor_distances_are_bond_lengths():
+    """Diamond: a sqrt(3) / 4 for every atom (through periodic images, also in the primitive cell);
+    an isolated atom has none."""
+    for cell in (bulk("C", "diamond", a=3.567), bulk("C", "diamond", a=3.567, cubic=True)):
+        np.testing.assert_allclose(nearest_neighbor_distances(cell), 3.567 * 3**0.5 / 4, rtol=1e-12)
+    lone = Atoms("C", cell=[10.0, 10.0, 10.0], pbc=True)
+    assert np.isnan(nearest_neighbor_distances(lone)).all()
 
 
 def test_denoiser_jacobian_of_the_guidance():
