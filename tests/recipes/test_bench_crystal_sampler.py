@@ -1,0 +1,47 @@
+"""recipes/bench_crystal_sampler.py: a smoke run on a tiny model, seeded reproducibility, and bad sampler strings."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from ase.io import write
+
+from digmat.checkpoint import save_checkpoint
+from digmat.design.carbon24 import carbon_prototypes
+from tests.models.test_crystal import tiny_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_crystal_sampler", ROOT / "recipes" / "bench_crystal_sampler.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_smoke_run_compares_samplers_against_the_baseline(bench, tmp_path):
+    model = tiny_model(elements=("C",), num_atoms=((4, 1),)).float()
+    ckpt = save_checkpoint(tmp_path / "model.pt", config=model.config.to_dict(), state_dict=model.state_dict(), metadata={"kind": "crystal"})
+    reference = tmp_path / "reference.extxyz"
+    write(reference, carbon_prototypes())
+    out = bench.main(["--model", str(ckpt), "--reference", str(reference), "-n", "3", "--sampler", "sde:3", "--sampler", "sde:3",
+                      "--sampler", "sde:3:3", "--sampler", "ode:2"])
+    assert out["baseline"] == "sde:3:1" and [r["sampler"] for r in out["runs"]] == ["sde:3:1", "sde:3:1", "sde:3:3", "ode:2:1"]
+    assert out["reference"]["n"] == len(carbon_prototypes())
+    low, mid, high = out["reference"]["nn_distance_quantiles"]
+    assert 1.3 < low <= mid <= high < 1.6  # the prototypes' C-C bonds
+    same = out["runs"][1]
+    for key in ("validity", "match_rate_loose", "match_rate_strict", "nn_distance_quantiles"):
+        assert same[key] == out["runs"][0][key]  # same seed, same sampler: same samples
+    assert all(0 <= r["validity"] <= 1 and r["seconds_per_sample"] > 0 for r in out["runs"])
+    assert "machine" in out and out["runs"][0]["ratio_to_baseline"]["seconds_per_sample"] == 1.0
+
+
+@pytest.mark.parametrize("text", ["sde", "sde:x", "euler:10", "ode:10:2", "sde:0"])
+def test_bad_sampler_strings_are_argparse_errors(bench, text):
+    with pytest.raises(SystemExit):
+        bench.main(["--model", "unused.pt", "--sampler", text])
