@@ -55,7 +55,7 @@ def nearest_neighbor_distances(atoms: Atoms, *, cutoff: float = 4.0) -> np.ndarr
     """Distance from every atom to its nearest neighbour, periodic images included, (N,) Å.
 
     NaN for an atom with no neighbour within ``cutoff`` Å. For relaxed carbon these are bond
-    lengths (Carbon-24: 1.37-1.52 Å between the 10th and 90th percentiles); a generated
+    lengths (Carbon-24: 1.37-1.51 Å between the 10th and 90th percentiles); a generated
     structure's distribution shows how well its local geometry is resolved.
     """
     from ase.neighborlist import neighbor_list

@@ -175,13 +175,16 @@ class BandGapPredictor(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path) -> BandGapPredictor:
-        """Load a predictor written by :meth:`save` (or a matgl model directory, see :meth:`from_matgl`)."""
-        path = Path(path)
-        if path.is_dir():
+        """Load a predictor written by :meth:`save`, a shipped one by name (``"carbon24_gap"``), or a
+        matgl model directory (see :meth:`from_matgl`)."""
+        if Path(path).is_dir():
             return cls.from_matgl(path)
         import matgl.models
 
         from digmat.checkpoint import load_checkpoint
+        from digmat.pretrained import resolve_checkpoint
+
+        path = resolve_checkpoint(path)
 
         ckpt = load_checkpoint(path)
         if ckpt["metadata"].get("kind") != _KIND:

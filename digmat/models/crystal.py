@@ -297,13 +297,22 @@ class CrystalScoreModel(nn.Module):
     # ------------------------------------------------------------------ checkpoints
     @classmethod
     def from_checkpoint(cls, path, *, ema: bool = True, map_location: str | torch.device = "cpu") -> tuple[CrystalScoreModel, dict[str, Any]]:
-        """Load a model (EMA weights by default) and its checkpoint's metadata (``weights_only``)."""
-        from digmat.checkpoint import load_checkpoint
+        """Load a model (EMA weights by default) and its checkpoint's metadata (``weights_only``).
 
+        ``path``: a checkpoint file or the name of a shipped model (``"carbon24"``).
+        """
+        from digmat.checkpoint import load_checkpoint
+        from digmat.pretrained import resolve_checkpoint
+
+        path = resolve_checkpoint(path)
         ckpt = load_checkpoint(path, map_location=map_location)
         if ckpt["metadata"].get("kind") not in (None, "crystal"):
             raise ValueError(f"{path} holds a {ckpt['metadata']['kind']!r} model, not a crystal model")
-        model = cls(CrystalModelConfig.from_dict(ckpt["config"]))
+        try:
+            config = CrystalModelConfig.from_dict(ckpt["config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path} is not a crystal model checkpoint: {exc}") from exc
+        model = cls(config)
         weights = ckpt["ema_state_dict"] if ema and ckpt["ema_state_dict"] is not None else ckpt["state_dict"]
         model.load_state_dict(weights)
         return model.eval(), ckpt["metadata"]

@@ -15,7 +15,7 @@ import torch
 
 from digmat.checkpoint import load_checkpoint
 
-__all__ = ["DEFAULT_ADSORPTION_MODEL", "shipped_models", "load_model"]
+__all__ = ["DEFAULT_ADSORPTION_MODEL", "load_model", "resolve_checkpoint", "shipped_models"]
 
 DEFAULT_ADSORPTION_MODEL = "adsorption"
 
@@ -26,11 +26,13 @@ def shipped_models() -> list[str]:
     return sorted(p.name[:-3] for p in root.iterdir() if p.name.endswith(".pt"))
 
 
-def _resolve(model: str | os.PathLike | None) -> Path:
+def resolve_checkpoint(model: str | os.PathLike | None = None) -> Path:
+    """The checkpoint file of ``model``: a ``.pt`` path, or the name of a shipped model
+    (None: the default adsorption model). FileNotFoundError names the shipped models otherwise."""
     if model is None:
         model = DEFAULT_ADSORPTION_MODEL
     path = Path(model)
-    if path.suffix == ".pt" and path.is_file():
+    if path.is_file():
         return path
     shipped = resources.files(__name__) / f"{model}.pt"
     if shipped.is_file():
@@ -39,7 +41,7 @@ def _resolve(model: str | os.PathLike | None) -> Path:
     hint = f"shipped models: {', '.join(available)}" if available else "this installation ships no trained model yet"
     raise FileNotFoundError(
         f"no model {str(model)!r}: not a checkpoint file and not a shipped model ({hint}). "
-        "Train one with `digmat train adsorption --data LMDB --out DIR` and pass DIR/model.pt."
+        "Train one (`digmat train adsorption --data LMDB --out DIR`, recipes/train_carbon.py) and pass DIR/model.pt."
     )
 
 
@@ -62,7 +64,7 @@ def load_model(model: str | os.PathLike | None = None, *, device: str | torch.de
     """
     from digmat.models import AdsorptionModelConfig, AdsorptionScoreModel
 
-    path = _resolve(model)
+    path = resolve_checkpoint(model)
     ckpt = load_checkpoint(path, map_location="cpu")
     try:
         config = AdsorptionModelConfig.from_dict(ckpt["config"])

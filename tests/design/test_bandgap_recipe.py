@@ -44,3 +44,19 @@ def test_smoke_run_writes_cifs_summary_and_plot(tmp_path):
 
     atoms = read(sorted((tmp_path / "unguided").glob("*.cif"))[0])
     assert set(atoms.get_chemical_symbols()) == {"C"} and atoms.pbc.all()
+
+
+def test_shipped_models_run_without_the_carbon24_csvs(tmp_path, monkeypatch, capsys):
+    """The defaults are the shipped models; with no Carbon-24 data the matching is skipped, said so, and the rest runs."""
+    import digmat.design.carbon24 as carbon24
+
+    spec = importlib.util.spec_from_file_location("bandgap_carbon", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(carbon24, "find_carbon24_dir", lambda path=None: None)
+    summary = module.main(["--target", "0", "-n", "2", "--steps", "5", "--out", str(tmp_path)])
+    assert "not matched" in capsys.readouterr().err
+    assert summary["settings"]["model"] == "carbon24" and summary["training_set"]["n"] == 576
+    for run in summary["runs"].values():
+        assert run["n"] == 2 and "match_rate_loose" not in run and len(run["samples"]) == 2
+    assert (tmp_path / "gap_histograms.png").is_file() and (tmp_path / "summary.json").is_file()
