@@ -27,7 +27,7 @@ def shipped_models() -> list[str]:
 
 
 def resolve_checkpoint(model: str | os.PathLike | None = None) -> Path:
-    """The checkpoint file of ``model``: a ``.pt`` path, or the name of a shipped model
+    """The checkpoint file of ``model``: an existing file's path, or the name of a shipped model
     (None: the default adsorption model). FileNotFoundError names the shipped models otherwise."""
     if model is None:
         model = DEFAULT_ADSORPTION_MODEL
