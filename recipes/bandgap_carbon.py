@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from ase.io import write
 
-    from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nearest_neighbor_distances, plot_gap_histograms, relax
+    from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nn_distance_quantiles, plot_gap_histograms, relax
     from digmat.design.generate import GapGuidance, SamplerConfig, sample_crystals
     from digmat.design.tightbinding import TightBindingGap
 
@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
     gap_sets = {"training set": train_gaps}
     summary["training_set"] = {"n": len(train_gaps)}
     if train:
-        nn_train = np.concatenate([nearest_neighbor_distances(a) for a in train])
-        summary["training_set"]["nn_distance_quantiles"] = [float(q) for q in np.nanquantile(nn_train, [0.1, 0.5, 0.9])]
+        summary["training_set"]["nn_distance_quantiles"] = nn_distance_quantiles(train)
     runs = [("unguided", None)] + [(f"target_{c:g}", GapGuidance(c, width=args.width, scale=args.scale)) for c in targets]
     for name, guidance in runs:
         t0 = time.perf_counter()

@@ -81,27 +81,15 @@ def train_predictor(args) -> None:
 
 
 def profile(args) -> None:
-    from digmat.core import denoising_profile
     from digmat.design.carbon24 import load_carbon24
-    from digmat.models import CrystalDataset, CrystalScoreModel, collate_crystals
+    from digmat.models import CrystalScoreModel, crystal_denoising_profile
 
     model, _ = CrystalScoreModel.from_checkpoint(args.model)
-    data = CrystalDataset(load_carbon24(args.data_dir, split=args.split, members=False), model.config.state)
-    schedule = model.config.schedule
-    length = model.config.state.length_scale
-    times = schedule.t_of_sigma_tilde(torch.tensor(args.noise, dtype=torch.float64) / length)
-    gen = torch.Generator().manual_seed(args.seed)
-    total = None
-    for system, x0 in collate_crystals([data[i] for i in range(len(data))]):
-        n3 = 3 * system.num_atoms
-        frac = torch.zeros(system.dim, dtype=x0.dtype)
-        frac[:n3] = 1.0
-        part = denoising_profile(system.diffusion(schedule), lambda x, t, s=system: model.eps(s, x, t), x0, times,
-                                 groups={"fractional": frac, "lattice": 1.0 - frac}, generator=gen)
-        total = part if total is None else total.merge(part)
-    rel = total.relative()
+    structures = load_carbon24(args.data_dir, split=args.split, members=False)
+    rel = crystal_denoising_profile(model, structures, args.noise, generator=torch.Generator().manual_seed(args.seed))
+    times = model.config.schedule.t_of_sigma_tilde(torch.tensor(args.noise, dtype=torch.float64) / model.config.state.length_scale)
     rows = [{"noise_A": a, "t": round(float(t), 5), **{k: round(float(v[i]), 4) for k, v in rel.items()}} for i, (a, t) in enumerate(zip(args.noise, times))]
-    print(json.dumps({"model": str(args.model), "split": args.split, "structures": len(data), "relative_eps_mse": rows}, indent=1))
+    print(json.dumps({"model": str(args.model), "split": args.split, "structures": len(structures), "relative_eps_mse": rows}, indent=1))
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from digmat.design.evaluate import is_valid, nearest_neighbor_distances, space_group
+    from digmat.design.evaluate import is_valid, nn_distance_quantiles, space_group
     from digmat.design.generate import GapGuidance, SamplerConfig, sample_crystals
     from digmat.models import CrystalScoreModel
 
@@ -78,8 +78,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"model": str(args.model), "num_samples": args.num_samples, "target_gap_eV": args.gap, "sampler": asdict(sampler), "seed": args.seed,
                "validity": float(np.mean(valid)), "num_atoms": [len(a) for a in crystals]}
     if good:
-        nn = np.concatenate([nearest_neighbor_distances(a) for a in good])
-        summary["nn_distance_quantiles_A"] = [float(q) for q in np.nanquantile(nn, [0.1, 0.5, 0.9])]
+        summary["nn_distance_quantiles_A"] = nn_distance_quantiles(good)
     for key in ("predicted_gap", "tb_gap"):
         values = [a.info[key] for a in good if key in a.info]
         if values:

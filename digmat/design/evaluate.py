@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-__all__ = ["LOOSE", "STRICT", "Matcher", "evaluate_samples", "is_valid", "nearest_neighbor_distances", "plot_gap_histograms", "relax", "space_group"]
+__all__ = ["LOOSE", "STRICT", "Matcher", "evaluate_samples", "is_valid", "nearest_neighbor_distances", "nn_distance_quantiles", "plot_gap_histograms", "relax", "space_group"]
 
 LOOSE = {"ltol": 0.3, "stol": 0.5, "angle_tol": 10.0}
 """CDVAE's StructureMatcher tolerances."""
@@ -65,6 +65,12 @@ def nearest_neighbor_distances(atoms: Atoms, *, cutoff: float = 4.0) -> np.ndarr
     np.minimum.at(out, i, d)
     out[np.isinf(out)] = np.nan
     return out
+
+
+def nn_distance_quantiles(structures: Sequence[Atoms], quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> list[float]:
+    """Quantiles of the nearest-neighbour distances of every atom of ``structures``, Å."""
+    nn = np.concatenate([nearest_neighbor_distances(a) for a in structures])
+    return [float(q) for q in np.nanquantile(nn, quantiles)]
 
 
 class Matcher:
@@ -202,8 +208,7 @@ def evaluate_samples(samples: Sequence[Atoms], gaps: Sequence[float], *, referen
             reps = [valid[g] for g in groups.representatives]
             out["novelty"] = float(np.mean([per_sample[i].get("rms_loose") is None for i in reps]))
     if valid:
-        nn = np.concatenate([nearest_neighbor_distances(samples[i]) for i in valid])
-        out["nn_distance_quantiles"] = [float(q) for q in np.nanquantile(nn, [0.1, 0.5, 0.9])]
+        out["nn_distance_quantiles"] = nn_distance_quantiles([samples[i] for i in valid])
     spg = [space_group(samples[i]) for i in valid]
     for i, (num, sym) in zip(valid, spg):
         per_sample[i].update(space_group=num, space_group_symbol=sym)

@@ -2,7 +2,7 @@
 system's state (:mod:`digmat.systems`)."""
 
 from .adsorption import AdsorptionModelConfig, AdsorptionScoreModel, adsorption_dsm_loss
-from .crystal import CrystalDataset, CrystalModelConfig, CrystalOutput, CrystalScoreModel, collate_crystals, crystal_dsm_loss
+from .crystal import CrystalDataset, CrystalModelConfig, CrystalOutput, CrystalScoreModel, collate_crystals, crystal_denoising_profile, crystal_dsm_loss
 
 __all__ = [
     "AdsorptionModelConfig",
@@ -13,5 +13,6 @@ __all__ = [
     "CrystalScoreModel",
     "adsorption_dsm_loss",
     "collate_crystals",
+    "crystal_denoising_profile",
     "crystal_dsm_loss",
 ]

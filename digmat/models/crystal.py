@@ -46,7 +46,7 @@ from digmat.nn import AtomsBatch, GraphormerConfig, PeriodicGraphormer
 from digmat.nn.radial import smooth_cutoff
 from digmat.systems.crystal import CrystalStateConfig, CrystalSystem, lattice_entries, symmetric_to_vec
 
-__all__ = ["CrystalDataset", "CrystalModelConfig", "CrystalOutput", "CrystalScoreModel", "collate_crystals", "crystal_dsm_loss"]
+__all__ = ["CrystalDataset", "CrystalModelConfig", "CrystalOutput", "CrystalScoreModel", "collate_crystals", "crystal_denoising_profile", "crystal_dsm_loss"]
 
 
 def _default_network() -> GraphormerConfig:
@@ -402,3 +402,28 @@ def collate_crystals(items: Sequence[tuple[CrystalSystem, Tensor]], device: torc
     for system, x in items:
         groups.setdefault(id(system), (system, []))[1].append(x)
     return [(system, torch.stack(xs).to(device)) for system, xs in groups.values()]
+
+
+def crystal_denoising_profile(model: CrystalScoreModel, structures: Sequence, noise: Sequence[float], *, repeats: int = 1,
+                              generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """Relative noise-prediction error of ``model`` on ``structures`` (ase.Atoms) per positional noise level.
+
+    ``noise`` are positional noise levels in Å (converted to times through the state's length
+    scale); each structure is noised ``repeats`` times per level. Returns ``{"fractional": (L,),
+    "lattice": (L,)}`` with ||eps_hat - eps||^2 / ||eps||^2 (0 = exact, 1 = predicting zero), see
+    :func:`digmat.core.denoising_profile`.
+    """
+    from digmat.core import denoising_profile
+
+    schedule = model.config.schedule
+    times = schedule.t_of_sigma_tilde(torch.tensor(noise, dtype=torch.float64) / model.config.state.length_scale)
+    data = CrystalDataset(structures, model.config.state)
+    total = None
+    for system, x0 in collate_crystals([data[i] for i in range(len(data))]):
+        frac = torch.zeros(system.dim, dtype=x0.dtype)
+        frac[: 3 * system.num_atoms] = 1.0
+        with torch.no_grad():
+            part = denoising_profile(system.diffusion(schedule), lambda x, t, s=system: model.eps(s, x, t), x0.repeat(repeats, 1), times,
+                                     groups={"fractional": frac, "lattice": 1.0 - frac}, generator=generator)
+        total = part if total is None else total.merge(part)
+    return total.relative()

@@ -11,12 +11,11 @@ import pytest
 import torch
 from ase.build import make_supercell
 
-from digmat.core import denoising_profile
 from digmat.design.carbon24 import carbon_prototypes
 from digmat.design.evaluate import is_valid, nearest_neighbor_distances
 from digmat.design.generate import SamplerConfig, sample_crystals
 from digmat.design.tightbinding import TightBindingGap
-from digmat.models import CrystalDataset, CrystalScoreModel, collate_crystals
+from digmat.models import CrystalScoreModel, crystal_denoising_profile
 from digmat.pretrained import resolve_checkpoint, shipped_models
 
 pytest.importorskip("matgl")
@@ -55,18 +54,7 @@ def test_predictor_agrees_with_the_tight_binding_oracle_on_prototypes():
 
 
 def _relative_fractional_error(model, structures, noise):
-    data = CrystalDataset(structures, model.config.state)
-    times = model.config.schedule.t_of_sigma_tilde(torch.tensor(noise, dtype=torch.float64))
-    gen = torch.Generator().manual_seed(0)
-    total = None
-    for system, x0 in collate_crystals([data[i] for i in range(len(data))]):
-        frac = torch.zeros(system.dim, dtype=x0.dtype)
-        frac[: 3 * system.num_atoms] = 1.0
-        with torch.no_grad():
-            part = denoising_profile(system.diffusion(model.config.schedule), lambda x, t, s=system: model.eps(s, x, t), x0.repeat(8, 1), times,
-                                     groups={"fractional": frac}, generator=gen)
-        total = part if total is None else total.merge(part)
-    return total.relative()["fractional"]
+    return crystal_denoising_profile(model, structures, noise, repeats=8, generator=torch.Generator().manual_seed(0))["fractional"]
 
 
 def test_score_model_denoises_known_carbon(score_model):
