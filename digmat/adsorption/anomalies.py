@@ -17,21 +17,27 @@ count as bonded (``r_O + r_H = 0.97`` Å).
     no adsorbate atom has a slab neighbour within natural cutoffs ×
     ``desorption_mult`` (1.5);
 ``surface_changed``
-    the slab's bond graph (natural cutoffs × ``surface_mult``, plus skin)
-    differs between the initial and the relaxed structure — reconstruction,
-    an atom pulled out of the surface.  AdsorbML uses ``surface_mult=1.5``;
-    digmat's default is 1.0 (a cutoff between the first and second
-    neighbour shells of every fcc/hcp/bcc metal: 3.32 Å for Pt–Pt, shells at
-    2.77 and 3.92 Å).  With 1.5 the Pt–Pt cutoff is 4.68 Å, 0.1 Å short of
-    the in-plane √3 neighbours (4.80 Å), and ordinary adsorbate-induced
-    relaxation toggles it: in a CHGNet search of O on Pt(111) it flagged 12
-    of 24 relaxations whose nearest-neighbour graph was intact (surface
-    atoms pulled 0.17–0.22 Å towards the O).  Pass ``surface_mult=1.5`` for
-    AdsorbML's exact test;
+    the slab's bonding changed, by AdsorbML's two-cutoff (hysteresis) test:
+    a slab pair bonded at natural cutoffs (× 1.0, plus skin) in one
+    structure is not even within the cushioned cutoff (× ``surface_mult``,
+    1.5, plus skin) in the other — a bond broke or a new one formed.  A
+    bond that only stretches or shrinks between the two cutoffs (3.32 and
+    4.68 Å for Au–Au, first shell at 2.88 Å) is a metal relaxing around the
+    adsorbate, not a reconstruction.  This is fairchem's
+    ``DetectTrajAnomaly.has_surface_changed``.  (digmat before December 2026
+    compared the two bond graphs at one cutoff, × 1.0; O in the hollows of
+    Au(111) stretches three Au–Au bonds from 2.88 to 3.35–3.42 Å, which
+    that test called a surface change, so CHGNet's fcc minimum, 1.33 eV
+    below ontop, was discarded.)
 ``intercalated``
-    an adsorbate atom is bonded (natural cutoffs × ``bond_mult``) to a
-    subsurface atom (tag 0), or lies more than ``depth_tolerance`` below the
-    lowest surface atom (tag 1): it went into the slab.
+    an adsorbate atom went into the slab: it lies more than
+    ``depth_tolerance`` below the lowest surface atom (tag 1), or it is
+    bonded (natural cutoffs × ``bond_mult``, plus skin) to a subsurface atom
+    (tag 0) while lying below every surface atom it is bonded to.  The second
+    condition keeps a 4-fold hollow, where the adsorbate sits above its four
+    surface neighbours and within bonding distance of the atom below
+    (H on Pd(100): 0.25 Å above the surface, 2.25 Å from the second-layer
+    Pd), on the surface; fairchem's bonded-to-subsurface test alone flags it.
 
 Atoms are recognised by OC20 tags (2 adsorbate, 1 surface, 0 subsurface);
 periodic images are included everywhere.
@@ -47,7 +53,7 @@ from ase.neighborlist import natural_cutoffs, neighbor_list
 
 from digmat.adsorption._geometry import slab_heights
 
-__all__ = ["ANOMALIES", "AnomalyFlags", "detect_anomalies"]
+__all__ = ["ANOMALIES", "AnomalyFlags", "bond_changes", "detect_anomalies"]
 
 #: Anomaly names, in reporting order.
 ANOMALIES = ("desorbed", "dissociated", "surface_changed", "intercalated")
@@ -86,6 +92,38 @@ def _edges(atoms: Atoms, mult: float, skin: float) -> set[tuple[int, int]]:
     return {(int(a), int(b)) for a, b in zip(i, j, strict=True) if a < b}
 
 
+def bond_changes(
+    initial: Atoms, relaxed: Atoms, *, surface_mult: float = 1.5, skin: float = 0.3
+) -> list[tuple[int, int, str]]:
+    """Bonds that broke or formed between two structures of the same atoms (AdsorbML's test).
+
+    A pair ``(i, j)`` *broke* when it is bonded in ``initial`` at natural
+    cutoffs (× 1.0, plus ``skin``) and not within the cushioned cutoff
+    (× ``surface_mult``, plus ``skin``) in ``relaxed``; it *formed* in the
+    opposite case.  Pairs whose distance stays between the two cutoffs count
+    as neither.
+
+    Parameters
+    ----------
+    initial, relaxed : ase.Atoms
+        Same atoms in the same order (periodic images are included).
+    surface_mult : float, default 1.5
+        Cushion multiplier, > 1.
+    skin : float, default 0.3
+        Added to every atom's cutoff, Å.
+
+    Returns
+    -------
+    list of (int, int, str)
+        ``(i, j, "broke" | "formed")`` with ``i < j``, sorted.
+    """
+    if not surface_mult > 1.0:
+        raise ValueError(f"surface_mult must be > 1 (a cushion above the bonding cutoff), got {surface_mult}")
+    broke = _edges(initial, 1.0, skin) - _edges(relaxed, surface_mult, skin)
+    formed = _edges(relaxed, 1.0, skin) - _edges(initial, surface_mult, skin)
+    return sorted([(i, j, "broke") for i, j in broke] + [(i, j, "formed") for i, j in formed])
+
+
 def _check_pair(initial: Atoms, relaxed: Atoms) -> np.ndarray:
     for name, atoms in (("initial", initial), ("relaxed", relaxed)):
         if not isinstance(atoms, Atoms):
@@ -108,7 +146,7 @@ def detect_anomalies(
     *,
     bond_mult: float = 1.0,
     desorption_mult: float = 1.5,
-    surface_mult: float = 1.0,
+    surface_mult: float = 1.5,
     depth_tolerance: float = 0.3,
     skin: float = 0.3,
 ) -> AnomalyFlags:
@@ -125,8 +163,8 @@ def detect_anomalies(
         bonds to subsurface atoms).
     desorption_mult : float, default 1.5
         Multiplier of natural cutoffs for adsorbate–slab contacts.
-    surface_mult : float, default 1.0
-        Multiplier of natural cutoffs for the slab's bond graph (AdsorbML:
+    surface_mult : float, default 1.5
+        Cushioned cutoff multiplier of the surface-change test (AdsorbML's
         1.5; see the module docstring).
     depth_tolerance : float, default 0.3
         How far below the lowest surface atom an adsorbate atom may sit, Å.
@@ -143,22 +181,28 @@ def detect_anomalies(
     slab = np.flatnonzero(tags != 2)
 
     dissociated = _edges(initial[ads], bond_mult, skin) != _edges(relaxed[ads], bond_mult, skin)
-    surface_changed = _edges(initial[slab], surface_mult, skin) != _edges(relaxed[slab], surface_mult, skin)
+    surface_changed = bool(bond_changes(initial[slab], relaxed[slab], surface_mult=surface_mult, skin=skin))
 
     contacts = _edges(relaxed, desorption_mult, skin)
     is_ads = tags == 2
     desorbed = not any(is_ads[i] != is_ads[j] for i, j in contacts)
 
-    bonds = _edges(relaxed, bond_mult, skin)
-    to_subsurface = any(
-        (is_ads[i] and tags[j] == 0) or (is_ads[j] and tags[i] == 0) for i, j in bonds
-    )
     heights = slab_heights(relaxed)
     lowest_surface = heights[tags == 1].min() if (tags == 1).any() else heights[slab].max()
     buried = bool((heights[ads] < lowest_surface - depth_tolerance).any())
+    neighbours: dict[int, set[int]] = {int(a): set() for a in ads}
+    for i, j in _edges(relaxed, bond_mult, skin):
+        if is_ads[i] != is_ads[j]:
+            a, b = (i, j) if is_ads[i] else (j, i)
+            neighbours[a].add(b)
+    under_surface = any(
+        any(tags[b] == 0 for b in nb)
+        and all(heights[a] < heights[b] for b in nb if tags[b] == 1)
+        for a, nb in neighbours.items()
+    )
     return AnomalyFlags(
         desorbed=bool(desorbed),
         dissociated=bool(dissociated),
         surface_changed=bool(surface_changed),
-        intercalated=bool(to_subsurface or buried),
+        intercalated=bool(under_surface or buried),
     )

@@ -114,7 +114,7 @@ def reference_search(
     vibrations: bool = True,
     vib_surface: bool = False,
     energy_tolerance: float = 0.02,
-    surface_mult: float = 1.0,
+    surface_mult: float = 1.5,
     budget: int | None = None,
     device: str = "cpu",
     threads: int = 1,
@@ -158,9 +158,9 @@ def reference_search(
         Include the free surface atoms in the Hessian.
     energy_tolerance : float, default 0.02
         Energy window for merging equivalent minima, eV.
-    surface_mult : float, default 1.0
-        Cutoff multiplier of the surface-change test
-        (:func:`~digmat.adsorption.anomalies.detect_anomalies`; AdsorbML: 1.5).
+    surface_mult : float, default 1.5
+        Cushioned cutoff multiplier of AdsorbML's surface-change test
+        (:func:`~digmat.adsorption.anomalies.detect_anomalies`).
     budget : int, optional
         Largest number of new (uncached) relaxations to run; when more are
         pending the result has ``complete=False`` and no minima.
@@ -287,6 +287,8 @@ def _collect(tasks, placements, done, slab, surface_mult) -> tuple[list[Placemen
             rec.energy, rec.steps, rec.converged = res["energy"], res["steps"], res["converged"]
             rec.calls, rec.seconds, rec.cached = res["calls"], res["seconds"], bool(res.get("cached"))
             rec.flags = detect_anomalies(initial, relaxed, surface_mult=surface_mult).names()
+            if rec.flags:  # kept so that the flag can be re-checked from the result alone
+                rec.positions = np.round(relaxed.positions, 4).tolist()
             if not res["converged"]:
                 rec.flags.append("unconverged")
             if not rec.flags:

@@ -69,6 +69,10 @@ class PlacementRecord:
         Index of the minimum it relaxed into.
     error : str or None
         Calculator error message of a failed relaxation.
+    positions : list or None
+        Relaxed positions, Å, shape ``(N, 3)`` (slab atoms, then adsorbate
+        atoms), of a relaxation discarded as an anomaly, so that its flags can
+        be re-checked from the result alone (:meth:`ReferenceResult.relaxed_placement`).
     """
 
     index: int
@@ -86,6 +90,7 @@ class PlacementRecord:
     site_kind: str | None = None
     minimum: int | None = None
     error: str | None = None
+    positions: list | None = None
 
     @classmethod
     def from_placement(cls, atoms: Atoms) -> PlacementRecord:
@@ -331,6 +336,36 @@ class ReferenceResult:
         except ValueError as exc:
             raise ValueError(f"{str(p)!r} is not valid JSON: {exc}") from exc
         return cls.from_dict(data)
+
+    def relaxed_placement(self, index: int) -> tuple[Atoms, Atoms] | None:
+        """A discarded relaxation's structure, paired with a reference for re-checking its anomalies.
+
+        Parameters
+        ----------
+        index : int
+            Position of the placement in :attr:`placements`.
+
+        Returns
+        -------
+        (ase.Atoms, ase.Atoms) or None
+            ``(reference, relaxed)``: the bare slab with the adsorbate as
+            built (its internal bonds and the slab's are what
+            :func:`~digmat.adsorption.anomalies.detect_anomalies` compares)
+            and the relaxed structure, both with OC20 tags; None when the
+            record holds no positions (a good relaxation, or a result written
+            before positions were kept).
+        """
+        record = self.placements[index]
+        if record.positions is None:
+            return None
+        reference = self.slab.copy()
+        reference.set_constraint()
+        adsorbate = Atoms(self.adsorbate.numbers, positions=self.adsorbate.positions)
+        adsorbate.set_tags(np.full(len(adsorbate), 2))
+        reference.extend(adsorbate)
+        relaxed = reference.copy()
+        relaxed.positions = np.asarray(record.positions, float)
+        return reference, relaxed
 
     def minimum_atoms(self) -> list[Atoms]:
         """Each minimum's structure with its energy (SinglePointCalculator) and facts in ``info``."""

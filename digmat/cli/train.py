@@ -30,8 +30,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", default=None, metavar="CHECKPOINT",
+                        help="warm start: initial weights from an adsorption checkpoint (a path or a shipped name) with the same network")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--json", action="store_true", help="print the final log record as JSON")
+
+
+def init_weights(model, source: str) -> None:
+    """Load the weights of a trained adsorption model (EMA weights when present) into ``model``.
+
+    Raises ``ValueError`` when the checkpoint's network differs from ``model``'s.
+    """
+    from digmat.checkpoint import load_checkpoint
+    from digmat.pretrained import resolve_checkpoint
+
+    ckpt = load_checkpoint(resolve_checkpoint(source))
+    network = ckpt["config"].get("network") if isinstance(ckpt["config"], dict) else None
+    ours = model.config.network.to_dict()
+    if not isinstance(network, dict):
+        raise ValueError(f"--init {source}: not an adsorption model checkpoint (no network configuration)")
+    differ = {k: (network.get(k), v) for k, v in ours.items() if network.get(k) != v}
+    if differ:
+        listed = ", ".join(f"{k} {a} there, {b} here" for k, (a, b) in differ.items())
+        raise ValueError(f"--init {source}: its network differs from this run's ({listed})")
+    model.load_state_dict(ckpt["ema_state_dict"] or ckpt["state_dict"])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,9 +73,11 @@ def run(args: argparse.Namespace) -> int:
                                    adsorbates=dataset.adsorbates, network_depth=None if args.network_depth < 0 else args.network_depth)
     torch.manual_seed(args.seed)
     model = AdsorptionScoreModel(config)
+    if args.init is not None:
+        init_weights(model, args.init)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay, warmup_steps=min(500, args.steps // 10 + 1), log_every=args.log_every, checkpoint_every=args.checkpoint_every, seed=args.seed)
     meta = {"data": str(args.data), "records": len(dataset), "systems": len(dataset.systems), "elements": list(dataset.elements),
-            "adsorbates": list(dataset.adsorbates)}
+            "adsorbates": list(dataset.adsorbates), "init": args.init}
     trainer = Trainer(model, adsorption_dsm_loss, dataset, dataset.collate, train, args.out, model_config=config.to_dict(), metadata=meta, context=ctx, progress=not args.json)
     last = trainer.fit()
     if args.json and ctx.is_main:

@@ -189,3 +189,27 @@ def test_cli(slab, tmp_path, capsys):
     assert "no such slab file" in capsys.readouterr().err
     assert main(["reference", str(path), "Xyzzy", "--calculator", "emt"]) == 2
     assert "unknown adsorbate" in capsys.readouterr().err
+
+
+def test_discarded_geometry_is_kept_and_rechecked(result, tmp_path):
+    """Anomalous relaxations keep their relaxed positions, so the flag can be re-checked from
+    the result file alone; good relaxations keep none (their minimum holds the structure)."""
+    import dataclasses
+
+    from digmat.adsorption.anomalies import detect_anomalies
+
+    res, _ = result
+    assert all((p.positions is None) == (p.flags in ([], ["unconverged"], ["failed"])) for p in res.placements)
+    moved = res.minima[0].atoms.copy()
+    top = int(np.flatnonzero(moved.get_tags() == 1)[0])
+    moved.positions[top, 2] += 2.5  # a surface atom pulled out of the surface
+    good = next(k for k, p in enumerate(res.placements) if not p.flags)
+    fake = dataclasses.replace(res.placements[good], flags=["surface_changed"], minimum=None,
+                               positions=np.round(moved.positions, 4).tolist())
+    res = dataclasses.replace(res, placements=[*res.placements, fake])
+    back = ReferenceResult.from_json(res.to_json(tmp_path / "ref.json"))
+    assert back.relaxed_placement(good) is None
+    reference, relaxed = back.relaxed_placement(len(back.placements) - 1)
+    assert (relaxed.get_tags() == moved.get_tags()).all() and np.allclose(relaxed.positions, moved.positions, atol=1e-4)
+    assert detect_anomalies(reference, relaxed).names() == ["surface_changed"]
+    assert detect_anomalies(reference, res.minima[0].atoms).names() == []

@@ -67,3 +67,22 @@ def test_train_cli_resume_and_ddp(tmp_path, capsys):
     out = subprocess.run(ddp, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2], env={"OMP_NUM_THREADS": "1", **__import__("os").environ})
     assert out.returncode == 0, out.stderr[-3000:]
     assert load_model(tmp_path / "ddp" / "model.pt").metadata["world_size"] == 2
+
+
+def test_train_cli_warm_start(tmp_path, capsys):
+    """--init copies a trained model's weights before the first step; another network is refused."""
+    write_lmdb(tmp_path / "d.lmdb", synthetic_configs())
+    base = ["train", "adsorption", "--data", str(tmp_path / "d.lmdb"), "--batch-size", "8", "--layers", "1",
+            "--embed-dim", "16", "--heads", "2", "--cutoff", "4.0", "--json", "--device", "cpu"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--steps", "4"]) == 0
+    source = load_model(tmp_path / "a" / "model.pt")
+    # lr 1e-12: the warm-started weights are the source's up to round-off after two steps
+    assert main([*base, "--out", str(tmp_path / "b"), "--steps", "2", "--lr", "1e-12", "--init", str(tmp_path / "a" / "model.pt")]) == 0
+    warm = load_model(tmp_path / "b" / "model.pt")
+    for name, value in source.state_dict().items():
+        torch.testing.assert_close(warm.state_dict()[name], value, atol=1e-6, rtol=0)
+    assert warm.metadata["init"] == str(tmp_path / "a" / "model.pt")
+    capsys.readouterr()
+    assert main([*base[:-7], "--embed-dim", "8", "--heads", "2", "--cutoff", "4.0", "--json", "--device", "cpu",
+              "--out", str(tmp_path / "c"), "--steps", "2", "--init", str(tmp_path / "a" / "model.pt")]) == 2
+    assert "embed_dim 16 there, 8 here" in capsys.readouterr().err
