@@ -34,6 +34,8 @@ Examples::
 
     python recipes/make_adsorption_corpus.py --out corpus --dry-run
     python recipes/make_adsorption_corpus.py --out corpus --chunk 0/16 --budget 2000 --workers 2
+    python recipes/make_adsorption_corpus.py --out corpus --scheduler local --workers 16
+    python recipes/make_adsorption_corpus.py --out corpus --scheduler tcp://head:8786  # a running cluster
     python recipes/make_adsorption_corpus.py --out corpus --datasets --samples 200
 """
 
@@ -170,7 +172,7 @@ def run_search(chunk: list[dict], args, slabs: dict) -> int:
             _slab(system, slabs), system["adsorbate"], args.calculator, temperatures=TEMPERATURES,
             num_random=args.random, workers=args.workers, seed=args.seed + zlib.crc32(system["sid"].encode()) % 10**6,
             work_dir=args.out / "work" / system["sid"], budget=remaining, device=args.device,
-            system_id=system["sid"], progress=args.progress,
+            system_id=system["sid"], progress=args.progress, scheduler=args.scheduler,
         )
         if remaining is not None:
             remaining -= result.cost["new_relaxations"]
@@ -250,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--random", type=int, default=100, help="random placements per system (default 100)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="relaxations on dask.distributed: 'local' (LocalCluster of --workers processes) or a scheduler address")
     parser.add_argument("--samples", type=int, default=200, help="samples per system and temperature")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--calls-per-relaxation", type=float, default=CALLS_PER_RELAXATION)

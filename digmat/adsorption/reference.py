@@ -120,6 +120,7 @@ def reference_search(
     threads: int = 1,
     progress: bool = False,
     system_id: str | None = None,
+    scheduler: str | None = None,
 ) -> ReferenceResult:
     """Find the distinct adsorption minima of an adsorbate on a slab and their Boltzmann weights.
 
@@ -172,6 +173,12 @@ def reference_search(
         Show a tqdm progress bar over the relaxations.
     system_id : str, optional
         Identifier stored in the result (default ``"<adsorbate>/<formula>"``).
+    scheduler : str, optional
+        Fan the relaxations and Hessians out with ``dask.distributed``:
+        ``"local"`` starts a ``LocalCluster`` of ``workers`` processes, any
+        other value is the address of a running scheduler
+        (``"tcp://host:8786"``).  Results are cached in ``work_dir`` as
+        they arrive, so an interrupted search resumes per relaxation.
 
     Returns
     -------
@@ -204,7 +211,8 @@ def reference_search(
     cache = Path(work_dir) if work_dir is not None else None
     tasks = [(f"placements/p{k:04d}", fingerprint(p, **settings), "relax", (p, fmax, max_steps))
              for k, p in enumerate(placements)]
-    with TaskRunner(calculator, cache=cache, workers=workers, device=device, threads=threads) as runner:
+    with TaskRunner(calculator, cache=cache, workers=workers, device=device, threads=threads,
+                    scheduler=scheduler) as runner:
         done, started = _relax_all(runner, tasks, budget, progress)
         complete = len(done) == len(tasks)
         records, candidates = _collect(tasks, placements, done, slab, surface_mult)

@@ -1,9 +1,13 @@
 """Resumable, parallel relaxations and Hessians for the reference site search.
 
 Tasks (a relaxation or a finite-difference Hessian) run in this process
-(``workers=1``) or in one :class:`concurrent.futures.ProcessPoolExecutor`
+(``workers=1``), in one :class:`concurrent.futures.ProcessPoolExecutor`
 (spawned processes) whose workers build the calculator once, by name, in
-their initializer (:class:`TaskRunner`).
+their initializer, or on a ``dask.distributed`` cluster — a
+``LocalCluster`` of ``workers`` single-threaded processes on this machine
+(``scheduler="local"``) or the scheduler of a cluster users already run
+(``scheduler="tcp://host:8786"``), whose workers build the calculator once
+each on their first task (:class:`TaskRunner`).
 Each finished task is written at once to its own JSON file in a cache
 folder (temporary file, then rename), keyed by a fingerprint of everything
 that determines its result (structure, calculator, settings), so an
@@ -214,6 +218,35 @@ def _worker_task(kind: str, args: tuple) -> dict[str, Any]:
     return _TASKS[kind](_WORKER["calc"], *args)
 
 
+def _dask_task(spec: CalculatorSpec, device: str, threads: int, kind: str, args: tuple) -> dict[str, Any]:
+    """One task on a dask worker; the worker process builds its calculator on its first task."""
+    key = (repr(spec), device, threads)
+    if _WORKER.get("dask_key") != key:
+        _init_worker(spec, device, threads)
+        _WORKER["dask_key"] = key
+    return _worker_task(kind, args)
+
+
+def dask_client(scheduler: str, workers: int):
+    """A ``dask.distributed`` client: ``"local"`` starts a ``LocalCluster`` of ``workers``
+    single-threaded worker processes; anything else is a scheduler address.
+
+    Raises ``ValueError`` when dask.distributed is not installed or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ValueError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=40)
+        return Client(cluster)
+    try:
+        return Client(scheduler, timeout=10)
+    except (OSError, TimeoutError) as exc:
+        raise ValueError(f"cannot reach the dask scheduler at {scheduler!r}: {exc}") from None
+
+
 def _cache_path(cache: Path | None, key: str) -> Path | None:
     return None if cache is None else cache / f"{key}.json"
 
@@ -255,16 +288,21 @@ class TaskRunner:
         Torch device for named potentials.
     threads : int, default 1
         Torch/OpenMP threads per worker process.
+    scheduler : str, optional
+        Run the tasks on ``dask.distributed``: ``"local"`` for a
+        ``LocalCluster`` of ``workers`` processes, or a scheduler address;
+        None (default) uses this process or a process pool.
     """
 
     def __init__(self, spec: CalculatorSpec, *, cache: Path | None, workers: int = 1,
-                 device: str = "cpu", threads: int = 1):
-        if workers > 1 and isinstance(spec, Calculator):
-            raise ValueError("workers > 1 needs a calculator name or a picklable factory, not an instance")
+                 device: str = "cpu", threads: int = 1, scheduler: str | None = None):
+        if (workers > 1 or scheduler is not None) and isinstance(spec, Calculator):
+            raise ValueError("parallel workers need a calculator name or a picklable factory, not an instance")
         self.spec, self.cache, self.workers = spec, cache, workers
-        self.device, self.threads = device, threads
+        self.device, self.threads, self.scheduler = device, threads, scheduler
         self._calc: Calculator | None = None
         self._pool = None
+        self._client = None
 
     def __enter__(self) -> TaskRunner:
         return self
@@ -273,6 +311,12 @@ class TaskRunner:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._client is not None:
+            cluster = self._client.cluster if self.scheduler == "local" else None
+            self._client.close()
+            if cluster is not None:
+                cluster.close()
+            self._client = None
 
     def _executor(self):
         if self._pool is None:
@@ -308,6 +352,9 @@ class TaskRunner:
                 pending.append((key, fp, kind, args))
         if not pending:
             return
+        if self.scheduler is not None:
+            yield from self._run_dask(pending)
+            return
         if self.workers <= 1:
             if self._calc is None:
                 self._calc = make_calculator(self.spec, self.device)
@@ -323,6 +370,28 @@ class TaskRunner:
         try:
             for fut in as_completed(futures):
                 key, fp = futures[fut]
+                result = fut.result()
+                _store(self.cache, key, fp, result)
+                yield key, result
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+    def _run_dask(self, pending: list) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Submit every pending task to the dask cluster; store and yield each as it finishes."""
+        from distributed import as_completed
+
+        if self._client is None:
+            self._client = dask_client(self.scheduler, self.workers)
+        owner = {}
+        futures = []
+        for key, fp, kind, args in pending:
+            fut = self._client.submit(_dask_task, self.spec, self.device, self.threads, kind, args, pure=False)
+            owner[fut.key] = (key, fp)
+            futures.append(fut)
+        try:
+            for fut in as_completed(futures):
+                key, fp = owner[fut.key]
                 result = fut.result()
                 _store(self.cache, key, fp, result)
                 yield key, result

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=300, help="optimizer steps (default 300)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="fan out on dask.distributed: 'local' (a LocalCluster of --workers processes) "
+                             "or a running scheduler's address (tcp://host:8786)")
     parser.add_argument("--seed", type=int, default=0, help="placement seed (default 0)")
     parser.add_argument("--no-vibrations", action="store_true", help="skip Hessians (F_vib = 0)")
     parser.add_argument("--vib-surface", action="store_true", help="include surface atoms in the Hessian")
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         heuristic=not args.no_heuristic, relax_surface=not args.fixed_surface, fmax=args.fmax,
         max_steps=args.max_steps, workers=args.workers, threads=args.threads, seed=args.seed,
         work_dir=out / "work", vibrations=not args.no_vibrations, vib_surface=args.vib_surface,
-        budget=args.budget, device=args.device, progress=not args.json,
+        budget=args.budget, device=args.device, progress=not args.json, scheduler=args.scheduler,
     )
     result.to_json(out / "reference.json")
     if result.minima:

@@ -213,3 +213,27 @@ def test_discarded_geometry_is_kept_and_rechecked(result, tmp_path):
     assert (relaxed.get_tags() == moved.get_tags()).all() and np.allclose(relaxed.positions, moved.positions, atol=1e-4)
     assert detect_anomalies(reference, relaxed).names() == ["surface_changed"]
     assert detect_anomalies(reference, res.minima[0].atoms).names() == []
+
+
+def test_dask_local_cluster_gives_the_same_minima_and_resumes(slab, result, tmp_path):
+    """The search on a dask LocalCluster of 2 workers finds the serial search's minima, caches
+    every relaxation as it arrives, and a rerun on the cluster redoes nothing."""
+    pytest.importorskip("distributed")
+    res, _ = result
+    cluster = reference_search(slab, "O", "emt", workers=2, scheduler="local", work_dir=tmp_path, **SETTINGS)
+    assert [m.site_kind for m in cluster.minima] == [m.site_kind for m in res.minima]
+    np.testing.assert_allclose([m.energy for m in cluster.minima], [m.energy for m in res.minima], atol=1e-6)
+    for t in res.temperatures:
+        np.testing.assert_allclose(cluster.probabilities(t), res.probabilities(t), atol=1e-6)
+    assert cluster.cost["new_relaxations"] == len(cluster.placements)
+    assert len(list((tmp_path / "placements").glob("*.json"))) == len(cluster.placements)
+    again = reference_search(slab, "O", "emt", workers=2, scheduler="local", work_dir=tmp_path, **SETTINGS)
+    assert again.cost["new_relaxations"] == 0 and again.cost["new_calls"] == 0
+
+
+def test_dask_errors_are_one_line(slab):
+    pytest.importorskip("distributed")
+    with pytest.raises(ValueError, match="calculator name"):
+        reference_search(slab, "O", EMT(), num_random=1, scheduler="local")
+    with pytest.raises(ValueError, match="cannot reach the dask scheduler"):
+        reference_search(slab, "O", "emt", num_random=1, heuristic=False, scheduler="tcp://127.0.0.1:9")
