@@ -10,8 +10,10 @@ from digmat.adsorption.anomalies import AnomalyFlags, detect_anomalies
 from digmat.adsorption.builder import BulkSpec, make_bulk, parse_bulk_spec
 from digmat.adsorption.equilibrium import sample_equilibrium, write_equilibrium_dataset
 from digmat.adsorption.placement import make_placements, place_adsorbate, surface_sites
-from digmat.adsorption.reference import reference_search
+from digmat.adsorption.reference import given_placements, reference_search
+from digmat.adsorption.refine import Refinement, importance_weights, refine_sites
 from digmat.adsorption.result import PlacementRecord, ReferenceMinimum, ReferenceResult
+from digmat.adsorption.site_assignment import SiteAssigner
 from digmat.adsorption.sites import (
     SITE_KINDS,
     SiteInfo,
@@ -47,6 +49,8 @@ __all__ = [
     "PlacementRecord",
     "ReferenceMinimum",
     "ReferenceResult",
+    "Refinement",
+    "SiteAssigner",
     "SiteInfo",
     "SlabSymmetry",
     "Vibrations",
@@ -58,6 +62,9 @@ __all__ = [
     "equivalent_site_key",
     "finite_difference_hessian",
     "fix_subsurface",
+    "given_placements",
+    "importance_weights",
+    "refine_sites",
     "get_adsorbate",
     "group_equivalent_sites",
     "harmonic_free_energy",

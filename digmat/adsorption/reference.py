@@ -57,7 +57,7 @@ from digmat.adsorption.thermo import (
     vibrational_analysis,
 )
 
-__all__ = ["PlacementRecord", "ReferenceMinimum", "ReferenceResult", "reference_search"]
+__all__ = ["PlacementRecord", "ReferenceMinimum", "ReferenceResult", "given_placements", "reference_search"]
 
 ANCHOR_MULT = 1.25
 
@@ -97,6 +97,38 @@ def _describe(relaxed: Atoms, slab: Atoms, symmetry: SlabSymmetry, binding: list
     }
 
 
+def given_placements(slab: Atoms, adsorbate: Atoms, structures: list[Atoms], *,
+                     relax_surface: bool = True) -> list[Atoms]:
+    """Copies of caller-supplied starting structures, checked and prepared like generated placements.
+
+    Each structure must hold the slab's atoms (same numbers and order) followed by the
+    adsorbate's atoms (tag 2, the adsorbate's element order).  Subsurface atoms (and
+    surface atoms unless ``relax_surface``) are fixed; ``info`` carries the binding indices
+    and ``placement_origin="given"``.
+    """
+    from ase.constraints import FixAtoms
+
+    n = len(slab)
+    expected = np.concatenate([slab.numbers, adsorbate.numbers])
+    out = []
+    for k, atoms in enumerate(structures):
+        if not isinstance(atoms, Atoms) or len(atoms) != len(expected) or not np.array_equal(atoms.numbers, expected):
+            raise ValueError(f"placement {k}: expected the slab's {n} atoms followed by the adsorbate's "
+                             f"{len(adsorbate)} ({adsorbate.get_chemical_formula()}), in order")
+        tags = np.concatenate([slab.get_tags(), np.full(len(adsorbate), 2)])
+        system = Atoms(atoms.numbers, positions=atoms.positions, cell=slab.cell, pbc=slab.pbc, tags=tags)
+        fixed = np.flatnonzero((tags == 0) | ((tags == 1) & (not relax_surface)))
+        if len(fixed):
+            system.set_constraint(FixAtoms(indices=fixed))
+        system.info.update(
+            binding_indices=[n + int(i) for i in adsorbate.info["binding_indices"]],
+            adsorbate_indices=list(range(n, len(system))), placement_index=k,
+            placement_origin="given", placement_site=str(atoms.info.get("kind", "given")),
+        )
+        out.append(system)
+    return out
+
+
 def reference_search(
     slab: Atoms,
     adsorbate: Atoms | str,
@@ -121,6 +153,7 @@ def reference_search(
     progress: bool = False,
     system_id: str | None = None,
     scheduler: str | None = None,
+    placements: list[Atoms] | None = None,
 ) -> ReferenceResult:
     """Find the distinct adsorption minima of an adsorbate on a slab and their Boltzmann weights.
 
@@ -179,6 +212,12 @@ def reference_search(
         other value is the address of a running scheduler
         (``"tcp://host:8786"``).  Results are cached in ``work_dir`` as
         they arrive, so an interrupted search resumes per relaxation.
+    placements : list of ase.Atoms, optional
+        Starting structures to relax instead of the site-finder and random
+        placements — e.g. samples of a generative model: ``slab`` plus the
+        adsorbate's atoms (tag 2) in the adsorbate's order, with the slab's
+        atoms in the slab's order.  Not modified.  ``num_random``,
+        ``heuristic`` and ``seed`` are then unused.
 
     Returns
     -------
@@ -203,13 +242,18 @@ def reference_search(
     check_calculator(calculator)
     calc_name = calculator_name(calculator)
     t0 = time.perf_counter()
-    placements = make_placements(slab, adsorbate, num_random=num_random, heuristic=heuristic,
-                                 seed=seed, relax_surface=relax_surface)
+    if placements is None:
+        placements = make_placements(slab, adsorbate, num_random=num_random, heuristic=heuristic,
+                                     seed=seed, relax_surface=relax_surface)
+        origin = "placements"
+    else:
+        placements = given_placements(slab, adsorbate, placements, relax_surface=relax_surface)
+        origin = "given"
     if not placements:
         raise ValueError("no placements: set heuristic=True or num_random > 0")
     settings = {"calculator": calc_name, "fmax": fmax, "max_steps": max_steps}
     cache = Path(work_dir) if work_dir is not None else None
-    tasks = [(f"placements/p{k:04d}", fingerprint(p, **settings), "relax", (p, fmax, max_steps))
+    tasks = [(f"{origin}/p{k:04d}", fingerprint(p, **settings), "relax", (p, fmax, max_steps))
              for k, p in enumerate(placements)]
     with TaskRunner(calculator, cache=cache, workers=workers, device=device, threads=threads,
                     scheduler=scheduler) as runner:

@@ -126,42 +126,19 @@ def summarise_sites(
     -------
     The site summaries (most probable first) and the (n,) site label of every configuration.
     """
-    from .placement import surface_sites
-    from .sites import SlabSymmetry, classify_site, equivalent_site_key
+    from .site_assignment import SiteAssigner
 
     n = len(configurations)
     if n == 0:
         raise ValueError("no configurations to summarise")
-    symmetry = SlabSymmetry(slab)
-    cell = slab.cell.array
-    normal = np.cross(cell[0], cell[1])
-    normal /= np.linalg.norm(normal)
-    # Every ontop/bridge/hollow point of the surface cell (pymatgen's site finder, no symmetry
-    # reduction), classified once; a sample goes to the site point nearest to its binding atom
-    # in-plane (modulo lattice translations): a Voronoi assignment that does not flip a
-    # thermally displaced hollow configuration into "ontop" the way a distance window would.
-    points = np.array([p for _, p in surface_sites(slab, symm_reduce=0.0, near_reduce=0.01)])
-    point_infos = [classify_site(slab, p + 1.5 * normal) for p in points]
-    point_keys = [equivalent_site_key(slab, info, symmetry=symmetry) for info in point_infos]
-    inplane = np.linalg.inv(np.stack([cell[0], cell[1], normal]))
-    point_frac = (points @ inplane)[:, :2]
-    keys, infos, symbols = [], [], []
-    for atoms in configurations:
-        ads = np.flatnonzero(atoms.get_tags() == 2)
-        info = classify_site(atoms, binding_index, adsorbate_indices=ads)
-        if not info.bound:
-            keys.append(("other", ()))
-            symbols.append([])
-        else:
-            frac = (atoms.positions[binding_index] @ inplane)[:2]
-            d = frac[None] - point_frac
-            d -= np.round(d)
-            dist = np.linalg.norm(d @ cell[:2], axis=1)
-            nearest = int(np.argmin(dist))
-            keys.append(point_keys[nearest])
-            symbols.append(sorted(point_infos[nearest].binding_symbols))
-        infos.append(info)
-    distinct = sorted(set(keys), key=lambda k: -keys.count(k))
+    assigner = SiteAssigner(slab)
+    cell, normal = assigner.cell, assigner.normal
+    assigned = [assigner.assign(atoms, binding_index) for atoms in configurations]
+    keys = [a.key for a in assigned]
+    infos = [a.info for a in assigned]
+    symbols = [a.binding_symbols for a in assigned]
+    # most samples first; ties in the order of first appearance (never hash order)
+    distinct = sorted(dict.fromkeys(keys), key=lambda k: -keys.count(k))
     labels = np.array([distinct.index(k) for k in keys])
     counts = np.bincount(labels, minlength=len(distinct))
     rng = np.random.default_rng(seed)
