@@ -36,7 +36,10 @@ class SiteSummary:
     ``probability`` is the share of samples (with a 95 % bootstrap ``interval``);
     ``position`` the circular mean of the anchor's fractional in-plane coordinates and
     ``cartesian`` the same point in Å; ``mean_log_density`` in nats (``None`` if not computed);
-    ``energy`` of the relaxed representative in eV when a calculator was given.
+    ``energy`` of the relaxed representative in eV when a calculator was given;
+    ``refined_probability`` the calculator's harmonic Boltzmann population of the site
+    (:meth:`AdsorptionResult.refine`) and ``reweighted_probability`` its importance-weighted
+    share (:meth:`AdsorptionResult.reweight`).
     """
 
     label: int
@@ -50,6 +53,8 @@ class SiteSummary:
     mean_log_density: float | None
     representative: int
     energy: float | None = None
+    refined_probability: float | None = None
+    reweighted_probability: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +98,80 @@ class AdsorptionResult:
             files["plot"] = ("sites.png", lambda fh: plot_sites(self, fh))
         paths = write_outputs(out_dir, files)
         return paths
+
+
+    def _parts(self) -> tuple[Atoms, Atoms, int]:
+        """The bare slab, the adsorbate (``info["binding_indices"]``) and the binding atom's index."""
+        first = self.configurations[0]
+        tags = first.get_tags()
+        binding = int(first.info["binding_index"])
+        slab = first[tags != 2]
+        slab.info = {}
+        adsorbate = Atoms(first.numbers[tags == 2], positions=first.positions[tags == 2])
+        adsorbate.info.update(binding_indices=[binding - len(slab)], name=str(self.metadata.get("adsorbate", "")))
+        return slab, adsorbate, binding
+
+    def refine(self, calculator, *, per_site: int = 2, work_dir=None, workers: int = 1,
+               scheduler: str | None = None, device: str = "cpu", progress: bool = False):
+        """Calculator-verified site populations: relax ``per_site`` representatives of every site.
+
+        Each site's most probable samples (by log-density when computed) are relaxed with the
+        calculator; the minima reached are weighed by harmonic free energy and multiplicity
+        (:func:`~digmat.adsorption.refine.refine_sites`).  Sets every site's
+        ``refined_probability`` and ``metadata["refine"]`` (minima, calculator calls).
+
+        Returns
+        -------
+        digmat.adsorption.refine.Refinement
+        """
+        from .refine import refine_sites
+
+        slab, adsorbate, binding = self._parts()
+        labels = [int(a.info["site"]) for a in self.configurations]
+        ld = np.array([a.info["log_density"] for a in self.configurations], float)
+        refinement = refine_sites(
+            slab, adsorbate, self.configurations, labels, calculator, temperature=self.temperature,
+            binding_index=binding, per_site=per_site, log_density=ld if np.all(np.isfinite(ld)) else None,
+            work_dir=work_dir, workers=workers, scheduler=scheduler, device=device, progress=progress,
+        )
+        for site in self.sites:
+            site.refined_probability = refinement.site_probabilities.get(site.label, 0.0)
+        self.metadata["refine"] = refinement.to_dict()
+        return refinement
+
+    def reweight(self, calculator, *, device: str = "cpu", progress: bool = False) -> dict[str, Any]:
+        """Importance-reweight the samples to the calculator's Boltzmann distribution at T.
+
+        Needs every sample's log-density (``log_density=True`` when sampling).  One energy
+        call per sample; sets every site's ``reweighted_probability``, each configuration's
+        ``info["weight"]`` and ``info["energy"]`` (eV), and ``metadata["reweight"]``
+        (calculator, calls, effective sample size).
+        """
+        from tqdm import tqdm
+
+        from digmat.calculators import get_calculator
+
+        from .refine import importance_weights, weighted_site_probabilities
+
+        ld = np.array([a.info["log_density"] for a in self.configurations], float)
+        if not np.all(np.isfinite(ld)):
+            raise ValueError("reweighting needs the samples' log-densities: sample with log_density=True (--density)")
+        calc = get_calculator(calculator, device=device) if isinstance(calculator, str) else calculator
+        energies = []
+        for atoms in tqdm(self.configurations, desc="energies", disable=not progress, leave=False):
+            work = atoms.copy()
+            work.calc = calc
+            energies.append(float(work.get_potential_energy()))
+        weights, ess = importance_weights(ld, energies, self.temperature)
+        labels = [int(a.info["site"]) for a in self.configurations]
+        shares = weighted_site_probabilities(labels, weights, len(self.sites))
+        for site in self.sites:
+            site.reweighted_probability = float(shares[site.label])
+        for atoms, w, e in zip(self.configurations, weights, energies, strict=True):
+            atoms.info.update(weight=float(w), energy=e)
+        name = calculator if isinstance(calculator, str) else type(calculator).__name__
+        self.metadata["reweight"] = {"calculator": name, "calls": len(energies), "effective_sample_size": round(ess, 2)}
+        return self.metadata["reweight"]
 
 
 def _circular_mean(frac: np.ndarray) -> np.ndarray:
@@ -284,5 +363,5 @@ def sample_adsorbates(
     if relax is not None:
         for site in sites:
             site.energy = _relax(configs[site.representative], relax)
-    meta = {"model": dict(getattr(model, "metadata", {}))}
+    meta = {"model": dict(getattr(model, "metadata", {})), "adsorbate": str(ads.info.get("name", ads.get_chemical_formula()))}
     return AdsorptionResult(configs, sites, float(temperature), sampler, evaluations, time.perf_counter() - t0, f"{ads.get_chemical_formula()} on {substrate.get_chemical_formula()}", meta)

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: 25 Heun steps = 49 evaluations; SDE 500)")
     parser.add_argument("--relax", default=None, metavar="CALC", help="relax each site's representative with this calculator (emt, chgnet, sevenn)")
     parser.add_argument("--density", action="store_true", help="also compute every sample's log-density with the probability-flow ODE (slower)")
+    parser.add_argument("--refine", default=None, metavar="CALC", help="calculator-verified populations: relax representatives of every site with CALC and weigh the minima by harmonic free energy")
+    parser.add_argument("--refine-per-site", type=int, default=2, metavar="K", help="representatives relaxed per site with --refine (default 2)")
+    parser.add_argument("--reweight", default=None, metavar="CALC", help="importance-reweight the samples to CALC's Boltzmann distribution (implies --density; one energy call per sample)")
     parser.add_argument("--out", default="adsorb_out", help="output folder (default ./adsorb_out)")
     parser.add_argument("--db", default=None, help="ASE database: read slabs from its rows (SLAB omitted) and write the sampled configurations back")
 
@@ -63,8 +66,15 @@ def _slabs(args) -> list[tuple[str, object]]:
 def run(args: argparse.Namespace) -> int:
     from digmat.adsorption.sampling import sample_adsorbates
 
+    from digmat.adsorption.relax import check_calculator
+
     if args.num_samples < 1:
         raise ValueError("--num-samples must be >= 1")
+    if args.refine_per_site < 1:
+        raise ValueError("--refine-per-site must be >= 1")
+    for calc in (args.relax, args.refine, args.reweight):
+        if calc is not None:
+            check_calculator(calc)
     model = load_model_from_args(args)
     device = next(model.parameters()).device
     slabs = _slabs(args)
@@ -72,8 +82,13 @@ def run(args: argparse.Namespace) -> int:
     for name, slab in slabs:
         result = sample_adsorbates(
             slab, args.adsorbate, model, num_samples=args.num_samples, temperature=args.temperature, sampler=args.sampler,
-            steps=args.steps, seed=args.seed, device=device, log_density=args.density, relax=args.relax, progress=not args.json,
+            steps=args.steps, seed=args.seed, device=device, log_density=args.density or args.reweight is not None,
+            relax=args.relax, progress=not args.json,
         )
+        if args.refine is not None:
+            result.refine(args.refine, per_site=args.refine_per_site, progress=not args.json)
+        if args.reweight is not None:
+            result.reweight(args.reweight, progress=not args.json)
         out_dir = Path(args.out) / name if len(slabs) > 1 else Path(args.out)
         paths = result.write(out_dir)
         summary = result.summary() | {"outputs": {k: str(v) for k, v in paths.items()}, "slab": name}
@@ -98,10 +113,24 @@ def _write_db(path: str, slab_name: str, result) -> None:
 def _print(summary: dict) -> None:
     print(f"{summary['system']} at {summary['temperature_K']:g} K: {summary['samples']} samples, "
           f"{summary['network_evaluations_per_sample']} network evaluations each, {summary['seconds']:.1f} s")
-    print(f"{'site':>4}  {'kind':<11} {'binds':<14} {'probability':>11}  {'95% interval':<15} {'mean log p':>10}  {'energy (eV)':>11}")
+    refine, reweight = summary.get("refine"), summary.get("reweight")
+    head = f"{'site':>4}  {'kind':<11} {'binds':<14} {'probability':>11}  {'95% interval':<15} {'mean log p':>10}  {'energy (eV)':>11}"
+    head += f"  {'refined':>8}" if refine else ""
+    head += f"  {'reweighted':>10}" if reweight else ""
+    print(head)
     for s in summary["sites"]:
         lo, hi = s["interval"]
         ld = "" if s["mean_log_density"] is None else f"{s['mean_log_density']:.2f}"
         en = "" if s["energy"] is None else f"{s['energy']:.3f}"
-        print(f"{s['label']:>4}  {s['kind']:<11} {'-'.join(s['binding_symbols']) or '-':<14} {s['probability']:>11.3f}  [{lo:.3f}, {hi:.3f}]  {ld:>10}  {en:>11}")
+        row = f"{s['label']:>4}  {s['kind']:<11} {'-'.join(s['binding_symbols']) or '-':<14} {s['probability']:>11.3f}  [{lo:.3f}, {hi:.3f}]  {ld:>10}  {en:>11}"
+        row += f"  {s['refined_probability']:>8.3f}" if refine else ""
+        row += f"  {s['reweighted_probability']:>10.3f}" if reweight else ""
+        print(row)
+    if refine:
+        extra = [m for m in refine["minima"] if m["site"] is None]
+        print(f"refined with {refine['calculator']}: {len(refine['minima'])} minima from {len(refine['representatives'])} relaxations, "
+              f"{refine['calls']} calculator calls" + (f"; {len(extra)} minima on sites no sample visited "
+              f"(p = {sum(m['probability'] for m in extra):.3f})" if extra else ""))
+    if reweight:
+        print(f"reweighted with {reweight['calculator']}: {reweight['calls']} calculator calls, effective sample size {reweight['effective_sample_size']:.1f}")
     print(f"wrote {', '.join(summary['outputs'].values())}", file=sys.stderr)
