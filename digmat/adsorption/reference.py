@@ -290,7 +290,7 @@ def reference_search(
         "relax_seconds": round(sum(r.seconds for r in records), 3),
         "wall_seconds": round(time.perf_counter() - t0, 3), "workers": workers,
     }
-    if complete:
+    if complete and minima:  # every relaxation may have been discarded
         result.refresh_probabilities()
     return result
 

@@ -58,12 +58,25 @@ def test_smoke_run_prints_every_figure(bench, tmp_path, monkeypatch, capsys):
     config = AdsorptionModelConfig(network=net, network_depth=3.0)
     model = tmp_path / "tiny.pt"
     save_checkpoint(model, config=config.to_dict(), state_dict=AdsorptionScoreModel(config).state_dict(), metadata={"note": "untrained"})
-    monkeypatch.setattr(sys, "argv", ["bench", str(RESULT), "--model", str(model), "-n", "6", "--calculator", "emt", "--short-steps", "1"])
+    monkeypatch.setattr(sys, "argv", ["bench", str(RESULT), "--model", str(model), "-n", "6", "--calculator", "emt", "--short-steps", "1",
+                                               "--refine", "--refine-per-site", "1", "--reweight"])
     monkeypatch.setattr(bench, "_relax", lambda atoms, calc, steps, fmax=0.05: (atoms, float(len(atoms)), 1))  # no BFGS: I/O only
     assert bench.main() == 0
     out = json.loads(capsys.readouterr().out)
     s = out["summary"]
     assert s["systems"] == 1 and out["machine"]["cpus"] >= 1
-    for key in ("coverage_1200K_mean", "tv_300K_mean", "tv_1200K_mean", "rmsd_raw_median", "rmsd_relaxed_median", "success_at_5", "anomaly_rate", "sampling_seconds_median"):
+    for key in ("coverage_1200K_mean", "tv_300K_mean", "tv_1200K_mean", "rmsd_raw_median", "rmsd_relaxed_median", "success_at_5",
+                "success_at_1", "anomaly_rate", "sampling_seconds_median", "refine_calls_ratio_median", "reweight_ess_median"):
         assert s[key] is not None, key
+    system = out["per_system"][0]
+    assert system["refine_calls"] > 0 and 1.0 <= system["reweight_ess"] <= 6.0 and system["reweight_calls"] == 6
+    assert s["success_at_1"] <= s["success_at_5"]
     assert 0 <= s["tv_300K_mean"] <= 1 and 0 <= s["coverage_1200K_mean"] <= 1
+
+
+def test_tv_per_minimum_by_hand(bench):
+    assigned = np.array([0, 0, 1, -1])
+    p_ref = np.array([0.5, 0.5, 0.0])
+    # uniform weights: p_hat = (0.5, 0.25), unassigned 0.25 -> TV = 0.5 (0 + 0.25 + 0.25) = 0.25
+    assert bench.tv_per_minimum(assigned, np.full(4, 0.25), p_ref, [0, 1, 2]) == pytest.approx(0.25)
+    assert bench.tv_per_minimum(assigned, np.array([0.25, 0.25, 0.5, 0.0]), p_ref, [0, 1, 2]) == pytest.approx(0.0)
