@@ -185,6 +185,12 @@ def classify_site(
     dist = np.linalg.norm(vec, axis=2)
     d_min = float(dist.min())
     s_idx, n_idx = np.nonzero(dist <= d_min * (1.0 + tolerance) + 1e-9)
+    # binding atoms are surface atoms (tag 1) when the window holds any: a subsurface atom
+    # (tag 0) in the window is the next layer seen through a hollow (H low in the 4-fold
+    # hollow of fcc(100) is 2.0 Å from its four neighbours and 2.2 Å from the atom below)
+    tags = atoms.get_tags()[sub[n_idx]]
+    if (tags == 1).any() and (tags == 0).any():
+        s_idx, n_idx = s_idx[tags != 0], n_idx[tags != 0]
     order = np.lexsort((s_idx, dist[s_idx, n_idx]))
     s_idx, n_idx = s_idx[order], n_idx[order]
 

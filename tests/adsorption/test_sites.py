@@ -155,3 +155,18 @@ def test_symmetry_respects_inequivalent_sites_on_a_built_alloy():
     for sym in ("Pt", "Ni"):  # all Pt tops merge, all Ni tops merge, never with each other
         assert len({lab for lab, s in zip(labels, symbols, strict=True) if s == sym}) == 1
     assert len(set(labels)) == 2
+
+
+def test_low_four_fold_hollow_ignores_the_atom_below():
+    """H low in the 4-fold hollow of Pd(100) (0.25 Å above the surface: 1.99 Å from its four
+    neighbours, 2.2 Å from the second-layer atom below, as CHGNet relaxes it) is a 4-fold site;
+    the subsurface atom seen through the hollow is not a binding atom."""
+    slab = convert_ase_tags(fcc100("Pd", (3, 3, 4), vacuum=8.0))
+    add_adsorbate(slab, "H", 0.25, "hollow")
+    slab.set_tags(np.where(np.arange(len(slab)) == len(slab) - 1, 2, slab.get_tags()))
+    info = classify_site(slab, len(slab) - 1)
+    assert info.kind == "4-fold" and len(info.binding_atoms) == 4
+    assert set(slab.get_tags()[list(info.binding_atoms)]) == {1}
+    untagged = slab.copy()
+    untagged.set_tags(0)
+    assert classify_site(untagged, len(slab) - 1, adsorbate_indices=[len(slab) - 1]).kind == "other"  # no tags: no layers known
