@@ -25,10 +25,53 @@ from typing import Any
 
 import torch
 
-__all__ = ["FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "atomic_write_bytes"]
+__all__ = ["FORMAT_VERSION", "SHIPPED_DIR", "atomic_write_bytes", "checkpoint_kind", "load_checkpoint", "resolve_checkpoint",
+           "save_checkpoint", "shipped_models"]
 
 FORMAT_VERSION = 1
 _REQUIRED = ("format_version", "config", "state_dict", "ema_state_dict", "metadata")
+#: Folder of the shipped models (``<name>.pt`` + model card ``<name>.md``), inside the package.
+SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
+DEFAULT_MODEL = "adsorption"
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped with this installation."""
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.pt"))
+
+
+def resolve_checkpoint(model: str | os.PathLike | None = None) -> Path:
+    """The checkpoint file of ``model``: an existing file's path, or the name of a shipped model
+    (None: the default adsorption model). FileNotFoundError names the shipped models otherwise."""
+    if model is None:
+        model = DEFAULT_MODEL
+    path = Path(model)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_DIR / f"{model}.pt"
+    if shipped.is_file():
+        return shipped
+    available = shipped_models()
+    hint = f"shipped models: {', '.join(available)}" if available else "this installation ships no trained model yet"
+    raise FileNotFoundError(
+        f"no model {str(model)!r}: not a checkpoint file and not a shipped model ({hint}). "
+        "Train one (`digmat train adsorption --data LMDB --out DIR`, recipes/train_carbon.py) and pass DIR/model.pt."
+    )
+
+
+def checkpoint_kind(payload: dict[str, Any]) -> str:
+    """The model kind a checkpoint holds (``"adsorption"``, ``"crystal"``, ``"bandgap_predictor"``, ...).
+
+    Read from the checkpoint's ``kind`` (or ``metadata["kind"]``); adsorption checkpoints written
+    before kinds were recorded are recognised by their configuration.
+    """
+    kind = payload.get("kind") or payload.get("metadata", {}).get("kind")
+    if kind:
+        return str(kind)
+    config = payload.get("config")
+    if isinstance(config, dict) and {"temperature_range", "adsorbates", "state"} <= set(config):
+        return "adsorption"
+    raise ValueError("the checkpoint records no model kind")
 
 
 def atomic_write_bytes(path: str | os.PathLike, writer) -> Path:
@@ -76,8 +119,11 @@ def save_checkpoint(
     ema_state_dict: dict[str, torch.Tensor] | None = None,
     metadata: dict[str, Any] | None = None,
     training_state: dict[str, Any] | None = None,
+    kind: str | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, then rename).
+
+    ``kind`` names the model family for :func:`digmat.load_model` (default: ``metadata["kind"]``).
 
     ``config`` and ``metadata`` must be JSON-serialisable plain data (checked here, so a
     checkpoint can always be read back with ``weights_only=True``).
@@ -95,6 +141,7 @@ def save_checkpoint(
         "ema_state_dict": None if ema_state_dict is None else {k: v.detach().cpu() for k, v in ema_state_dict.items()},
         "metadata": dict(metadata or {}),
         "training_state": training_state,
+        "kind": kind or (metadata or {}).get("kind"),
     }
     return atomic_write_bytes(path, lambda fh: torch.save(payload, fh))
 

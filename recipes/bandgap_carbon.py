@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
         from digmat.design.predictor import BandGapPredictor
         from digmat.models import CrystalScoreModel
 
-        model, _ = CrystalScoreModel.from_checkpoint(args.model)
+        model = CrystalScoreModel.from_checkpoint(args.model)
         predictor = BandGapPredictor.load(args.predictor)
         n, sampler, source = args.n, SamplerConfig(args.sampler, args.steps, args.grid_power), "carbon24 train representatives"
         train_gaps = [g["tb_gap"] for g in carbon24_index()["groups"] if g["split"] == "train"]  # shipped with the split

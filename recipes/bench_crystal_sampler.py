@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     from digmat.models import CrystalScoreModel
 
     samplers = args.sampler or [SamplerConfig("sde", 200), SamplerConfig("sde", 200, 3.0)]
-    model, _ = CrystalScoreModel.from_checkpoint(args.model)
+    model = CrystalScoreModel.from_checkpoint(args.model)
     if args.reference:
         reference = read_structures(args.reference)
     else:

@@ -35,7 +35,7 @@ def train_score(args) -> None:
     from digmat.train import TrainConfig
 
     structures = load_carbon24(args.data_dir, split="train", members=args.members)
-    init = CrystalScoreModel.from_checkpoint(args.init)[0] if args.init else None
+    init = CrystalScoreModel.from_checkpoint(args.init) if args.init else None
     if init is not None:  # the network and state convention are the starting model's
         net, state = init.config.network, init.config.state
     else:
@@ -84,7 +84,7 @@ def profile(args) -> None:
     from digmat.design.carbon24 import load_carbon24
     from digmat.models import CrystalScoreModel, crystal_denoising_profile
 
-    model, _ = CrystalScoreModel.from_checkpoint(args.model)
+    model = CrystalScoreModel.from_checkpoint(args.model)
     structures = load_carbon24(args.data_dir, split=args.split, members=False)
     rel = crystal_denoising_profile(model, structures, args.noise, generator=torch.Generator().manual_seed(args.seed))
     times = model.config.schedule.t_of_sigma_tilde(torch.tensor(args.noise, dtype=torch.float64) / model.config.state.length_scale)

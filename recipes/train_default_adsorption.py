@@ -72,7 +72,7 @@ def main() -> int:
             init=args.init, steps=args.steps, batch_size=args.batch_size, lr=args.lr, network_args=NETWORK, torch=torch.__version__,
             train_seconds=log[-1].get("seconds") if log else None, final_loss=log[-1].get("loss") if log else None,
         )
-        save_checkpoint(SHIPPED, config=ckpt["config"], state_dict=ckpt["ema_state_dict"] or ckpt["state_dict"], ema_state_dict=None, metadata=meta)
+        save_checkpoint(SHIPPED, config=ckpt["config"], state_dict=ckpt["ema_state_dict"] or ckpt["state_dict"], ema_state_dict=None, metadata=meta, kind="adsorption")
         print(f"shipped {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.2f} MB)")
     print(json.dumps({"systems": len(systems), "data_seconds": round(t_data, 1), "train_seconds": round(t_train, 1)}))
     return 0

@@ -19,3 +19,18 @@ def test_unserialisable_metadata_is_refused(tmp_path):
     with pytest.raises(ValueError, match="plain JSON-able"):
         save_checkpoint(tmp_path / "m.pt", config={}, state_dict={}, metadata={"x": object()})
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_kind_is_recorded_and_a_kindless_checkpoint_is_refused(tmp_path):
+    from digmat import load_model
+    from digmat.checkpoint import checkpoint_kind, load_checkpoint
+
+    path = save_checkpoint(tmp_path / "x.pt", config={"a": 1}, state_dict={}, metadata={}, kind="crystal")
+    assert checkpoint_kind(load_checkpoint(path)) == "crystal"
+    path = save_checkpoint(tmp_path / "y.pt", config={"a": 1}, state_dict={}, metadata={"kind": "mystery"})
+    assert checkpoint_kind(load_checkpoint(path)) == "mystery"
+    with pytest.raises(ValueError, match="this digmat loads adsorption, bandgap_predictor, crystal"):
+        load_model(path)
+    path = save_checkpoint(tmp_path / "z.pt", config={"a": 1}, state_dict={}, metadata={})
+    with pytest.raises(ValueError, match="records no model kind"):
+        load_model(path)

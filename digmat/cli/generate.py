@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--device cuda requested but CUDA is not available")
     sampler = SamplerConfig(args.sampler, args.steps, args.grid_power)
     guidance = None if args.gap is None else GapGuidance(args.gap, width=args.width, scale=args.scale)
-    model = CrystalScoreModel.from_checkpoint(args.model)[0].to(device)
+    model = CrystalScoreModel.from_checkpoint(args.model).to(device)
     predictor = None
     if guidance is not None:
         from digmat.design.predictor import BandGapPredictor

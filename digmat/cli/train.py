@@ -41,8 +41,7 @@ def init_weights(model, source: str) -> None:
 
     Raises ``ValueError`` when the checkpoint's network differs from ``model``'s.
     """
-    from digmat.checkpoint import load_checkpoint
-    from digmat.pretrained import resolve_checkpoint
+    from digmat.checkpoint import load_checkpoint, resolve_checkpoint
 
     ckpt = load_checkpoint(resolve_checkpoint(source))
     network = ckpt["config"].get("network") if isinstance(ckpt["config"], dict) else None
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         init_weights(model, args.init)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay, warmup_steps=min(500, args.steps // 10 + 1), log_every=args.log_every, checkpoint_every=args.checkpoint_every, seed=args.seed)
     meta = {"data": str(args.data), "records": len(dataset), "systems": len(dataset.systems), "elements": list(dataset.elements),
-            "adsorbates": list(dataset.adsorbates), "init": args.init}
+            "adsorbates": list(dataset.adsorbates), "init": args.init, "kind": "adsorption"}
     trainer = Trainer(model, adsorption_dsm_loss, dataset, dataset.collate, train, args.out, model_config=config.to_dict(), metadata=meta, context=ctx, progress=not args.json)
     last = trainer.fit()
     if args.json and ctx.is_main:

@@ -179,16 +179,20 @@ class BandGapPredictor(nn.Module):
         matgl model directory (see :meth:`from_matgl`)."""
         if Path(path).is_dir():
             return cls.from_matgl(path)
-        import matgl.models
-
-        from digmat.checkpoint import load_checkpoint
-        from digmat.pretrained import resolve_checkpoint
+        from digmat.checkpoint import load_checkpoint, resolve_checkpoint
 
         path = resolve_checkpoint(path)
-
         ckpt = load_checkpoint(path)
         if ckpt["metadata"].get("kind") != _KIND:
             raise ValueError(f"{path} is not a band-gap predictor checkpoint")
+        return cls.from_payload(ckpt)
+
+    @classmethod
+    def from_payload(cls, ckpt: dict, *, ema: bool = True) -> BandGapPredictor:
+        """A predictor (eval mode, ``.metadata``) from a loaded checkpoint payload (predictors
+        are trained without EMA weights, so ``ema`` changes nothing)."""
+        import matgl.models
+
         cfg = ckpt["config"]
         model_cls = getattr(matgl.models, cfg["matgl_class"], None)
         if not isinstance(model_cls, type) or not issubclass(model_cls, nn.Module):

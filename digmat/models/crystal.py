@@ -296,26 +296,39 @@ class CrystalScoreModel(nn.Module):
 
     # ------------------------------------------------------------------ checkpoints
     @classmethod
-    def from_checkpoint(cls, path, *, ema: bool = True, map_location: str | torch.device = "cpu") -> tuple[CrystalScoreModel, dict[str, Any]]:
-        """Load a model (EMA weights by default) and its checkpoint's metadata (``weights_only``).
-
-        ``path``: a checkpoint file or the name of a shipped model (``"carbon24"``).
-        """
-        from digmat.checkpoint import load_checkpoint
-        from digmat.pretrained import resolve_checkpoint
-
-        path = resolve_checkpoint(path)
-        ckpt = load_checkpoint(path, map_location=map_location)
-        if ckpt["metadata"].get("kind") not in (None, "crystal"):
-            raise ValueError(f"{path} holds a {ckpt['metadata']['kind']!r} model, not a crystal model")
+    def from_payload(cls, ckpt: dict[str, Any], *, ema: bool = True) -> CrystalScoreModel:
+        """A model (EMA weights by default, eval mode, ``.metadata``) from a loaded checkpoint payload."""
         try:
             config = CrystalModelConfig.from_dict(ckpt["config"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path} is not a crystal model checkpoint: {exc}") from exc
+            raise ValueError(f"not a crystal model checkpoint: {exc}") from exc
         model = cls(config)
         weights = ckpt["ema_state_dict"] if ema and ckpt["ema_state_dict"] is not None else ckpt["state_dict"]
         model.load_state_dict(weights)
-        return model.eval(), ckpt["metadata"]
+        model.metadata = dict(ckpt["metadata"])
+        return model.eval()
+
+    @classmethod
+    def from_checkpoint(cls, path, *, ema: bool = True, map_location: str | torch.device = "cpu") -> CrystalScoreModel:
+        """Load a model (EMA weights by default, eval mode) with the checkpoint's ``.metadata``.
+
+        ``path``: a checkpoint file or the name of a shipped model (``"carbon24"``);
+        :func:`digmat.load_model` loads any kind.
+        """
+        from digmat.checkpoint import checkpoint_kind, load_checkpoint, resolve_checkpoint
+
+        path = resolve_checkpoint(path)
+        ckpt = load_checkpoint(path, map_location=map_location)
+        try:
+            kind = checkpoint_kind(ckpt)
+        except ValueError:
+            kind = "crystal"
+        if kind != "crystal":
+            raise ValueError(f"{path} holds a {kind!r} model, not a crystal model")
+        try:
+            return cls.from_payload(ckpt, ema=ema)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
 
 def _crystal_batch(system: CrystalSystem, positions: Tensor, cell: Tensor) -> AtomsBatch:

@@ -136,7 +136,7 @@ def test_loss_trains_every_parameter_and_checkpoint_round_trip(tmp_path):
     with pytest.raises(ValueError, match="time_power"):
         replace(cfg, time_power=0.0)
     path = save_checkpoint(tmp_path / "m.pt", config=cfg.to_dict(), state_dict=model.state_dict(), ema_state_dict=model.state_dict(), metadata={"kind": "crystal"})
-    loaded, _ = CrystalScoreModel.from_checkpoint(path)
+    loaded = CrystalScoreModel.from_checkpoint(path)
     system = model.system([6] * 2)
     x = system.to_state(carbon_prototypes()[0]).float()
     t = torch.tensor([0.3])

@@ -34,12 +34,26 @@ def test_ship_with_a_model_card_and_load_by_name(score_model):
         assert resolve_checkpoint(name).stat().st_size < 2e6
     card = (PRETRAINED / "carbon24.md").read_text().lower()
     assert "held-out" in card and "recipes/train_carbon.py" in card
-    model, meta = score_model
+    model, meta = score_model, score_model.metadata
     assert model.config.elements == ("C",) and meta["recipe"] == "recipes/train_carbon.py"
     with pytest.raises(FileNotFoundError, match="shipped models"):
         CrystalScoreModel.from_checkpoint("no-such-model")
     with pytest.raises(ValueError, match="not a crystal model"):
         CrystalScoreModel.from_checkpoint("adsorption")
+
+
+def test_load_model_loads_every_shipped_model_by_its_kind():
+    """One loader: every shipped checkpoint records (or, for the oldest, implies) its kind."""
+    from digmat import load_model
+    from digmat.design.predictor import BandGapPredictor
+    from digmat.models import AdsorptionScoreModel
+
+    expected = {"adsorption": AdsorptionScoreModel, "carbon24": CrystalScoreModel, "carbon24_gap": BandGapPredictor}
+    assert set(expected) <= set(shipped_models())
+    for name in shipped_models():
+        model = load_model(name)
+        assert isinstance(model, expected[name]) and not model.training
+        assert isinstance(model.metadata, dict) and model.kind in ("adsorption", "crystal", "bandgap_predictor")
 
 
 def test_predictor_agrees_with_the_tight_binding_oracle_on_prototypes():
@@ -60,7 +74,7 @@ def _relative_fractional_error(model, structures, noise):
 def test_score_model_denoises_known_carbon(score_model):
     """Relative eps error at 0.05 and 0.1 Å on 8-16-atom cells of the prototypes: measured 0.20
     for the shipped weights, 1.0 for the same network untrained."""
-    model, _ = score_model
+    model = score_model
     cells = [make_supercell(a, np.diag([2, 2, 1])) if len(a) < 6 else a for a in carbon_prototypes()]
     trained = _relative_fractional_error(model, cells, [0.05, 0.1])
     torch.manual_seed(0)
@@ -69,7 +83,7 @@ def test_score_model_denoises_known_carbon(score_model):
 
 
 def test_samples_are_carbon_networks(score_model):
-    model, _ = score_model
+    model = score_model
     samples = sample_crystals(model, 4, num_atoms=8, sampler=SamplerConfig("sde", 100), seed=0)
     valid = [a for a in samples if is_valid(a)[0]]
     assert len(valid) >= 2
