@@ -19,7 +19,7 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _LAZY = {
-    "sample_adsorbates": "digmat.adsorption.sampling",
+    "sample_adsorbates": "digmat.tasks.sampling",
     "load_model": "digmat.pretrained",
     "read_slab": "digmat.adsorption",
     "build_slab": "digmat.adsorption",

@@ -90,7 +90,7 @@ _REGISTRY: dict[str, Callable[..., Calculator]] = {
     "chgnet": _make_chgnet,
     "sevenn": _make_sevenn,
 }
-_ALIASES = {"sevennet": "sevenn", "7net-0": "sevenn", "sevennet-0": "sevenn"}
+ALIASES = {"sevennet": "sevenn", "7net-0": "sevenn", "sevennet-0": "sevenn"}
 
 
 def list_calculators() -> list[str]:
@@ -136,9 +136,9 @@ def get_calculator(name: str, *, device: str = "cpu", **kwargs) -> Calculator:
     if not isinstance(name, str):
         raise ValueError(f"calculator name must be a string, got {type(name).__name__}")
     key = name.strip().lower()
-    key = _ALIASES.get(key, key)
+    key = ALIASES.get(key, key)
     if key not in _REGISTRY:
-        close = difflib.get_close_matches(key, list(_REGISTRY) + list(_ALIASES), n=3)
+        close = difflib.get_close_matches(key, list(_REGISTRY) + list(ALIASES), n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ValueError(
             f"unknown calculator {name!r}; available: {', '.join(list_calculators())}.{hint}"

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from digmat.adsorption import ReferenceResult, detect_anomalies, symmetry_images
-from digmat.adsorption.sampling import sample_adsorbates
+from digmat.tasks.sampling import sample_adsorbates
 from digmat.calculators import get_calculator
 from digmat.pretrained import load_model
 from digmat.systems import AdsorbateSystem

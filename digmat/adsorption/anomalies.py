@@ -51,7 +51,7 @@ import numpy as np
 from ase import Atoms
 from ase.neighborlist import natural_cutoffs, neighbor_list
 
-from digmat.adsorption._geometry import slab_heights
+from digmat.geometry import slab_heights
 
 __all__ = ["ANOMALIES", "AnomalyFlags", "bond_changes", "detect_anomalies"]
 

@@ -31,7 +31,7 @@ from ase import Atoms
 from ase.build import bulk as ase_bulk
 from ase.data import atomic_numbers, chemical_symbols, reference_states
 
-from digmat.adsorption._geometry import (
+from digmat.geometry import (
     CN_CUTOFF_FACTOR,
     coordination_numbers,
     nearest_neighbour_distance,

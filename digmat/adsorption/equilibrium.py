@@ -33,7 +33,7 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from digmat.adsorption.result import ReferenceResult
-from digmat.adsorption.thermo import _HBAR_OMEGA, VIB_FLOOR, symmetry_images
+from digmat.adsorption.thermo import HBAR_OMEGA, VIB_FLOOR, symmetry_images
 
 __all__ = ["sample_equilibrium", "system_seed", "write_equilibrium_dataset"]
 
@@ -69,7 +69,7 @@ def _basin_sampler(minimum, temperature: float, max_std: float):
     inv_sqrt = 1.0 / np.sqrt(masses)
     h = 0.5 * (minimum.hessian + minimum.hessian.T)
     mu, u = np.linalg.eigh(h * np.outer(inv_sqrt, inv_sqrt))  # eV / (Å² amu)
-    mu = np.maximum(mu, (VIB_FLOOR / _HBAR_OMEGA) ** 2)
+    mu = np.maximum(mu, (VIB_FLOOR / HBAR_OMEGA) ** 2)
     cart = inv_sqrt[:, None] * u  # columns: Cartesian shape of each mode per unit mass-weighted amplitude
     sigma = np.sqrt(units.kB * temperature / mu)
     sigma = np.minimum(sigma, max_std / np.linalg.norm(cart, axis=0))

@@ -26,7 +26,7 @@ from ase import Atoms
 from ase.constraints import FixAtoms
 from ase.data import covalent_radii
 
-from digmat.adsorption._geometry import frac_c, surface_normal, vacuum_gap
+from digmat.geometry import frac_c, surface_normal, vacuum_gap
 
 __all__ = [
     "DEFAULT_GAP",

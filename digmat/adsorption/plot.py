@@ -8,7 +8,7 @@ import numpy as np
 
 
 def plot_sites(result, fh: BinaryIO, *, dpi: int = 130) -> None:
-    """Draw ``result`` (an :class:`~digmat.adsorption.sampling.AdsorptionResult`) as a PNG into ``fh``.
+    """Draw ``result`` (an :class:`~digmat.tasks.sampling.AdsorptionResult`) as a PNG into ``fh``.
 
     Surface atoms (tag 1) are grey discs over a 2 x 2 tiling of the cell (the dashed outline is the cell); each sample's binding
     atom is a dot coloured by its site group; the legend gives each site's kind and

@@ -82,10 +82,10 @@ class CountingCalculator(Calculator):
 def calculator_name(spec: CalculatorSpec) -> str:
     """Stable name of a calculator spec (part of every cache fingerprint)."""
     if isinstance(spec, str):
-        from digmat.calculators import _ALIASES
+        from digmat.calculators import ALIASES
 
         key = spec.strip().lower()
-        return _ALIASES.get(key, key)
+        return ALIASES.get(key, key)
     if isinstance(spec, Calculator):
         return type(spec).__name__
     if callable(spec):

@@ -40,7 +40,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii
 
-from digmat.adsorption._geometry import spglib_symmetry, surface_normal
+from digmat.geometry import spglib_symmetry, surface_normal
 
 __all__ = [
     "SITE_KINDS",

@@ -25,7 +25,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 from ase.neighborlist import natural_cutoffs, neighbor_list
 
-from digmat.adsorption._geometry import (
+from digmat.geometry import (
     slab_heights,
     surface_mask,
     vacuum_gap,

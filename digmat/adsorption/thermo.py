@@ -43,7 +43,7 @@ __all__ = [
 #: Floor of vibrational energies, eV (soft modes are raised to it).
 VIB_FLOOR = 0.012
 #: ħ·sqrt(eV / (Å² amu)) in eV: converts mass-weighted Hessian eigenvalues to ħω.
-_HBAR_OMEGA = units._hbar * 1e10 / np.sqrt(units._e * units._amu)
+HBAR_OMEGA = units._hbar * 1e10 / np.sqrt(units._e * units._amu)
 
 
 def finite_difference_hessian(
@@ -169,7 +169,7 @@ def vibrational_analysis(
     inv_sqrt = np.repeat(1.0 / np.sqrt(m), 3)
     dyn = 0.5 * (h + h.T) * np.outer(inv_sqrt, inv_sqrt)
     eig = np.linalg.eigvalsh(dyn)  # eV / (Å² amu)
-    energies = np.sign(eig) * _HBAR_OMEGA * np.sqrt(np.abs(eig))
+    energies = np.sign(eig) * HBAR_OMEGA * np.sqrt(np.abs(eig))
     imaginary = energies < -imaginary_tolerance
     soft = ~imaginary & (energies < floor)
     return Vibrations(np.sort(energies), int(imaginary.sum()), int(soft.sum()), float(floor))

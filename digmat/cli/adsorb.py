@@ -64,7 +64,7 @@ def _slabs(args) -> list[tuple[str, object]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from digmat.adsorption.sampling import sample_adsorbates
+    from digmat.tasks.sampling import sample_adsorbates
 
     from digmat.adsorption.relax import check_calculator
 

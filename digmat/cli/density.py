@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from digmat.adsorption.density import adsorbate_log_density, density_map
+    from digmat.tasks.density import adsorbate_log_density, density_map
 
     configs = read_configurations(args.configurations)
     model = load_model_from_args(args)

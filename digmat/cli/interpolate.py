@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from digmat.adsorption.density import interpolate_adsorbates
+    from digmat.tasks.density import interpolate_adsorbates
 
     if args.num_points < 2:
         raise ValueError("--num-points must be >= 2")

@@ -58,7 +58,7 @@ def init_weights(model, source: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from digmat.data.adsorption import AdsorptionDataset
+    from digmat.tasks.datasets import AdsorptionDataset
     from digmat.models import AdsorptionModelConfig, AdsorptionScoreModel, adsorption_dsm_loss
     from digmat.nn import GraphormerConfig
     from digmat.systems.adsorbate import ANCHOR_TAG

@@ -52,7 +52,7 @@ from typing import Any, Literal
 import numpy as np
 from ase import Atoms
 
-from digmat.data.records import _as_mapping, _to_data, atoms_to_record, load_record, record_to_atoms
+from digmat.data.records import as_mapping, to_data, atoms_to_record, load_record, record_to_atoms
 
 __all__ = ["LmdbDataset", "write_lmdb"]
 
@@ -137,13 +137,13 @@ def _encode(rec, float_dtype: str, record_type: str, index: int) -> bytes:
     if isinstance(rec, Atoms):
         mapping = atoms_to_record(rec, float_dtype=float_dtype)
     elif isinstance(rec, Mapping) or hasattr(rec, "to_dict"):
-        mapping = _as_mapping(rec)
+        mapping = as_mapping(rec)
         missing = [k for k in ("pos", "atomic_numbers") if k not in mapping]
         if missing:
             raise ValueError(f"record {index} lacks {missing}")
     else:
         raise ValueError(f"record {index} is a {type(rec).__name__}; expected ase.Atoms or a dict")
-    obj = _to_data(mapping) if record_type == "data" else mapping
+    obj = to_data(mapping) if record_type == "data" else mapping
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 

@@ -135,7 +135,7 @@ def record_to_atoms(record) -> Atoms:
     -------
     ase.Atoms
     """
-    data = _as_mapping(record)
+    data = as_mapping(record)
     missing = [k for k in ("pos", "atomic_numbers") if data.get(k) is None]
     if missing:
         raise ValueError(f"record lacks {missing}; fields present: {sorted(data)}")
@@ -171,7 +171,7 @@ def record_to_atoms(record) -> Atoms:
     return atoms
 
 
-def _as_mapping(record) -> dict[str, Any]:
+def as_mapping(record) -> dict[str, Any]:
     if isinstance(record, Mapping):
         return dict(record)
     if hasattr(record, "to_dict"):  # torch_geometric Data
@@ -179,7 +179,7 @@ def _as_mapping(record) -> dict[str, Any]:
     raise ValueError(f"cannot read a record of type {type(record).__name__}")
 
 
-def _to_data(mapping: dict[str, Any]):
+def to_data(mapping: dict[str, Any]):
     from torch_geometric.data import Data
 
     return Data(**mapping)
@@ -258,4 +258,4 @@ def load_record(blob: bytes, return_type: Literal["data", "dict"] = "data"):
     obj = _rebuild(_TolerantUnpickler(io.BytesIO(blob)).load())
     if not isinstance(obj, dict):
         raise ValueError(f"LMDB value is a {type(obj).__name__}, not a Data record")
-    return _to_data(obj) if return_type == "data" else obj
+    return to_data(obj) if return_type == "data" else obj

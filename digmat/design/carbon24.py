@@ -59,7 +59,7 @@ def load_carbon24(data_dir: str | os.PathLike | None = None, *, split: str = "tr
     list of ase.Atoms with ``info``: ``id``, ``group`` (index in the JSON), ``split``,
     ``tb_gap`` (eV, this structure's own tight-binding gap), ``energy_per_atom``.
     """
-    from digmat.design.structures import _cif_to_atoms
+    from digmat.design.structures import cif_to_atoms
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -83,7 +83,7 @@ def load_carbon24(data_dir: str | os.PathLike | None = None, *, split: str = "tr
             for row in csv.DictReader(fh):
                 mid = row["material_id"]
                 if mid in wanted and mid not in found:
-                    atoms = _cif_to_atoms(row["cif"])
+                    atoms = cif_to_atoms(row["cif"])
                     k, part, gap = wanted[mid]
                     atoms.info.update(id=mid, group=k, split=part, tb_gap=gap, energy_per_atom=float(row["energy_per_atom"]))
                     found[mid] = atoms

@@ -85,7 +85,7 @@ def _parse_value(text: str):
     return int(value) if value.is_integer() and text.strip().lstrip("-").isdigit() else value
 
 
-def _cif_to_atoms(cif: str) -> Atoms:
+def cif_to_atoms(cif: str) -> Atoms:
     from pymatgen.core import Structure
     from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -134,7 +134,7 @@ def read_cdvae_csv(
         for row in reader:
             if limit is not None and len(out) >= limit:
                 break
-            atoms = _cif_to_atoms(row[cif_column])
+            atoms = cif_to_atoms(row[cif_column])
             atoms.info["id"] = str(row[id_column])
             for key, text in row.items():
                 if key in (id_column, cif_column):

@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from digmat.design._geometry import (
+from digmat.design.tb_geometry import (
     DEFAULT_KPT_DENSITY,
     MIN_DISTANCE,
-    _as_atoms,
-    _inversion_reduced,
-    _resolve_kpts,
-    _validated_geometry,
+    as_atoms,
+    inversion_reduced,
+    resolve_kpts,
+    validated_geometry,
     kmesh,
     kpts_from_density,
 )
@@ -176,9 +176,9 @@ class CarbonTightBinding:
     """
 
     def __init__(self, atoms, params: XuCarbonParameters = XU_CARBON) -> None:
-        atoms = _as_atoms(atoms)
+        atoms = as_atoms(atoms)
         self.params = params
-        pos, cell, pbc = _validated_geometry(atoms)
+        pos, cell, pbc = validated_geometry(atoms)
         self.n_atoms = len(pos)
         self.n_orbitals = 4 * self.n_atoms
         self.pbc = pbc
@@ -371,7 +371,7 @@ def carbon_band_structure(
         Sorted eigenvalues per k-point, eV.
     """
     model = CarbonTightBinding(atoms, params)
-    return model.eigenvalues(_resolve_kpts(kpts, gamma_centered))
+    return model.eigenvalues(resolve_kpts(kpts, gamma_centered))
 
 
 def band_gap(
@@ -404,13 +404,13 @@ def band_gap(
     BandGap
         ``gap`` in eV, 0 for metals/semimetals (clipped; see ``raw_gap``).
     """
-    atoms = _as_atoms(atoms)
+    atoms = as_atoms(atoms)
     model = CarbonTightBinding(atoms, params)
     size = tuple(int(k) for k in (kpts if kpts is not None else kpts_from_density(atoms, kpt_density)))
     if len(size) != 3 or min(size) < 1:
         raise ValueError(f"kpts must be three positive integers, got {kpts}")
     size = tuple(s if per else 1 for s, per in zip(size, model.pbc))
-    k = _inversion_reduced(size)
+    k = inversion_reduced(size)
     e = model.eigenvalues(k)
     nv = 2 * model.n_atoms
     vb, cb = e[:, nv - 1], e[:, nv]
@@ -530,7 +530,7 @@ class TightBindingGap:
         """Full :class:`BandGap` per structure (``None`` where invalid and ``on_error='nan'``)."""
         from tqdm.auto import tqdm
 
-        structures = [_as_atoms(s) for s in structures]
+        structures = [as_atoms(s) for s in structures]
         jobs = [
             (s, self.kpts, self.kpt_density, self.refine, self.params, self.on_error) for s in structures
         ]

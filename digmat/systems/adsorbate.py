@@ -85,7 +85,7 @@ class AdsorbateSystem:
 
     def __init__(self, slab: Atoms, adsorbate: Atoms, *, anchor: int | None = None, config: AdsorbateStateConfig = AdsorbateStateConfig()):
         from digmat.adsorption import validate_slab
-        from digmat.adsorption._geometry import surface_normal, vacuum_gap
+        from digmat.geometry import surface_normal, vacuum_gap
 
         if not isinstance(adsorbate, Atoms) or len(adsorbate) == 0:
             raise ValueError("the adsorbate must be a non-empty ase.Atoms")

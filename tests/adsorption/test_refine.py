@@ -10,7 +10,7 @@ from ase.thermochemistry import HarmonicThermo
 
 from digmat.adsorption import convert_ase_tags, get_adsorbate, importance_weights, place_adsorbate, refine_sites
 from digmat.adsorption.refine import pick_representatives, weighted_site_probabilities
-from digmat.adsorption.sampling import summarise_sites
+from digmat.tasks.sampling import summarise_sites
 from digmat.adsorption.thermo import VIB_FLOOR
 
 

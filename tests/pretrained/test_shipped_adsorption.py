@@ -11,7 +11,7 @@ import pytest
 from ase.build import fcc111
 
 from digmat.adsorption import ReferenceResult, read_slab
-from digmat.adsorption.sampling import sample_adsorbates
+from digmat.tasks.sampling import sample_adsorbates
 from digmat.cli.main import main as digmat
 from digmat.pretrained import DEFAULT_ADSORPTION_MODEL, load_model, shipped_models
 

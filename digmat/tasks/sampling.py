@@ -93,7 +93,7 @@ class AdsorptionResult:
 
         files = {"configurations": ("configurations.extxyz", self.configurations), "sites": ("sites.json", self.summary())}
         if plot:
-            from .plot import plot_sites
+            from digmat.adsorption.plot import plot_sites
 
             files["plot"] = ("sites.png", lambda fh: plot_sites(self, fh))
         paths = write_outputs(out_dir, files)
@@ -124,7 +124,7 @@ class AdsorptionResult:
         -------
         digmat.adsorption.refine.Refinement
         """
-        from .refine import refine_sites
+        from digmat.adsorption.refine import refine_sites
 
         slab, adsorbate, binding = self._parts()
         labels = [int(a.info["site"]) for a in self.configurations]
@@ -151,7 +151,7 @@ class AdsorptionResult:
 
         from digmat.calculators import get_calculator
 
-        from .refine import importance_weights, weighted_site_probabilities
+        from digmat.adsorption.refine import importance_weights, weighted_site_probabilities
 
         ld = np.array([a.info["log_density"] for a in self.configurations], float)
         if not np.all(np.isfinite(ld)):
@@ -205,7 +205,7 @@ def summarise_sites(
     -------
     The site summaries (most probable first) and the (n,) site label of every configuration.
     """
-    from .site_assignment import SiteAssigner
+    from digmat.adsorption.site_assignment import SiteAssigner
 
     n = len(configurations)
     if n == 0:
@@ -294,7 +294,7 @@ def sample_adsorbates(
         ancestral chain, default 500 steps).
     log_density
         Also compute each sample's log-density (nats per Å^(3m), see
-        :mod:`digmat.adsorption.density`) with the probability-flow ODE (adaptive
+        :mod:`digmat.tasks.density`) with the probability-flow ODE (adaptive
         Dormand–Prince, Hutchinson trace for states of more than 12 entries). Costly: about
         three times the sampling cost per sample plus backward passes.
     relax
@@ -304,8 +304,8 @@ def sample_adsorbates(
     from digmat.pretrained import load_model
     from digmat.systems import AdsorbateSystem
 
-    from .adsorbates import get_adsorbate
-    from .slabs import infer_tags
+    from digmat.adsorption.adsorbates import get_adsorbate
+    from digmat.adsorption.slabs import infer_tags
 
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -352,7 +352,7 @@ def sample_adsorbates(
         lps = []
         for chunk in tqdm(x.split(batch_size), desc="log-density", disable=not progress, leave=False):
             lps.append(log_prob(diffusion, score, chunk, ODEConfig("dopri5", rtol=1e-3, atol=1e-3), probes=4, exact_max_dim=12, generator=generator).log_prob)
-        from .density import state_log_jacobian
+        from digmat.tasks.density import state_log_jacobian
 
         ld = torch.cat(lps).double().cpu().numpy() - state_log_jacobian(system)
     configs = system.to_atoms(x)

@@ -38,7 +38,7 @@ def _anchor(atoms: Atoms) -> int:
         return int(np.flatnonzero(ads == int(atoms.info["binding_index"]))[0])
     if "binding_indices" in atoms.info:
         return int(list(atoms.info["binding_indices"])[0])
-    from digmat.adsorption._geometry import surface_normal
+    from digmat.geometry import surface_normal
 
     return int(np.argmin(atoms.positions[ads] @ surface_normal(atoms)))
 
@@ -62,7 +62,7 @@ class AdsorptionDataset:
 
     def __init__(self, source: str | os.PathLike | Sequence[Atoms], state: AdsorbateStateConfig = AdsorbateStateConfig(), *, temperature: float | None = None):
         if isinstance(source, (str, os.PathLike)):
-            from .lmdb import LmdbDataset
+            from digmat.data.lmdb import LmdbDataset
 
             with LmdbDataset(source, return_type="dict") as db:
                 configs = [db.to_atoms(i) for i in range(len(db))]

@@ -15,7 +15,7 @@ MIN_DISTANCE = 0.5  # Å; closer atoms (periodic images included) are rejected
 DEFAULT_KPT_DENSITY = 4.0  # k-points per Å⁻¹ of reciprocal-vector length (2π included)
 
 
-def _as_atoms(structure) -> Atoms:
+def as_atoms(structure) -> Atoms:
     if isinstance(structure, Atoms):
         return structure
     try:
@@ -37,7 +37,7 @@ def kpts_from_density(atoms: Atoms, kpt_density: float = DEFAULT_KPT_DENSITY) ->
     """
     if not kpt_density > 0:
         raise ValueError(f"kpt_density must be positive, got {kpt_density}")
-    atoms = _as_atoms(atoms)
+    atoms = as_atoms(atoms)
     if not atoms.pbc.any():
         return (1, 1, 1)
     recip = 2.0 * np.pi * np.linalg.inv(complete_cell(atoms.cell, atoms.pbc)).T
@@ -100,7 +100,7 @@ def complete_cell(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
     return out
 
 
-def _validated_geometry(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def validated_geometry(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if len(atoms) == 0:
         raise ValueError("structure has no atoms")
     symbols = set(atoms.get_chemical_symbols())
@@ -116,7 +116,7 @@ def _validated_geometry(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return pos, complete_cell(cell, pbc), pbc
 
 
-def _resolve_kpts(kpts, gamma_centered: bool) -> np.ndarray:
+def resolve_kpts(kpts, gamma_centered: bool) -> np.ndarray:
     arr = np.asarray(kpts)
     if arr.ndim == 1 and arr.shape == (3,) and np.issubdtype(arr.dtype, np.integer):
         return kmesh(arr, gamma_centered=gamma_centered)
@@ -126,7 +126,7 @@ def _resolve_kpts(kpts, gamma_centered: bool) -> np.ndarray:
     return arr
 
 
-def _inversion_reduced(size: tuple[int, int, int]) -> np.ndarray:
+def inversion_reduced(size: tuple[int, int, int]) -> np.ndarray:
     """Γ-centred mesh with k and −k merged (time reversal: E(k) = E(−k))."""
     idx = np.stack(np.meshgrid(*[np.arange(n) for n in size], indexing="ij"), -1).reshape(-1, 3)
     n = np.array(size)

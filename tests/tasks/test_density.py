@@ -16,7 +16,7 @@ from ase.build import fcc111
 from ase.io import read, write
 
 from digmat.adsorption import convert_ase_tags, get_adsorbate
-from digmat.adsorption.density import adsorbate_log_density, density_map, interpolate_adsorbates, state_log_jacobian
+from digmat.tasks.density import adsorbate_log_density, density_map, interpolate_adsorbates, state_log_jacobian
 from digmat.cli.main import main
 from digmat.core import NoiseSchedule, ProductMixture
 from digmat.systems import AdsorbateStateConfig, AdsorbateSystem

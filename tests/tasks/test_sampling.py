@@ -15,7 +15,7 @@ from ase.db import connect
 from ase.io import read, write
 
 from digmat.adsorption import convert_ase_tags
-from digmat.adsorption.sampling import summarise_sites
+from digmat.tasks.sampling import summarise_sites
 from digmat.checkpoint import save_checkpoint
 from digmat.cli.main import main
 from digmat.models import AdsorptionModelConfig, AdsorptionScoreModel

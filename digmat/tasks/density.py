@@ -48,7 +48,7 @@ def system_for_configurations(configurations: Sequence[Atoms], adsorbate: str | 
     """
     from digmat.systems import AdsorbateSystem
 
-    from .adsorbates import get_adsorbate
+    from digmat.adsorption.adsorbates import get_adsorbate
 
     if len(configurations) == 0:
         raise ValueError("no configurations given")

@@ -10,7 +10,7 @@ from ase.build import fcc111
 from digmat.adsorption import convert_ase_tags, get_adsorbate
 from digmat.cli.main import main
 from digmat.data import write_lmdb
-from digmat.data.adsorption import AdsorptionDataset
+from digmat.tasks.datasets import AdsorptionDataset
 from digmat.pretrained import load_model
 from digmat.systems import AdsorbateSystem
 

@@ -1,0 +1,11 @@
+"""Model-driven work, one layer above :mod:`digmat.models`: what users do with a trained model.
+
+- :mod:`digmat.tasks.sampling` — the main job: equilibrium adsorbate configurations on a slab,
+  grouped into sites with probabilities (:func:`sample_adsorbates`), with calculator-verified
+  populations (``AdsorptionResult.refine`` / ``.reweight``);
+- :mod:`digmat.tasks.density` — log-densities, in-plane density maps and latent paths;
+- :mod:`digmat.tasks.datasets` — the adsorption training dataset (LMDB records → model states).
+
+Imports flow downwards only: ``tasks`` uses ``models``, ``systems``, ``adsorption`` (the
+torch-free data engine), ``data`` and ``core``; nothing below imports ``tasks``.
+"""
