@@ -4,9 +4,12 @@
   surface torus, its height and the internal geometry in Euclidean coordinates.
 - :class:`CrystalSystem` — a periodic crystal: fractional coordinates on the unit torus and the
   lattice as the matrix logarithm of its metric (Niggli-reduced, canonical).
+
+Both implement :class:`SystemAdapter` (``tests/systems/test_protocol.py`` checks every adapter).
 """
 
+from .protocol import SystemAdapter
 from .adsorbate import AdsorbateStateConfig, AdsorbateSystem
 from .crystal import CrystalStateConfig, CrystalSystem, canonical_cell
 
-__all__ = ["AdsorbateStateConfig", "AdsorbateSystem", "CrystalStateConfig", "CrystalSystem", "canonical_cell"]
+__all__ = ["SystemAdapter", "AdsorbateStateConfig", "AdsorbateSystem", "CrystalStateConfig", "CrystalSystem", "canonical_cell"]

@@ -144,6 +144,12 @@ class AdsorbateSystem:
     def num_slab(self) -> int:
         return len(self.slab)
 
+    def conditioning(self) -> dict:
+        """The descriptor a score model is conditioned on: the slab's and the adsorbate's atoms
+        (the temperature, K, is passed to the model with each call)."""
+        return {"kind": "adsorption", "slab": self.slab.get_chemical_formula(), "adsorbate": self.adsorbate_symbols,
+                "slab_atoms": int(self.num_slab), "adsorbate_atoms": int(self.num_adsorbate)}
+
     def diffusion(self, schedule: NoiseSchedule = NoiseSchedule()) -> Diffusion:
         """The forward process on this system's state space."""
         return Diffusion(self.space, schedule)

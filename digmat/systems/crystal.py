@@ -272,6 +272,13 @@ class CrystalSystem:
         """Sorted atomic numbers (hashable), e.g. to group structures."""
         return tuple(int(z) for z in self.numbers)
 
+    def conditioning(self) -> dict:
+        """The descriptor a score model is conditioned on: the composition."""
+        from ase.data import chemical_symbols
+
+        return {"kind": "crystal", "composition": [chemical_symbols[z] for z in self.numbers.tolist()],
+                "num_atoms": int(self.num_atoms)}
+
     def diffusion(self, schedule: NoiseSchedule = NoiseSchedule()) -> Diffusion:
         """The forward process on this system's state space."""
         return Diffusion(self.space, schedule)

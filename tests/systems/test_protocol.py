@@ -1,0 +1,47 @@
+"""Every system adapter implements the one SystemAdapter protocol, and round-trips Atoms."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk, fcc111
+
+from digmat.adsorption import convert_ase_tags, get_adsorbate, place_adsorbate
+from digmat.core import NoiseSchedule
+from digmat.systems import AdsorbateSystem, CrystalSystem, SystemAdapter
+
+
+def _adsorbate():
+    slab = convert_ase_tags(fcc111("Pt", (2, 2, 3), vacuum=8.0))
+    atoms = place_adsorbate(slab, get_adsorbate("OH"), np.array([1.0, 0.7, 0.0]))
+    return AdsorbateSystem(slab, get_adsorbate("OH")), atoms
+
+
+def _crystal():
+    atoms = bulk("C", "diamond", a=3.57)
+    return CrystalSystem.for_atoms(atoms), atoms
+
+
+@pytest.mark.parametrize("make", [_adsorbate, _crystal], ids=["adsorbate", "crystal"])
+def test_adapter_implements_the_protocol(make):
+    system, atoms = make()
+    assert isinstance(system, SystemAdapter)
+    before = atoms.positions.copy()
+    x = system.to_state([atoms, atoms])
+    assert x.shape == (2, system.dim) and system.space.shape == (system.dim,)
+    np.testing.assert_array_equal(atoms.positions, before)  # the input is not modified
+    back = system.to_state(system.to_atoms(x))
+    torch.testing.assert_close(system.space.difference(back, x), torch.zeros_like(x), atol=1e-8, rtol=0)
+    diffusion = system.diffusion(NoiseSchedule())
+    assert diffusion.space is system.space
+    xt, _ = diffusion.perturb(x, torch.full((2,), 0.5, dtype=x.dtype), generator=torch.Generator().manual_seed(0))
+    assert xt.shape == x.shape and not torch.equal(xt, x)
+    json.dumps(system.conditioning())
+    assert system.conditioning()["kind"] in ("adsorption", "crystal")
+
+
+def test_something_else_is_not_an_adapter():
+    assert not isinstance(object(), SystemAdapter)
