@@ -6,7 +6,8 @@ Euclidean entries, a wrapped variance-exploding SDE on periodic ones). On top of
 
 - :func:`dsm_loss` — denoising score matching (score or eps form); :func:`denoising_profile`
   — a model's noise-prediction error per noise level;
-- :func:`sample_sde` — DiG's ancestral reverse chain;
+- :func:`sample_sde` — DiG's ancestral reverse chain; :class:`SamplerConfig` — the one sampling
+  configuration (SDE or ODE, steps, grid) every model family uses;
 - :func:`sample_ode`, :func:`encode`, :func:`decode` — the probability-flow ODE (Heun on the
   EDM grid, adaptive Dormand–Prince);
 - :func:`log_prob` — log-densities with the exact trace or Hutchinson's estimator;
@@ -24,6 +25,7 @@ from .guidance import gaussian_property_likelihood, guided_score
 from .interpolate import InterpolationResult, interpolate, interpolate_latents
 from .loss import DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, dsm_loss, noise_batch, score_matching_error
 from .schedule import NoiseSchedule
+from .sampler import SAMPLERS, SamplerConfig
 from .sde import SDEResult, sample_sde
 from .space import StateSpace
 from .torus import wrap, wrap_centered, wrapped_normal_log_prob, wrapped_normal_score
@@ -39,7 +41,9 @@ __all__ = [
     "NoiseSchedule",
     "ODEConfig",
     "ProductMixture",
+    "SAMPLERS",
     "SDEResult",
+    "SamplerConfig",
     "ScoreFn",
     "StateSpace",
     "decode",

@@ -59,8 +59,8 @@ class ODEConfig:
     def __post_init__(self) -> None:
         if self.method not in ODE_METHODS:
             raise ValueError(f"unknown ODE method {self.method!r}; choose one of {ODE_METHODS}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.steps < 2:
+            raise ValueError(f"steps must be >= 2 (the fixed grid needs two points), got {self.steps}")
 
 
 @dataclass

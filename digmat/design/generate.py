@@ -36,7 +36,7 @@ import torch
 from ase import Atoms
 from torch import Tensor
 
-from digmat.core import ODEConfig, ScoreFn, gaussian_property_likelihood, guided_score, sample_ode, sample_sde
+from digmat.core import SamplerConfig, ScoreFn, gaussian_property_likelihood, guided_score
 from digmat.models.crystal import CrystalDataset, CrystalModelConfig, CrystalScoreModel, collate_crystals, crystal_dsm_loss
 from digmat.systems.crystal import CrystalStateConfig, CrystalSystem
 
@@ -69,25 +69,6 @@ class GapGuidance:
             raise ValueError(f"target must be finite, got {self.target}")
         if not (self.width > 0 and self.scale >= 0 and self.lattice_clip > 0):
             raise ValueError("width and lattice_clip must be > 0 and scale >= 0")
-
-
-@dataclass(frozen=True)
-class SamplerConfig:
-    """``method="sde"`` (DiG's ancestral chain, ``steps`` evaluations) or ``"ode"`` (Heun, 2 steps - 1).
-
-    ``grid_power`` spaces the SDE's steps as t = u^p (p > 1: more steps at low noise, see
-    :meth:`digmat.core.NoiseSchedule.discretize`); the ODE always uses the EDM grid.
-    """
-
-    method: str = "sde"
-    steps: int = 200
-    grid_power: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.method not in ("sde", "ode") or self.steps < 1:
-            raise ValueError(f"method must be 'sde' or 'ode' and steps >= 1, got {self.method!r}, {self.steps}")
-        if not self.grid_power > 0 or (self.method == "ode" and self.grid_power != 1.0):
-            raise ValueError(f"grid_power must be > 0 and applies to the SDE only, got {self.grid_power} with {self.method!r}")
 
 
 class _ScoreCache:
@@ -211,11 +192,7 @@ def sample_crystals(
         system = model.system([atomic_numbers[element]] * n)
         diffusion = system.diffusion(model.config.schedule)
         score = _score(model, system, predictor, guidance)
-        if sampler.method == "sde":
-            x = sample_sde(diffusion, score, len(idx), steps=sampler.steps, grid_power=sampler.grid_power, generator=generator,
-                           device=param.device, dtype=dtype).x
-        else:
-            x = sample_ode(diffusion, score, len(idx), ODEConfig("heun", steps=sampler.steps), generator=generator, device=param.device, dtype=dtype).x
+        x, _ = sampler.sample(diffusion, score, len(idx), generator=generator, device=param.device, dtype=dtype)
         for k, atoms in zip(idx, system.to_atoms(x)):
             atoms.info.update(num_atoms=n, sample_index=k)
             out[k] = atoms
