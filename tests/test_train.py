@@ -83,6 +83,7 @@ def test_checkpoint_format_and_errors(tmp_path):
         other.resume()
 
 
+@pytest.mark.slow  # ~100 s on 2 cores; the default suite keeps the fast trainer tests (python -m pytest -m slow)
 def test_training_learns_the_mixture(tmp_path):
     """DSM on samples of the 3-well mixture; the EMA model's samples recover its weights."""
     torch.set_num_threads(2)
