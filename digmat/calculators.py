@@ -37,6 +37,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 __all__ = [
     "PotentialNotInstalledError",
     "calculate_batch",
+    "check_calculator_name",
     "get_calculator",
     "list_calculators",
 ]
@@ -91,6 +92,7 @@ _REGISTRY: dict[str, Callable[..., Calculator]] = {
     "sevenn": _make_sevenn,
 }
 ALIASES = {"sevennet": "sevenn", "7net-0": "sevenn", "sevennet-0": "sevenn"}
+_PACKAGES = {"chgnet": "chgnet", "sevenn": "sevenn"}  # optional package of each potential
 
 
 def list_calculators() -> list[str]:
@@ -133,6 +135,25 @@ def get_calculator(name: str, *, device: str = "cpu", **kwargs) -> Calculator:
     PotentialNotInstalledError
         The optional package of the requested potential is missing.
     """
+    key = check_calculator_name(name)
+    return _REGISTRY[key](device=device, **kwargs)
+
+
+def check_calculator_name(name: str) -> str:
+    """Check a calculator name without building the calculator; return its registry key.
+
+    Cheap (no model is loaded): use it to refuse a bad name or a missing optional package
+    before expensive work.
+
+    Raises
+    ------
+    ValueError
+        Unknown name (the message lists the available ones and close matches).
+    PotentialNotInstalledError
+        The optional package of the requested potential is missing.
+    """
+    import importlib.util
+
     if not isinstance(name, str):
         raise ValueError(f"calculator name must be a string, got {type(name).__name__}")
     key = name.strip().lower()
@@ -140,10 +161,12 @@ def get_calculator(name: str, *, device: str = "cpu", **kwargs) -> Calculator:
     if key not in _REGISTRY:
         close = difflib.get_close_matches(key, list(_REGISTRY) + list(ALIASES), n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(
-            f"unknown calculator {name!r}; available: {', '.join(list_calculators())}.{hint}"
-        )
-    return _REGISTRY[key](device=device, **kwargs)
+        raise ValueError(f"unknown calculator {name!r}; available: {', '.join(list_calculators())}.{hint}")
+    package = _PACKAGES.get(key)
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise PotentialNotInstalledError(f"calculator {key!r} needs the optional package {package!r}, which is not installed; "
+                                         f"install it with: {_INSTALL_HINT}")
+    return key
 
 
 # --------------------------------------------------------------------------

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from digmat.files import atomic_write_bytes
 
 __all__ = ["FORMAT_VERSION", "SHIPPED_DIR", "atomic_write_bytes", "checkpoint_kind", "load_checkpoint", "resolve_checkpoint",
            "save_checkpoint", "shipped_models"]
@@ -72,26 +74,6 @@ def checkpoint_kind(payload: dict[str, Any]) -> str:
     if isinstance(config, dict) and {"temperature_range", "adsorbates", "state"} <= set(config):
         return "adsorption"
     raise ValueError("the checkpoint records no model kind")
-
-
-def atomic_write_bytes(path: str | os.PathLike, writer) -> Path:
-    """Call ``writer(file_object)`` on a temporary file next to ``path``, then rename it into place.
-
-    A crash or an exception never leaves a half-written ``path`` behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            writer(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _plain(value: Any) -> Any:
@@ -151,10 +133,15 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes), not a digmat checkpoint")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a digmat checkpoint (not a torch.save archive: damaged, truncated or another kind of file)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise ValueError(f"{path} is not a readable digmat checkpoint: {exc}") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path} is not a readable digmat checkpoint ({reason})") from None
     if not isinstance(payload, dict) or any(k not in payload for k in _REQUIRED):
         raise ValueError(f"{path} is not a digmat checkpoint (expected keys {_REQUIRED})")
     if payload["format_version"] != FORMAT_VERSION:

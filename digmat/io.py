@@ -1,7 +1,7 @@
 """Atomic writers for the files digmat produces: never a half-written output.
 
 Each writes to a temporary file next to the target and renames it into place
-(:func:`digmat.checkpoint.atomic_write_bytes`).
+(:func:`digmat.files.atomic_write_bytes`, with the umask's permissions).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from ase import Atoms
 
-from digmat.checkpoint import atomic_write_bytes
+from digmat.files import atomic_write_bytes
 
 __all__ = ["write_extxyz", "write_json", "write_outputs"]
 

@@ -262,7 +262,11 @@ class Trainer:
         if state is None:
             raise ValueError(f"{self.checkpoint_path} has no training state to resume from")
         if state["train_config"] != asdict(self.config):
-            raise ValueError(f"{self.checkpoint_path} was written with different training settings; use a new output directory")
+            ours = asdict(self.config)
+            differ = ", ".join(f"{k} {state['train_config'].get(k)!r} there, {ours.get(k)!r} now" for k in sorted(set(ours) | set(state["train_config"]))
+                               if state["train_config"].get(k) != ours.get(k))
+            raise ValueError(f"{self.checkpoint_path} was written with different training settings ({differ}); "
+                             "rerun with the same settings to resume, or use a new output directory")
         self.model.load_state_dict(ckpt["state_dict"])
         self.ema.load_state_dict(ckpt["ema_state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])

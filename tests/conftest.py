@@ -1,6 +1,8 @@
 """Shared pytest configuration: deterministic, single-threaded-friendly defaults."""
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,3 +14,35 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 def _seed_everything():
     torch.manual_seed(0)
     yield
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def load_recipe():
+    """``load_recipe("bench_adsorption")``: a module of ``recipes/`` imported by path (recipes are not a package)."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """Path of an untrained one-layer adsorption checkpoint (Pt, O, H) for I/O and message tests."""
+    from digmat.checkpoint import save_checkpoint
+    from digmat.models import AdsorptionModelConfig, AdsorptionScoreModel
+    from digmat.nn import GraphormerConfig
+
+    torch.manual_seed(0)
+    net = GraphormerConfig(num_layers=1, embed_dim=16, num_heads=2, ffn_dim=32, num_rbf=8, cutoff=4.0, num_tags=4, num_conditions=1, scalar_out=0)
+    config = AdsorptionModelConfig(network=net, elements=("Pt", "O", "H"))
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_checkpoint(path, config=config.to_dict(), state_dict=AdsorptionScoreModel(config).state_dict(),
+                    metadata={"note": "untrained, for I/O tests", "surface_signatures": [[9]]}, kind="adsorption")
+    return path

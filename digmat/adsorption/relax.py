@@ -33,7 +33,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.constraints import FixAtoms
 
-from digmat.checkpoint import atomic_write_bytes
+from digmat.files import atomic_write_bytes
 
 __all__ = [
     "CalculatorSpec",
@@ -94,12 +94,15 @@ def calculator_name(spec: CalculatorSpec) -> str:
 
 
 def check_calculator(spec: CalculatorSpec) -> None:
-    """Raise ``ValueError`` now for an unknown calculator name (not later, inside a worker)."""
-    if isinstance(spec, str):
-        from digmat.calculators import get_calculator, list_calculators
+    """Raise now (not later, inside a worker) for an unknown calculator name or a missing package.
 
-        if calculator_name(spec) not in list_calculators():
-            get_calculator(spec)  # raises the standard message with close matches
+    Raises ``ValueError`` for an unknown name and
+    :class:`~digmat.calculators.PotentialNotInstalledError` when its optional package is missing.
+    """
+    if isinstance(spec, str):
+        from digmat.calculators import check_calculator_name
+
+        check_calculator_name(spec)
     elif not (isinstance(spec, Calculator) or callable(spec)):
         raise ValueError(f"calculator must be a name, an ASE Calculator or a factory, got {type(spec).__name__}")
 

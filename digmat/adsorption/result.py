@@ -14,11 +14,8 @@ Units: Å, eV, K.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from digmat.adsorption.relax import atoms_from_dict, atoms_to_dict
+from digmat.files import atomic_path, atomic_write_bytes
 from digmat.adsorption.thermo import (
     VIB_FLOOR,
     boltzmann_probabilities,
@@ -198,20 +196,6 @@ class ReferenceMinimum:
         )
 
 
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path next to ``path``, renamed onto it when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)  # let the writer create it (ase.db refuses an empty non-db file)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 @dataclass
 class ReferenceResult:
     """Outcome of :func:`~digmat.adsorption.reference_search`.
@@ -320,7 +304,6 @@ class ReferenceResult:
 
     def to_json(self, path: str | os.PathLike) -> Path:
         """Write the result as JSON, atomically; returns the path."""
-        from digmat.checkpoint import atomic_write_bytes
 
         blob = json.dumps(self.to_dict(), separators=(",", ":")).encode()
         return atomic_write_bytes(path, lambda fh: fh.write(blob))
@@ -389,7 +372,7 @@ class ReferenceResult:
         """Write the minima as extxyz, or as an ASE database when the suffix is ``.db``; atomically."""
         path = Path(path)
         images = self.minimum_atoms()
-        with _atomic_path(path) as tmp:
+        with atomic_path(path) as tmp:
             if path.suffix == ".db":
                 import ase.db
 

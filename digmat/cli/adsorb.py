@@ -10,36 +10,38 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 from digmat.cli.io import add_model_arguments, load_model_from_args
+from digmat.cli.options import SLAB_HELP, add_out_option, at_least, check_calculators, check_output_dir, load_slab
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("slab", nargs="?", help="slab file (any format ase.io reads); omit with --db")
+    parser.add_argument("slab", nargs="?", help=SLAB_HELP + "; omit with --db")
     parser.add_argument("adsorbate", help="adsorbate: G2 name (CH3CO), OC20 name (*OH) or a structure file")
     add_model_arguments(parser)
-    parser.add_argument("-n", "--num-samples", type=int, default=256, help="number of samples (default 256)")
+    parser.add_argument("-n", "--num-samples", type=at_least(1), default=256, help="number of samples (default 256)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sampler", choices=("ode", "sde"), default="ode", help="probability-flow ODE (default) or DiG's reverse SDE")
-    parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: 25 Heun steps = 49 evaluations; SDE 500)")
+    parser.add_argument("--steps", type=at_least(1), default=None, help="sampler steps (default: 25 Heun steps = 49 evaluations; SDE 500)")
     parser.add_argument("--relax", default=None, metavar="CALC", help="relax each site's representative with this calculator (emt, chgnet, sevenn)")
     parser.add_argument("--density", action="store_true", help="also compute every sample's log-density with the probability-flow ODE (slower)")
     parser.add_argument("--refine", default=None, metavar="CALC", help="calculator-verified populations: relax representatives of every site with CALC and weigh the minima by harmonic free energy")
-    parser.add_argument("--refine-per-site", type=int, default=2, metavar="K", help="representatives relaxed per site with --refine (default 2)")
+    parser.add_argument("--refine-per-site", type=at_least(1), default=2, metavar="K", help="representatives relaxed per site with --refine (default 2)")
     parser.add_argument("--reweight", default=None, metavar="CALC", help="importance-reweight the samples to CALC's Boltzmann distribution (implies --density; one energy call per sample)")
-    parser.add_argument("--out", default="adsorb_out", help="output folder (default ./adsorb_out)")
+    add_out_option(parser, "adsorb_out")
     parser.add_argument("--db", default=None, help="ASE database: read slabs from its rows (SLAB omitted) and write the sampled configurations back")
 
 
-def _slabs(args) -> list[tuple[str, object]]:
-    from digmat.adsorption import read_slab
-
+def _slabs(args) -> tuple[list[tuple[str, object]], dict[str, str]]:
+    """``([(name, slab)], {name: reason})``: the slabs to sample and, with ``--db``, the rows refused."""
     if args.db is None:
         if args.slab is None:
             raise ValueError("give a SLAB file, or --db with a database of slabs")
-        return [(Path(args.slab).stem, read_slab(args.slab))]
+        name = Path(args.slab).stem if Path(args.slab).exists() else re.sub(r"[^A-Za-z0-9]+", "-", args.slab).strip("-")
+        return [(name, load_slab(args.slab))], {}
     if args.slab is not None:
         raise ValueError("give either a SLAB file or --db, not both")
     from ase.db import connect
@@ -48,66 +50,87 @@ def _slabs(args) -> list[tuple[str, object]]:
 
     if not Path(args.db).is_file():
         raise FileNotFoundError(f"no database at {args.db}")
-    rows = []
+    rows, bad = [], {}
     with connect(args.db) as db:
         for row in db.select():
             if row.get("digmat_sample"):  # samples written back by an earlier run
                 continue
-            atoms = row.toatoms()
-            if not (atoms.get_tags() == 1).any():
-                atoms = infer_tags(atoms)
-            validate_slab(atoms[atoms.get_tags() != 2])
+            try:
+                atoms = row.toatoms()
+                if not (atoms.get_tags() == 1).any():
+                    atoms = infer_tags(atoms)
+                validate_slab(atoms[atoms.get_tags() != 2])
+            except ValueError as exc:
+                bad[f"row{row.id}"] = str(exc)
+                continue
             rows.append((f"row{row.id}", atoms))
-    if not rows:
+    if not rows and not bad:
         raise ValueError(f"{args.db} has no slab rows")
-    return rows
+    return rows, bad
 
 
 def run(args: argparse.Namespace) -> int:
-    from digmat.tasks.sampling import sample_adsorbates
+    from digmat.adsorption import get_adsorbate
+    from digmat.tasks.sampling import adsorption_sampler, sample_adsorbates
 
-    from digmat.adsorption.relax import check_calculator
-
-    if args.num_samples < 1:
-        raise ValueError("--num-samples must be >= 1")
-    if args.refine_per_site < 1:
-        raise ValueError("--refine-per-site must be >= 1")
-    for calc in (args.relax, args.refine, args.reweight):
-        if calc is not None:
-            check_calculator(calc)
+    adsorption_sampler(args.sampler, args.steps)  # refuses e.g. --steps 1 with the ODE now
+    check_calculators(("--relax", args.relax), ("--refine", args.refine), ("--reweight", args.reweight))
+    get_adsorbate(args.adsorbate)
+    slabs, bad = _slabs(args)
+    check_output_dir(args.out)
     model = load_model_from_args(args)
     device = next(model.parameters()).device
-    slabs = _slabs(args)
     summaries = []
     for name, slab in slabs:
-        result = sample_adsorbates(
-            slab, args.adsorbate, model, num_samples=args.num_samples, temperature=args.temperature, sampler=args.sampler,
-            steps=args.steps, seed=args.seed, device=device, log_density=args.density or args.reweight is not None,
-            relax=args.relax, progress=not args.json,
-        )
+        try:
+            result = sample_adsorbates(
+                slab, args.adsorbate, model, num_samples=args.num_samples, temperature=args.temperature, sampler=args.sampler,
+                steps=args.steps, seed=args.seed, device=device, log_density=args.density or args.reweight is not None,
+                relax=args.relax, progress=not args.json,
+            )
+        except ValueError as exc:
+            if args.db is None:
+                raise
+            bad[name] = str(exc)  # one bad row does not stop the others
+            continue
         if args.refine is not None:
             result.refine(args.refine, per_site=args.refine_per_site, progress=not args.json)
         if args.reweight is not None:
             result.reweight(args.reweight, progress=not args.json)
-        out_dir = Path(args.out) / name if len(slabs) > 1 else Path(args.out)
+        out_dir = Path(args.out) / name if args.db is not None else Path(args.out)
         paths = result.write(out_dir)
         summary = result.summary() | {"outputs": {k: str(v) for k, v in paths.items()}, "slab": name}
         summaries.append(summary)
         if args.db is not None:
-            _write_db(args.db, name, result)
+            _write_db(args.db, name, result, args)
         if not args.json:
             _print(summary)
+    if args.db is not None:
+        report = {"database": args.db, "rows_sampled": [s["slab"] for s in summaries], "rows_refused": bad, "slabs": summaries}
+        if args.json:
+            print(json.dumps(report, indent=2))
+        for name, reason in bad.items():
+            print(f"digmat adsorb: {args.db} {name} refused: {' '.join(reason.split())}", file=sys.stderr)
+        return 1 if bad else 0
     if args.json:
-        print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
+        print(json.dumps(summaries[0], indent=2))
     return 0
 
 
-def _write_db(path: str, slab_name: str, result) -> None:
+def _write_db(path: str, slab_name: str, result, args: argparse.Namespace) -> None:
+    """Write the samples of one slab row back, replacing an earlier run's samples of the same
+    row, adsorbate and temperature (a rerun leaves the same rows, not duplicates)."""
     from ase.db import connect
 
+    model = str(args.model or "adsorption")  # a path, or a shipped model's name
+    key = {"digmat_sample": 1, "slab": slab_name, "adsorbate": str(args.adsorbate), "temperature": float(args.temperature)}
     with connect(path) as db:
+        old = [row.id for row in db.select(**key)]
+        if old:
+            db.delete(old)
         for atoms in result.configurations:
-            db.write(atoms, digmat_sample=1, slab=slab_name, site=int(atoms.info["site"]), kind=atoms.info["kind"], temperature=float(atoms.info["temperature"]), log_density=float(atoms.info["log_density"]))
+            db.write(atoms, **key, seed=int(args.seed), model=model, sampler=result.sampler, site=int(atoms.info["site"]),
+                     kind=atoms.info["kind"], log_density=float(atoms.info["log_density"]))
 
 
 def _print(summary: dict) -> None:

@@ -14,14 +14,16 @@ import json
 import platform
 import time
 
+from digmat.cli.options import add_device_option, add_json_option, at_least, resolve_device
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--num-samples", type=int, default=4000, help="samples per sampler (default 4000)")
-    parser.add_argument("--steps", type=int, default=25, help="Heun steps of the ODE sampler (2*steps-1 evaluations)")
-    parser.add_argument("--sde-steps", type=int, default=1000, help="steps of DiG's ancestral SDE sampler")
+    parser.add_argument("--steps", type=at_least(2), default=25, help="Heun steps of the ODE sampler (2*steps-1 evaluations)")
+    parser.add_argument("--sde-steps", type=at_least(1), default=1000, help="steps of DiG's ancestral SDE sampler")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_device_option(parser, what="the demo")
+    add_json_option(parser)
 
 
 def _target():
@@ -43,9 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.num_samples < 10:
         raise ValueError("--num-samples must be at least 10")
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but CUDA is not available")
+    device = resolve_device(args.device)
     mix = _target()
     d = mix.diffusion
     score = lambda x, t: mix.score(x, t)  # noqa: E731

@@ -14,24 +14,28 @@ import json
 from pathlib import Path
 
 from digmat.cli.io import add_model_arguments, load_model_from_args, read_configurations, write_outputs
+from digmat.cli.options import add_out_option, at_least, check_output_dir, positive
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("configurations", help="file of slab + adsorbate configurations; FILE@INDEX selects frames (ASE syntax)")
     parser.add_argument("--adsorbate", default=None, help="adsorbate name or file (default: the tag-2 atoms, binding atom from info['binding_index'])")
     add_model_arguments(parser)
-    parser.add_argument("--rtol", type=float, default=1e-4, help="ODE tolerance (default 1e-4)")
-    parser.add_argument("--probes", type=int, default=8, help="Hutchinson probes for adsorbates of more than 4 atoms (default 8)")
+    parser.add_argument("--rtol", type=positive(float), default=1e-4, help="ODE relative and absolute tolerance (default 1e-4)")
+    parser.add_argument("--probes", type=at_least(1), default=8, help="Hutchinson probes for adsorbates of more than 4 atoms (default 8)")
     parser.add_argument("--map", action="store_true", help="also map log p over an in-plane grid")
-    parser.add_argument("--grid", type=int, default=16, help="map points per cell vector (default 16)")
-    parser.add_argument("--height", type=float, default=None, help="map height of the binding atom above the top surface atom, Å")
-    parser.add_argument("--out", default="density_out", help="output folder (default ./density_out)")
+    parser.add_argument("--grid", type=at_least(2), default=16, help="map points per cell vector (default 16)")
+    parser.add_argument("--height", type=positive(float), default=None, help="map height of the binding atom above the top surface atom, Å")
+    add_out_option(parser, "density_out")
 
 
 def run(args: argparse.Namespace) -> int:
     from digmat.tasks.density import adsorbate_log_density, density_map
 
+    if args.rtol >= 1:
+        raise ValueError(f"--rtol {args.rtol}: a relative tolerance must be < 1 (default 1e-4)")
     configs = read_configurations(args.configurations)
+    check_output_dir(args.out)
     model = load_model_from_args(args)
     scored = adsorbate_log_density(configs, model, temperature=args.temperature, adsorbate=args.adsorbate, rtol=args.rtol, probes=args.probes)
     summary = {

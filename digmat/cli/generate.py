@@ -15,43 +15,38 @@ from dataclasses import asdict
 from pathlib import Path
 
 from digmat.cli.io import write_outputs
+from digmat.cli.options import add_device_option, add_json_option, add_out_option, at_least, check_output_dir, non_negative, positive, resolve_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="carbon24", help="crystal checkpoint path or shipped model name (default carbon24)")
-    parser.add_argument("-n", "--num-samples", type=int, default=10, help="crystals to draw (default 10)")
-    parser.add_argument("--num-atoms", type=int, default=None, help="atoms per cell (default: drawn from the training distribution)")
+    parser.add_argument("-n", "--num-samples", type=at_least(1), default=10, help="crystals to draw (default 10)")
+    parser.add_argument("--num-atoms", type=at_least(1), default=None, help="atoms per cell (default: drawn from the training distribution)")
     parser.add_argument("--element", default=None, help="chemical symbol (default: the model's only element)")
-    parser.add_argument("--gap", type=float, default=None, help="target band gap, eV (guided sampling)")
+    parser.add_argument("--gap", type=non_negative(float), default=None, help="target band gap, eV (guided sampling)")
     parser.add_argument("--predictor", default="carbon24_gap", help="band-gap predictor: checkpoint, matgl directory or shipped name")
-    parser.add_argument("--width", type=float, default=0.5, help="likelihood width w around the prediction, eV (default 0.5)")
-    parser.add_argument("--scale", type=float, default=1.0, help="guidance scale lambda (default 1)")
+    parser.add_argument("--width", type=positive(float), default=0.5, help="likelihood width w around the prediction, eV (default 0.5)")
+    parser.add_argument("--scale", type=non_negative(float), default=1.0, help="guidance scale lambda (default 1)")
     parser.add_argument("--sampler", choices=("sde", "ode"), default="sde")
-    parser.add_argument("--steps", type=int, default=200, help="sampler steps (default 200)")
-    parser.add_argument("--grid-power", type=float, default=1.0, help="SDE step grid t = u^p (p > 1: more steps at low noise)")
+    parser.add_argument("--steps", type=at_least(1), default=200, help="sampler steps (default 200)")
+    parser.add_argument("--grid-power", type=positive(float), default=1.0, help="SDE step grid t = u^p (p > 1: more steps at low noise)")
     parser.add_argument("--oracle", action="store_true", help="tight-binding band gap of every valid sample (carbon)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    parser.add_argument("--out", default="generate_out", help="output folder (default ./generate_out)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_device_option(parser)
+    add_out_option(parser, "generate_out")
+    add_json_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
 
     from digmat.design.evaluate import is_valid, nn_distance_quantiles, space_group
     from digmat.design.generate import GapGuidance, SamplerConfig, sample_crystals
     from digmat.models import CrystalScoreModel
 
-    if args.num_samples < 1:
-        raise ValueError("--num-samples must be >= 1")
-    if args.num_atoms is not None and args.num_atoms < 1:
-        raise ValueError("--num-atoms must be >= 1")
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but CUDA is not available")
+    device = resolve_device(args.device)
     sampler = SamplerConfig(args.sampler, args.steps, args.grid_power)
+    check_output_dir(args.out)
     guidance = None if args.gap is None else GapGuidance(args.gap, width=args.width, scale=args.scale)
     model = CrystalScoreModel.from_checkpoint(args.model).to(device)
     predictor = None

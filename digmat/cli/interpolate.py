@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from digmat.cli.io import add_model_arguments, load_model_from_args, read_configurations, write_outputs
+from digmat.cli.options import add_out_option, at_least, check_calculators, check_output_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,19 +21,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("end", help="last configuration (FILE or FILE@INDEX)")
     parser.add_argument("--adsorbate", default=None, help="adsorbate name or file (default: the tag-2 atoms, binding atom from info['binding_index'])")
     add_model_arguments(parser)
-    parser.add_argument("-k", "--num-points", type=int, default=11, help="points on the path, ends included (default 11)")
+    parser.add_argument("-k", "--num-points", type=at_least(2), default=11, help="points on the path, ends included (default 11)")
     parser.add_argument("--mode", choices=("spherical", "linear"), default="spherical", help="latent interpolation (default spherical)")
     parser.add_argument("--calculator", default=None, help="single-point energies along the path with this calculator (emt, chgnet, sevenn)")
-    parser.add_argument("--out", default="interpolate_out", help="output folder (default ./interpolate_out)")
+    add_out_option(parser, "interpolate_out")
 
 
 def run(args: argparse.Namespace) -> int:
     from digmat.tasks.density import interpolate_adsorbates
 
-    if args.num_points < 2:
-        raise ValueError("--num-points must be >= 2")
+    check_calculators(("--calculator", args.calculator))
     start = read_configurations(args.start, single=True)[0]
     end = read_configurations(args.end, single=True)[0]
+    check_output_dir(args.out)
     model = load_model_from_args(args)
     path = interpolate_adsorbates(start, end, model, temperature=args.temperature, adsorbate=args.adsorbate,
                                   num_points=args.num_points, mode=args.mode, calculator=args.calculator)

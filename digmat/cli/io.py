@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ase import Atoms
 
+from digmat.cli.options import add_device_option, add_json_option, add_temperature_option, resolve_device
 from digmat.io import write_outputs
 
 __all__ = ["add_model_arguments", "load_model_from_args", "read_configurations", "write_outputs"]
@@ -15,21 +16,16 @@ __all__ = ["add_model_arguments", "load_model_from_args", "read_configurations",
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``-T/--temperature``, ``--device``, ``--json`` (see :func:`load_model_from_args`)."""
     parser.add_argument("--model", default=None, help="checkpoint path or shipped model name (default: the shipped model)")
-    parser.add_argument("-T", "--temperature", type=float, default=300.0, help="temperature in K (default 300)")
-    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_temperature_option(parser, default=300.0)
+    add_device_option(parser)
+    add_json_option(parser)
 
 
 def load_model_from_args(args: argparse.Namespace):
-    """The model named by ``args.model`` on ``args.device`` (clear errors for a missing CUDA)."""
-    import torch
-
+    """The model named by ``args.model`` on ``args.device`` (one-line errors for a bad device or file)."""
     from digmat.pretrained import load_model
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but CUDA is not available")
-    return load_model(args.model, device=device)
+    return load_model(args.model, device=resolve_device(args.device))
 
 
 def read_configurations(spec: str, *, single: bool = False) -> list[Atoms]:
@@ -41,10 +37,22 @@ def read_configurations(spec: str, *, single: bool = False) -> list[Atoms]:
         raise FileNotFoundError(f"no such file: {path}")
     if Path(path).stat().st_size == 0:
         raise ValueError(f"{path} is empty")
+    if index:
+        from ase.io.formats import string2index
+
+        try:
+            parsed = string2index(index)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, (int, slice)):
+            raise ValueError(f"{spec}: {index!r} is not a frame index (ASE syntax: 3, -1, 0:10)") from None
     try:
         images = read(path, index=index or ":")
+    except (IndexError, StopIteration):
+        count = len(read(path, index=":"))
+        raise ValueError(f"{spec}: {path} holds {count} configuration{'s' if count != 1 else ''} (indices 0..{count - 1})") from None
     except Exception as exc:  # ase raises many kinds for unreadable files
-        raise ValueError(f"cannot read {path}: {exc}") from None
+        raise ValueError(f"cannot read {path}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
     images = [images] if isinstance(images, Atoms) else list(images)
     if not images:
         raise ValueError(f"{spec} selects no configurations")

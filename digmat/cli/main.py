@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from digmat import __version__
 
@@ -51,15 +52,42 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(SUBCOMMANDS[known.command][0])
     sub_parser = argparse.ArgumentParser(prog=f"digmat {known.command}", description=SUBCOMMANDS[known.command][1])
     module.add_arguments(sub_parser)
-    args = sub_parser.parse_args(argv[1:])
+    sub_parser.add_argument("--traceback", action="store_true", help="on an error, show the full traceback (for bug reports)")
     try:
-        return int(module.run(args) or 0)
-    except (CLIError, ValueError, FileNotFoundError) as exc:
-        print(f"digmat {known.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        args = sub_parser.parse_args(argv[1:])
+    except SystemExit as exc:  # argparse printed its one-line usage error (or the help)
+        return int(exc.code or 0)
+    prefix = f"digmat {known.command}"
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning(prefix)
+        try:
+            return int(module.run(args) or 0)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # noqa: BLE001 - every error becomes one line unless --traceback
+            if args.traceback:
+                raise
+            print(f"{prefix}: error: {_describe(exc)}", file=sys.stderr)
+            return 2
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an exception: the message of a user-facing error, the type and message of a bug."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else ""
+        return f"{where}: {exc.strerror}" if where else exc.strerror
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, (CLIError, ValueError, FileNotFoundError, ImportError)):
+        return text
+    return f"{type(exc).__name__}: {text} (rerun with --traceback for the full error)"
+
+
+def _one_line_warning(prefix: str):
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{prefix}: warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
+
+    return show
 
 
 if __name__ == "__main__":

@@ -11,24 +11,26 @@ from __future__ import annotations
 import argparse
 import json
 
+from digmat.cli.options import add_temperature_option, at_least, non_negative, positive
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("system", choices=("adsorption",), help="what kind of model to train")
     parser.add_argument("--data", required=True, help="OC20-format LMDB file or folder of shards")
     parser.add_argument("--out", required=True, help="output folder: checkpoint.pt, model.pt, log.jsonl")
-    parser.add_argument("--steps", type=int, default=20000)
-    parser.add_argument("--batch-size", type=int, default=64, help="global batch size (split over DDP ranks)")
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--ema-decay", type=float, default=0.999)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--embed-dim", type=int, default=96)
-    parser.add_argument("--heads", type=int, default=6)
-    parser.add_argument("--cutoff", type=float, default=6.0, help="attention cutoff, Å")
-    parser.add_argument("--rbf", type=int, default=32, help="radial basis functions")
+    parser.add_argument("--steps", type=at_least(1), default=20000)
+    parser.add_argument("--batch-size", type=at_least(1), default=64, help="global batch size (split over DDP ranks)")
+    parser.add_argument("--lr", type=positive(float), default=5e-4)
+    parser.add_argument("--ema-decay", type=non_negative(float), default=0.999)
+    parser.add_argument("--layers", type=at_least(1), default=4)
+    parser.add_argument("--embed-dim", type=at_least(1), default=96)
+    parser.add_argument("--heads", type=at_least(1), default=6)
+    parser.add_argument("--cutoff", type=positive(float), default=6.0, help="attention cutoff, Å")
+    parser.add_argument("--rbf", type=at_least(1), default=32, help="radial basis functions")
     parser.add_argument("--network-depth", type=float, default=3.0, help="slab atoms deeper than this below the surface (Å) are left out of the network's input; <0: keep all")
-    parser.add_argument("--temperature", type=float, default=None, help="K, for records without a temperature (e.g. OC20)")
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--log-every", type=int, default=50)
+    add_temperature_option(parser, default=None, help="temperature in K of records that carry none (e.g. OC20)")
+    parser.add_argument("--checkpoint-every", type=at_least(1), default=500)
+    parser.add_argument("--log-every", type=at_least(1), default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", default=None, metavar="CHECKPOINT",
                         help="warm start: initial weights from an adsorption checkpoint (a path or a shipped name) with the same network")
@@ -64,6 +66,14 @@ def run(args: argparse.Namespace) -> int:
     from digmat.systems.adsorbate import ANCHOR_TAG
     from digmat.train import Trainer, TrainConfig, distributed_context
 
+    if args.ema_decay >= 1:
+        raise ValueError(f"--ema-decay {args.ema_decay}: must be < 1")
+    if args.embed_dim % args.heads:
+        raise ValueError(f"--embed-dim {args.embed_dim} must be a multiple of --heads {args.heads}")
+    if args.device is not None:
+        from digmat.cli.options import resolve_device
+
+        resolve_device(args.device)
     ctx = distributed_context(args.device)
     network = GraphormerConfig(num_layers=args.layers, embed_dim=args.embed_dim, num_heads=args.heads, ffn_dim=2 * args.embed_dim, num_rbf=args.rbf, cutoff=args.cutoff, num_tags=ANCHOR_TAG + 1, num_conditions=1, scalar_out=0)
     dataset = AdsorptionDataset(args.data, temperature=args.temperature)

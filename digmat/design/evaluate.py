@@ -243,5 +243,7 @@ def plot_gap_histograms(gap_sets: dict[str, Sequence[float]], path, *, targets: 
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from digmat.files import atomic_write_bytes
+
+    atomic_write_bytes(path, lambda fh: fig.savefig(fh, format="png", dpi=120))
     plt.close(fig)

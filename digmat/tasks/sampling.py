@@ -10,7 +10,6 @@ mean log-density of its samples and a representative structure.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -321,6 +320,7 @@ def sample_adsorbates(
 
     from digmat.adsorption.adsorbates import get_adsorbate
     from digmat.adsorption.slabs import infer_tags
+    from digmat.tasks.domain import check_sampling_slab
 
     config = adsorption_sampler(sampler, steps)
     if num_samples < 1:
@@ -331,7 +331,8 @@ def sample_adsorbates(
     ads = get_adsorbate(adsorbate) if isinstance(adsorbate, str) else adsorbate
     tags = slab.get_tags()
     tagged = slab.copy() if set(np.unique(tags)) <= {0, 1, 2} and (tags == 1).any() else infer_tags(slab)
-    substrate = tagged[tagged.get_tags() != 2]
+    check_sampling_slab(tagged, signatures=dict(getattr(model, "metadata", {}) or {}).get("surface_signatures"))
+    substrate = tagged
     system = AdsorbateSystem(substrate, ads, config=model.config.state)
     score = model.score_fn(system, float(temperature))
     diffusion = system.diffusion(model.config.schedule)

@@ -47,7 +47,7 @@ def test_guidance_raises_the_predicted_gap(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["-n", "0"], "--num-samples must be >= 1"),
+    (["-n", "0"], "--num-samples: must be >= 1"),
     (["--model", "adsorption", "-n", "1"], "not a crystal model"),
     (["--model", "no-such-model"], "shipped models"),
     (["--element", "Si", "-n", "1", "--steps", "2"], "not trained on Si"),
