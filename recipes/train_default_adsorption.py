@@ -36,6 +36,16 @@ SHIPPED = HERE.parent / "digmat" / "pretrained" / "adsorption.pt"
 NETWORK = ["--layers", "4", "--embed-dim", "64", "--heads", "4", "--cutoff", "5.0", "--rbf", "16", "--network-depth", "3.0"]
 
 
+def surface_signatures(corpus: Path, systems: list[str]) -> list[list[int]]:
+    """Distinct surface coordination signatures of the training slabs (the model's surface domain,
+    checked by :func:`digmat.tasks.domain.check_sampling_slab`)."""
+    from digmat.adsorption import ReferenceResult
+    from digmat.tasks.domain import surface_signature
+
+    found = {surface_signature(ReferenceResult.from_json(corpus / "results" / f"{name}.json").slab) for name in systems}
+    return [list(s) for s in sorted(found)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="corpus folder of make_adsorption_corpus.py (results/*.json)")
@@ -68,7 +78,7 @@ def main() -> int:
         log = [json.loads(line) for line in (args.out / "log.jsonl").read_text().splitlines() if line.strip()]
         meta = dict(ckpt["metadata"])
         meta.update(
-            recipe="recipes/train_default_adsorption.py", corpus_systems=systems, samples_per_system_and_temperature=args.samples,
+            recipe="recipes/train_default_adsorption.py", corpus_systems=systems, surface_signatures=surface_signatures(args.corpus, systems), samples_per_system_and_temperature=args.samples,
             init=args.init, steps=args.steps, batch_size=args.batch_size, lr=args.lr, network_args=NETWORK, torch=torch.__version__,
             train_seconds=log[-1].get("seconds") if log else None, final_loss=log[-1].get("loss") if log else None,
         )
