@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from digmat.adsorption import get_adsorbate, parse_bulk_spec
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "make_adsorption_corpus.py"
 
 
 @pytest.fixture(scope="module")
-def recipe():
-    spec = importlib.util.spec_from_file_location("make_adsorption_corpus", RECIPE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def recipe(load_recipe):
+    return load_recipe("make_adsorption_corpus")
 
 
 def test_coverage(recipe):

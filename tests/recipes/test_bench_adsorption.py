@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -22,11 +21,8 @@ RESULT = ROOT / "data" / "corpus" / "results" / "Pt-111-OH.json"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_adsorption", ROOT / "recipes" / "bench_adsorption.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_recipe):
+    return load_recipe("bench_adsorption")
 
 
 def test_offsets_are_lattice_and_symmetry_aware(bench):

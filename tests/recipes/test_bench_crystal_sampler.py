@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,11 @@ from digmat.checkpoint import save_checkpoint
 from digmat.design.carbon24 import carbon_prototypes
 from tests.models.test_crystal import tiny_model
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_crystal_sampler", ROOT / "recipes" / "bench_crystal_sampler.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_recipe):
+    return load_recipe("bench_crystal_sampler")
 
 
 def test_smoke_run_compares_samplers_against_the_baseline(bench, tmp_path):
