@@ -41,7 +41,7 @@ def smoke_setup(out: Path, seed: int):
     """Tiny score model and predictor trained in seconds on built-in carbon prototypes."""
     from digmat.design.carbon24 import carbon_prototypes
     from digmat.design.generate import train_crystal_model
-    from digmat.design.predictor import BandGapPredictor, default_m3gnet, fit_predictor
+    from digmat.design.predictor import BandGapPredictor, FitConfig, default_m3gnet, fit_predictor
     from digmat.design.tightbinding import TightBindingGap
     from digmat.models import CrystalModelConfig
     from digmat.nn import GraphormerConfig
@@ -55,7 +55,7 @@ def smoke_setup(out: Path, seed: int):
                                    train_config=TrainConfig(steps=30, batch_size=8, warmup_steps=5, log_every=10, checkpoint_every=1000, seed=seed))
     torch.manual_seed(seed)
     predictor = BandGapPredictor(default_m3gnet(("C",), cutoff=4.0, width=16, blocks=1))
-    fit_predictor(predictor, train, [a.info["tb_gap"] for a in train], epochs=10, batch_size=8, lr=5e-3, seed=seed)
+    fit_predictor(predictor, train, [a.info["tb_gap"] for a in train], config=FitConfig(epochs=10, batch_size=8, lr=5e-3, seed=seed))
     return model, predictor, train
 
 

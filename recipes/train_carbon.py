@@ -57,7 +57,7 @@ def train_score(args) -> None:
 
 def train_predictor(args) -> None:
     from digmat.design.carbon24 import load_carbon24
-    from digmat.design.predictor import BandGapPredictor, default_m3gnet, fit_predictor
+    from digmat.design.predictor import BandGapPredictor, FitConfig, default_m3gnet, fit_predictor
 
     train = load_carbon24(args.data_dir, split="train", members=args.members)
     held = load_carbon24(args.data_dir, split="heldout", members=False)
@@ -73,7 +73,7 @@ def train_predictor(args) -> None:
             fh.write(json.dumps(record) + "\n")
 
     summary = fit_predictor(predictor, train, [a.info["tb_gap"] for a in train], heldout=held, heldout_gaps=[a.info["tb_gap"] for a in held],
-                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, time_limit=args.time_limit, log=log)
+                            config=FitConfig(args.epochs, args.batch_size, args.lr, args.seed, args.time_limit), log=log)
     summary.update(data="carbon24 " + ("train members" if args.members else "train representatives"), heldout="64 held-out representatives",
                    parameters=sum(p.numel() for p in predictor.parameters()), threads=torch.get_num_threads())
     predictor.save(args.out, metadata=summary)

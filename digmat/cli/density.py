@@ -10,10 +10,8 @@ adsorbate translated over the surface cell at its height (or ``--height``).
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from digmat.cli.io import add_model_arguments, load_model_from_args, read_configurations, write_outputs
+from digmat.cli.io import add_model_arguments, finish, load_model_from_args, read_configurations
 from digmat.cli.options import add_out_option, at_least, check_output_dir, positive
 
 
@@ -49,11 +47,10 @@ def run(args: argparse.Namespace) -> int:
         files["map_plot"] = ("density_map.png", dmap.plot)
         summary["map"] = {"grid": args.grid, "height_A": dmap.height, "max_log_density": float(dmap.log_density.max()),
                           "argmax_fractional": [float(dmap.u[i]) for i in divmod(int(dmap.log_density.argmax()), args.grid)]}
-    summary["outputs"] = {k: str(v) for k, v in write_outputs(Path(args.out), files).items()}
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
+
+    def table(summary: dict) -> None:
         for k, a in enumerate(scored):
             print(f"{k:4d}  log p = {a.info['log_density']:10.3f} ± {a.info['log_density_stderr']:.3f}")
         print(f"written to {args.out}")
-    return 0
+
+    return finish(args, summary, files, table)

@@ -10,11 +10,9 @@ Writes ``crystals.extxyz`` (info: ``sample_index``, ``num_atoms``, ``valid``, ``
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
-from pathlib import Path
 
-from digmat.cli.io import write_outputs
+from digmat.cli.io import finish
 from digmat.cli.options import add_device_option, add_json_option, add_out_option, at_least, check_output_dir, non_negative, positive, resolve_device
 
 
@@ -79,13 +77,12 @@ def run(args: argparse.Namespace) -> int:
         if values:
             summary[f"{key}_mean_eV"] = float(np.nanmean(values))
     files = {"crystals": ("crystals.extxyz", crystals), "summary": ("generate.json", summary)}
-    summary["outputs"] = {k: str(v) for k, v in write_outputs(Path(args.out), files).items()}
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
+
+    def table(summary: dict) -> None:
         for a in crystals:
             extra = "".join(f"  {k} {a.info[k]:.2f} eV" for k in ("predicted_gap", "tb_gap") if k in a.info)
             state = a.info.get("space_group", "invalid")
             print(f"sample {a.info['sample_index']:3d}: {a.get_chemical_formula()}  {a.get_volume() / len(a):.2f} A^3/atom  {state}{extra}")
         print(f"validity {summary['validity']:.2f}; written to {args.out}")
-    return 0
+
+    return finish(args, summary, files, table)

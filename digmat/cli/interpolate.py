@@ -9,10 +9,8 @@ with ``--calculator``) and ``path.json``.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from digmat.cli.io import add_model_arguments, load_model_from_args, read_configurations, write_outputs
+from digmat.cli.io import add_model_arguments, finish, load_model_from_args, read_configurations
 from digmat.cli.options import add_out_option, at_least, check_calculators, check_output_dir
 
 
@@ -41,12 +39,11 @@ def run(args: argparse.Namespace) -> int:
                "fractions": [a.info["fraction"] for a in path],
                "energies_eV": [a.info.get("energy") for a in path] if args.calculator else None}
     files = {"path": ("path.extxyz", path), "summary": ("path.json", summary)}
-    summary["outputs"] = {k: str(v) for k, v in write_outputs(Path(args.out), files).items()}
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
+
+    def table(summary: dict) -> None:
         for a in path:
             energy = f"  E = {a.info['energy']:.3f} eV" if "energy" in a.info else ""
             print(f"fraction {a.info['fraction']:.2f}{energy}")
         print(f"written to {args.out}")
-    return 0
+
+    return finish(args, summary, files, table)

@@ -10,7 +10,7 @@ from ase import Atoms
 from digmat.cli.options import add_device_option, add_json_option, add_temperature_option, resolve_device
 from digmat.io import write_outputs
 
-__all__ = ["add_model_arguments", "load_model_from_args", "read_configurations", "write_outputs"]
+__all__ = ["add_model_arguments", "finish", "load_model_from_args", "read_configurations", "write_outputs"]
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +19,20 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add_temperature_option(parser, default=300.0)
     add_device_option(parser)
     add_json_option(parser)
+
+
+def finish(args: argparse.Namespace, summary: dict, files: dict, table) -> int:
+    """The one output tail of every command: write ``files`` (see :func:`~digmat.io.write_outputs`)
+    into ``args.out``, record their paths in ``summary["outputs"]``, then print the summary as
+    JSON with ``--json`` or call ``table(summary)``. Returns the exit code 0."""
+    import json
+
+    summary["outputs"] = {k: str(v) for k, v in write_outputs(Path(args.out), files).items()}
+    if getattr(args, "json", False):
+        print(json.dumps(summary, indent=2))
+    else:
+        table(summary)
+    return 0
 
 
 def load_model_from_args(args: argparse.Namespace):

@@ -14,7 +14,7 @@ space groups.  Lengths in Å, energies in eV; inputs are never modified.
 from digmat.design.carbon24 import carbon_prototypes, find_carbon24_dir, load_carbon24
 from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, plot_gap_histograms, space_group
 from digmat.design.generate import GapGuidance, SamplerConfig, gap_function, sample_crystals, train_crystal_model
-from digmat.design.predictor import BandGapPredictor, default_m3gnet, fit_predictor
+from digmat.design.predictor import BandGapPredictor, FitConfig, default_m3gnet, fit_predictor
 
 from digmat.design.structures import (
     DistinctGroups,
@@ -49,6 +49,7 @@ __all__ = [
     "BandGapPredictor",
     "CarbonTightBinding",
     "DistinctGroups",
+    "FitConfig",
     "GapGuidance",
     "Matcher",
     "SamplerConfig",

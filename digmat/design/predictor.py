@@ -23,6 +23,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -35,7 +36,7 @@ from torch import Tensor, nn
 
 from digmat.nn.neighbors import periodic_neighbors
 
-__all__ = ["BandGapPredictor", "default_m3gnet", "fit_predictor"]
+__all__ = ["BandGapPredictor", "FitConfig", "default_m3gnet", "fit_predictor"]
 
 _KIND = "bandgap_predictor"
 
@@ -237,6 +238,40 @@ def _jsonable(value):
     raise TypeError(f"cannot store {type(value).__name__} in a checkpoint config")
 
 
+@dataclass(frozen=True)
+class FitConfig:
+    """Optimisation settings of :func:`fit_predictor`.
+
+    Attributes
+    ----------
+    epochs : int
+        Passes over the training set (cosine learning rate over all of them).
+    batch_size : int
+        Structures per step (batches hold structures of one size).
+    lr : float
+        Peak Adam learning rate.
+    seed : int
+        Seed of the batch order and of torch.
+    time_limit : float, optional
+        Stop after the epoch that passes this many seconds.
+    """
+
+    epochs: int = 100
+    batch_size: int = 16
+    lr: float = 2e-3
+    seed: int = 0
+    time_limit: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"time_limit must be > 0 seconds, got {self.time_limit}")
+
+
 def fit_predictor(
     predictor: BandGapPredictor,
     train: Sequence[Atoms],
@@ -244,19 +279,19 @@ def fit_predictor(
     *,
     heldout: Sequence[Atoms] = (),
     heldout_gaps: Sequence[float] = (),
-    epochs: int = 100,
-    batch_size: int = 16,
-    lr: float = 2e-3,
-    seed: int = 0,
-    time_limit: float | None = None,
+    config: FitConfig = FitConfig(),
     log: Callable[[dict[str, Any]], None] | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Train ``predictor`` on (structure, gap) pairs: Adam, L1 loss, cosine learning rate.
 
-    The target statistics (mean, std) of ``train_gaps`` are set on the predictor first.
-    Stops early after ``time_limit`` seconds. Returns a summary with train and held-out MAE (eV)
-    and stores it in ``predictor.metadata``.
+    The target statistics (mean, std) of ``train_gaps`` (eV) are set on the predictor first.
+    ``config`` holds the optimisation settings; keyword ``overrides`` (``epochs=10``, ...)
+    replace its fields. Returns a summary with train and held-out MAE (eV) and stores it in
+    ``predictor.metadata``.
     """
+    config = replace(config, **overrides) if overrides else config
+    epochs, batch_size, lr, seed, time_limit = config.epochs, config.batch_size, config.lr, config.seed, config.time_limit
     gaps = np.asarray(train_gaps, dtype=np.float64)
     if len(train) != len(gaps) or len(gaps) == 0:
         raise ValueError("need one gap per training structure")

@@ -7,7 +7,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from digmat.design.carbon24 import carbon_prototypes, find_carbon24_dir, load_carbon24
-from digmat.design.predictor import BandGapPredictor, default_m3gnet, fit_predictor
+from digmat.design.predictor import BandGapPredictor, FitConfig, default_m3gnet, fit_predictor
 from digmat.testing import assert_lattice_image_invariant, assert_permutation_equivariant, assert_rotation_equivariant, assert_translation_invariant
 
 pytest.importorskip("matgl")
@@ -106,10 +106,18 @@ def test_fit_lowers_the_error():
     structures = carbon_prototypes(rattled=2, seed=1)
     gaps = np.array([6.3 if "graphite" not in a.info["id"] else 0.0 for a in structures])
     p = tiny_predictor(dtype=torch.float32)
-    summary = fit_predictor(p, structures, gaps, epochs=20, batch_size=5, lr=1e-2, heldout=structures[:3], heldout_gaps=gaps[:3])
+    summary = fit_predictor(p, structures, gaps, config=FitConfig(epochs=20, batch_size=5, lr=1e-2), heldout=structures[:3], heldout_gaps=gaps[:3])
     baseline = np.abs(gaps - np.median(gaps)).mean()
     assert summary["train_mae_ev"] < 0.3 * baseline
     assert p.metadata["train_mae_ev"] == summary["train_mae_ev"] and "heldout_mae_ev" in summary
+
+
+@pytest.mark.parametrize(("field", "value"), [("epochs", 0), ("batch_size", 0), ("lr", 0.0), ("time_limit", -1.0)])
+def test_fit_config_is_validated(field, value):
+    with pytest.raises(ValueError, match=field):
+        FitConfig(**{field: value})
+    with pytest.raises(ValueError, match=field):  # the keyword override form is validated too
+        fit_predictor(tiny_predictor(dtype=torch.float32), carbon_prototypes()[:2], [1.0, 2.0], **{field: value})
 
 
 @pytest.mark.skipif(find_carbon24_dir() is None, reason="Carbon-24 CSVs (../shared/data/carbon_24) not available")
