@@ -208,6 +208,22 @@ def bench_system(path: Path, model, calc, args) -> dict:
     return out
 
 
+_WORKER: dict = {}
+
+
+def _start_worker(args: argparse.Namespace, threads: int | None = 1) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
+    _WORKER.update(args=args, model=load_model(args.model), calc=get_calculator(args.calculator) if args.calculator else None)
+
+
+def _bench_one(path: Path) -> dict:
+    try:
+        return bench_system(path, _WORKER["model"], _WORKER["calc"], _WORKER["args"])
+    except ValueError as exc:  # e.g. an element or adsorbate the model does not know
+        return {"system": path.stem, "skipped": str(exc)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", nargs="+", type=Path, help="reference result JSON files (held-out systems)")
@@ -221,17 +237,18 @@ def main() -> int:
     parser.add_argument("--refine", action="store_true", help="also score calculator-verified populations (needs --calculator)")
     parser.add_argument("--refine-per-site", type=int, default=2)
     parser.add_argument("--reweight", action="store_true", help="also score importance reweighting of the 300 K samples (needs --calculator; slow)")
+    parser.add_argument("--workers", type=int, default=1, help="systems benchmarked in parallel processes (one torch thread each)")
     args = parser.parse_args()
     if (args.refine or args.reweight) and not args.calculator:
         parser.error("--refine and --reweight need --calculator")
-    model = load_model(args.model)
-    calc = get_calculator(args.calculator) if args.calculator else None
-    systems = []
-    for path in args.results:
-        try:
-            systems.append(bench_system(path, model, calc, args))
-        except ValueError as exc:  # e.g. an element or adsorbate the model does not know
-            systems.append({"system": path.stem, "skipped": str(exc)})
+    if args.workers > 1:  # systems in parallel processes, one torch thread each
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.workers, initializer=_start_worker, initargs=(args,)) as pool:
+            systems = list(pool.map(_bench_one, args.results))
+    else:
+        _start_worker(args, threads=None)
+        systems = [_bench_one(path) for path in args.results]
     done = [s for s in systems if "skipped" not in s]
 
     def agg(key, fn=np.mean):
@@ -251,7 +268,7 @@ def main() -> int:
         "sampling_seconds_median": None if not done else round(float(np.median([s["sampling_300K"]["seconds"] for s in done])), 2),
         "reference_wall_seconds_median": None if not done else float(np.median([s["reference"]["wall_seconds"] or np.nan for s in done])),
     }
-    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+    machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads() if args.workers == 1 else 1, "workers": args.workers,
                "model": args.model or "shipped default", "calculator": args.calculator, "samples": args.num_samples,
                "sampler": args.sampler or "default", "steps": args.steps}
     print(json.dumps({"summary": summary, "machine": machine, "per_system": systems}, indent=1))

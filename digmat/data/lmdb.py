@@ -192,9 +192,27 @@ def _acquire_env(path: Path, subdir: bool):
                 )
             except lmdb.Error as exc:
                 raise ValueError(f"{str(path)!r} is not a readable LMDB file: {exc}") from exc
+            try:
+                _check_complete(env, path / "data.mdb" if subdir else path)
+            except ValueError:
+                env.close()
+                raise
             entry = _ENV_CACHE[key] = [env, 0]
         entry[1] += 1
         return key, entry[0]
+
+
+def _check_complete(env, data_file: Path) -> None:
+    """Refuse a truncated LMDB file before any page beyond its end is touched.
+
+    LMDB memory-maps the file; reading a page past the end of a truncated file raises SIGBUS,
+    which kills the process without a message. The meta pages record the last page in use.
+    """
+    need = (int(env.info()["last_pgno"]) + 1) * int(env.stat()["psize"])
+    have = data_file.stat().st_size
+    if have < need:
+        raise ValueError(f"{str(data_file)!r} is truncated ({have} bytes; its LMDB header needs {need}): "
+                         "the file was cut short (interrupted copy or write); regenerate or re-copy it")
 
 
 def _release_env(key: tuple[int, int]) -> None:
@@ -254,10 +272,10 @@ class LmdbDataset:
             try:
                 with env.begin() as txn:
                     raw = txn.get(b"length")
-                    n = pickle.loads(raw) if raw is not None else env.stat()["entries"]
-            except lmdb.Error as exc:
+                    n = int(pickle.loads(raw) if raw is not None else env.stat()["entries"])
+            except (lmdb.Error, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
                 raise ValueError(f"cannot read LMDB {str(self._shards[k][0])!r}: {exc}") from exc
-            lengths.append(int(n))
+            lengths.append(n)
         self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
 
     def _env(self, k: int):
@@ -281,15 +299,29 @@ class LmdbDataset:
 
     def raw(self, index: int) -> bytes:
         """The stored pickle bytes of record ``index``."""
+        import lmdb
+
         shard, local = self._locate(index)
-        with self._env(shard).begin() as txn:
-            blob = txn.get(str(local).encode("ascii"))
+        try:
+            with self._env(shard).begin() as txn:
+                blob = txn.get(str(local).encode("ascii"))
+        except lmdb.Error as exc:
+            raise ValueError(f"cannot read record {local} of {str(self._shards[shard][0])!r}: {exc}") from None
         if blob is None:
             raise KeyError(f"key {local!r} missing in {str(self._shards[shard][0])!r}")
         return blob
 
     def __getitem__(self, index: int):
-        return load_record(self.raw(index), self.return_type)
+        return self._decode(index, self.return_type)
+
+    def _decode(self, index: int, return_type: str):
+        blob = self.raw(index)
+        try:
+            return load_record(blob, return_type)
+        except Exception as exc:  # noqa: BLE001 - a damaged pickle raises many kinds
+            shard, local = self._locate(index)
+            raise ValueError(f"record {local} of {str(self._shards[shard][0])!r} is damaged ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:120]})") from None
 
     def __iter__(self) -> Iterator:
         for i in range(len(self)):
@@ -297,7 +329,7 @@ class LmdbDataset:
 
     def to_atoms(self, index: int) -> Atoms:
         """Record ``index`` as ase.Atoms (see :func:`record_to_atoms`)."""
-        return record_to_atoms(load_record(self.raw(index), "dict"))
+        return record_to_atoms(self._decode(index, "dict"))
 
     def close(self) -> None:
         """Release the LMDB environments (closed when no dataset uses them)."""

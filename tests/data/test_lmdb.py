@@ -207,3 +207,44 @@ def test_record_helpers_do_not_mutate():
     np.testing.assert_array_equal(atoms.positions, before)
     back = record_to_atoms(atoms_to_record(atoms))
     np.testing.assert_array_equal(back.positions, before)
+
+
+def _damaged_copies(tmp_path):
+    """A valid LMDB of 40 records (several pages), a truncated copy and one with a garbage record."""
+    path = tmp_path / "good" / "data.lmdb"
+    path.parent.mkdir()
+    write_lmdb(path, [_sample(k % 3) for k in range(40)])
+    blob = path.read_bytes()
+    cut = tmp_path / "cut" / "data.lmdb"
+    cut.parent.mkdir()
+    cut.write_bytes(blob[: len(blob) // 2])
+    garbage = tmp_path / "garbage" / "data.lmdb"
+    garbage.parent.mkdir()
+    garbage.write_bytes(blob)
+    with _raw_env(garbage, write=True) as env, env.begin(write=True) as txn:
+        txn.put(b"7", b"\x80\x04not a pickle at all")
+    return path, cut, garbage
+
+
+def test_truncated_and_damaged_files_are_named_not_crashes(tmp_path):
+    """A truncated LMDB used to kill the reader with SIGBUS; a bad record raised a bare UnpicklingError."""
+    good, cut, garbage = _damaged_copies(tmp_path)
+    assert len(LmdbDataset(good)) == 40
+    with pytest.raises(ValueError, match="truncated"):
+        LmdbDataset(cut)
+    ds = LmdbDataset(garbage)
+    ds[6]
+    with pytest.raises(ValueError, match=r"record 7 of .*garbage.*damaged"):
+        ds[7]
+
+
+def test_train_cli_reports_a_truncated_lmdb_in_one_line(tmp_path):
+    """Run in a subprocess: before the fix this was a SIGBUS, which would kill pytest itself."""
+    import subprocess
+
+    _, cut, _ = _damaged_copies(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "digmat.cli.main", "train", "adsorption", "--data", str(cut.parent), "--out", str(tmp_path / "run"),
+                           "--steps", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and "truncated" in lines[0] and str(cut) in lines[0] and "Traceback" not in proc.stderr
