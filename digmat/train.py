@@ -9,7 +9,13 @@ returning a scalar. Everything random is a pure function of ``(seed, step, rank)
 * the loss's generator and torch's global seed are re-seeded from ``(seed, step, rank)``,
 
 so a run killed at any point and resumed from its last checkpoint reproduces the
-uninterrupted run exactly (tested bit-for-bit). Under ``torchrun`` the model is wrapped in
+uninterrupted run exactly — bit for bit when both run single-threaded (``OMP_NUM_THREADS=1``;
+tested). With several CPU threads (or on a GPU) the floating-point reductions of parallel
+kernels (scatter-adds in the Graphormer's message passing, matrix products) may sum in a
+different order from run to run, so two identical runs — resumed or not — drift apart at the
+rounding level and then by chaotic growth: two 2-thread runs of the adsorption model differed by
+1.8e-3 in their weights after 60 steps (issue 13). The resumed run is then a statistically
+equivalent run, not the identical one. Under ``torchrun`` the model is wrapped in
 ``DistributedDataParallel`` (gloo on CPU, NCCL on CUDA), the global batch is split over ranks,
 and only rank 0 writes checkpoints and logs.
 """
