@@ -135,7 +135,7 @@ def estimate(system: dict, slabs: dict, args) -> dict:
 
 
 def write_recipe(out: Path, rows: list[dict], args) -> None:
-    from digmat.checkpoint import atomic_write_bytes
+    from digmat.files import atomic_write_bytes
 
     recipe = {
         "recipe": "recipes/make_adsorption_corpus.py",
@@ -157,8 +157,9 @@ def write_recipe(out: Path, rows: list[dict], args) -> None:
 
 
 def run_search(chunk: list[dict], args, slabs: dict) -> int:
-    from digmat.adsorption import reference_search
+    from digmat.adsorption import ExecutionConfig, SearchConfig, reference_search
 
+    execution = ExecutionConfig(workers=args.workers, device=args.device, scheduler=args.scheduler)
     remaining = args.budget
     for system in chunk:
         path = args.out / "results" / f"{system['sid']}.json"
@@ -168,11 +169,10 @@ def run_search(chunk: list[dict], args, slabs: dict) -> int:
             print(f"budget spent; rerun to continue (next: {system['sid']})")
             return 3
         t0 = time.perf_counter()
+        config = SearchConfig(temperatures=TEMPERATURES, num_random=args.random, seed=args.seed + zlib.crc32(system["sid"].encode()) % 10**6)
         result = reference_search(
-            _slab(system, slabs), system["adsorbate"], args.calculator, temperatures=TEMPERATURES,
-            num_random=args.random, workers=args.workers, seed=args.seed + zlib.crc32(system["sid"].encode()) % 10**6,
-            work_dir=args.out / "work" / system["sid"], budget=remaining, device=args.device,
-            system_id=system["sid"], progress=args.progress, scheduler=args.scheduler,
+            _slab(system, slabs), system["adsorbate"], args.calculator, config, execution=execution,
+            work_dir=args.out / "work" / system["sid"], budget=remaining, system_id=system["sid"], progress=args.progress,
         )
         if remaining is not None:
             remaining -= result.cost["new_relaxations"]

@@ -13,6 +13,7 @@ from digmat.adsorption.placement import make_placements, place_adsorbate, surfac
 from digmat.adsorption.reference import given_placements, reference_search
 from digmat.adsorption.refine import Refinement, importance_weights, refine_sites
 from digmat.adsorption.result import PlacementRecord, ReferenceMinimum, ReferenceResult
+from digmat.adsorption.search_config import ExecutionConfig, SearchConfig
 from digmat.adsorption.site_assignment import SiteAssigner
 from digmat.adsorption.sites import (
     SITE_KINDS,
@@ -49,6 +50,8 @@ __all__ = [
     "PlacementRecord",
     "ReferenceMinimum",
     "ReferenceResult",
+    "SearchConfig",
+    "ExecutionConfig",
     "Refinement",
     "SiteAssigner",
     "SiteInfo",

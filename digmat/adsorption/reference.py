@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -49,6 +50,7 @@ from digmat.adsorption.relax import (
     load_cached,
 )
 from digmat.adsorption.result import PlacementRecord, ReferenceMinimum, ReferenceResult
+from digmat.adsorption.search_config import ExecutionConfig, SearchConfig, split_settings
 from digmat.adsorption.sites import SlabSymmetry, classify_site, equivalent_site_key
 from digmat.adsorption.thermo import (
     VIB_FLOOR,
@@ -133,27 +135,15 @@ def reference_search(
     slab: Atoms,
     adsorbate: Atoms | str,
     calculator: CalculatorSpec = "chgnet",
+    config: SearchConfig | None = None,
     *,
-    temperatures: tuple[float, ...] = (300.0, 600.0, 1200.0),
-    num_random: int = 100,
-    heuristic: bool = True,
-    relax_surface: bool = True,
-    fmax: float = 0.05,
-    max_steps: int = 300,
-    workers: int = 1,
-    seed: int = 0,
+    execution: ExecutionConfig | None = None,
     work_dir: str | Path | None = None,
-    vibrations: bool = True,
-    vib_surface: bool = False,
-    energy_tolerance: float = 0.02,
-    surface_mult: float = 1.5,
     budget: int | None = None,
-    device: str = "cpu",
-    threads: int = 1,
     progress: bool = False,
     system_id: str | None = None,
-    scheduler: str | None = None,
     placements: list[Atoms] | None = None,
+    **overrides: Any,
 ) -> ReferenceResult:
     """Find the distinct adsorption minima of an adsorbate on a slab and their Boltzmann weights.
 
@@ -167,57 +157,30 @@ def reference_search(
     calculator : str, Calculator or callable, default "chgnet"
         Name for :func:`~digmat.calculators.get_calculator` (``workers > 1``
         needs a name or a picklable factory).
-    temperatures : tuple of float, default (300, 600, 1200)
-        K, at which free energies and probabilities are reported.
-    num_random : int, default 100
-        Random placements (AdsorbML uses 100).
-    heuristic : bool, default True
-        Add the site-finder placements.
-    relax_surface : bool, default True
-        Relax the surface atoms (tag 1) with the adsorbate.
-    fmax : float, default 0.05
-        Force convergence, eV/Å.
-    max_steps : int, default 300
-        Optimizer steps per relaxation.
-    workers : int, default 1
-        Worker processes.
-    seed : int, default 0
-        Seed of the placements.
+    config : SearchConfig, optional
+        What is searched: temperatures (K), placements, convergence (eV/Å), anomaly test,
+        merging, vibrations (default :class:`SearchConfig()`).
+    execution : ExecutionConfig, optional
+        How the relaxations are spread: workers, threads, device, Dask scheduler.
     work_dir : str or Path, optional
         Folder caching every relaxation and Hessian; rerunning with the same
         folder resumes (strongly recommended for expensive calculators).
-    vibrations : bool, default True
-        Compute Hessians and F_vib; otherwise F_vib = 0.
-    vib_surface : bool, default False
-        Include the free surface atoms in the Hessian.
-    energy_tolerance : float, default 0.02
-        Energy window for merging equivalent minima, eV.
-    surface_mult : float, default 1.5
-        Cushioned cutoff multiplier of AdsorbML's surface-change test
-        (:func:`~digmat.adsorption.anomalies.detect_anomalies`).
     budget : int, optional
         Largest number of new (uncached) relaxations to run; when more are
         pending the result has ``complete=False`` and no minima.
-    device : str, default "cpu"
-        Torch device for named potentials.
-    threads : int, default 1
-        Torch threads per worker process (``workers > 1``).
     progress : bool, default False
         Show a tqdm progress bar over the relaxations.
     system_id : str, optional
         Identifier stored in the result (default ``"<adsorbate>/<formula>"``).
-    scheduler : str, optional
-        Fan the relaxations and Hessians out with ``dask.distributed``:
-        ``"local"`` starts a ``LocalCluster`` of ``workers`` processes, any
-        other value is the address of a running scheduler
-        (``"tcp://host:8786"``).  Results are cached in ``work_dir`` as
-        they arrive, so an interrupted search resumes per relaxation.
     placements : list of ase.Atoms, optional
         Starting structures to relax instead of the site-finder and random
         placements — e.g. samples of a generative model: ``slab`` plus the
         adsorbate's atoms (tag 2) in the adsorbate's order, with the slab's
         atoms in the slab's order.  Not modified.  ``num_random``,
         ``heuristic`` and ``seed`` are then unused.
+    **overrides
+        Any field of :class:`SearchConfig` or :class:`ExecutionConfig` by name
+        (``fmax=0.1, workers=4``), replacing the one in ``config``/``execution``.
 
     Returns
     -------
@@ -226,60 +189,49 @@ def reference_search(
     from digmat.adsorption.adsorbates import get_adsorbate
     from digmat.adsorption.slabs import validate_slab
 
+    config, execution = split_settings(config, execution, overrides)
     validate_slab(slab)
     if isinstance(adsorbate, str):
         adsorbate = get_adsorbate(adsorbate)
-    temps = tuple(float(t) for t in temperatures)
-    if not temps or any(not t > 0 for t in temps):
-        raise ValueError(f"temperatures must be positive (K), got {temperatures!r}")
-    for name, value in (("fmax", fmax), ("energy_tolerance", energy_tolerance)):
-        if not value > 0:
-            raise ValueError(f"{name} must be positive, got {value}")
-    if max_steps < 1 or workers < 1 or num_random < 0:
-        raise ValueError("max_steps and workers must be >= 1 and num_random >= 0")
     if budget is not None and budget < 0:
         raise ValueError(f"budget must be >= 0, got {budget}")
+    c = config
     check_calculator(calculator)
     calc_name = calculator_name(calculator)
     t0 = time.perf_counter()
     if placements is None:
-        placements = make_placements(slab, adsorbate, num_random=num_random, heuristic=heuristic,
-                                     seed=seed, relax_surface=relax_surface)
+        placements = make_placements(slab, adsorbate, num_random=c.num_random, heuristic=c.heuristic,
+                                     seed=c.seed, relax_surface=c.relax_surface)
         origin = "placements"
     else:
-        placements = given_placements(slab, adsorbate, placements, relax_surface=relax_surface)
+        placements = given_placements(slab, adsorbate, placements, relax_surface=c.relax_surface)
         origin = "given"
     if not placements:
         raise ValueError("no placements: set heuristic=True or num_random > 0")
-    settings = {"calculator": calc_name, "fmax": fmax, "max_steps": max_steps}
+    settings = {"calculator": calc_name, "fmax": c.fmax, "max_steps": c.max_steps}
     cache = Path(work_dir) if work_dir is not None else None
-    tasks = [(f"{origin}/p{k:04d}", fingerprint(p, **settings), "relax", (p, fmax, max_steps))
+    tasks = [(f"{origin}/p{k:04d}", fingerprint(p, **settings), "relax", (p, c.fmax, c.max_steps))
              for k, p in enumerate(placements)]
-    with TaskRunner(calculator, cache=cache, workers=workers, device=device, threads=threads,
-                    scheduler=scheduler) as runner:
+    with TaskRunner(calculator, cache=cache, workers=execution.workers, device=execution.device, threads=execution.threads,
+                    scheduler=execution.scheduler) as runner:
         done, started = _relax_all(runner, tasks, budget, progress)
         complete = len(done) == len(tasks)
-        records, candidates = _collect(tasks, placements, done, slab, surface_mult)
+        records, candidates = _collect(tasks, placements, done, slab, c.surface_mult)
         minima: list[ReferenceMinimum] = []
         hessian_cost = (0, 0)  # (calls the Hessians cost, calls made in this run)
         if complete:
-            minima = _merge(candidates, records, energy_tolerance)
+            minima = _merge(candidates, records, c.energy_tolerance)
             images = symmetry_images(slab)
             for m in minima:
                 m.multiplicity = site_multiplicity(m.atoms, slab, images=images)[0]
-            if vibrations and minima:
-                hessian_cost = _add_vibrations(minima, runner, calc_name, vib_surface)
+            if c.vibrations and minima:
+                hessian_cost = _add_vibrations(minima, runner, calc_name, c.vib_surface)
     result = ReferenceResult(
         slab=slab.copy(), adsorbate=adsorbate.copy(), calculator=calc_name,
-        temperatures=temps, minima=minima, placements=records, complete=complete,
+        temperatures=c.temperatures, minima=minima, placements=records, complete=complete,
         system_id=system_id or f"{adsorbate.info.get('name', adsorbate.get_chemical_formula())}/"
                                f"{slab.get_chemical_formula()}",
-        settings={
-            "num_random": num_random, "heuristic": heuristic, "relax_surface": relax_surface,
-            "fmax": fmax, "max_steps": max_steps, "seed": seed, "vibrations": vibrations,
-            "vib_surface": vib_surface, "energy_tolerance": energy_tolerance, "vib_floor": VIB_FLOOR,
-            "surface_mult": surface_mult,
-        },
+        settings={**c.settings(), "vib_floor": VIB_FLOOR},
     )
     relax_calls = sum(r.calls for r in records)
     fresh_calls = sum(r.calls for r in records if not r.cached) + hessian_cost[1]
@@ -288,7 +240,7 @@ def reference_search(
         "hessian_calls": hessian_cost[0], "new_relaxations": started,
         "cached_relaxations": sum(r.cached for r in records),
         "relax_seconds": round(sum(r.seconds for r in records), 3),
-        "wall_seconds": round(time.perf_counter() - t0, 3), "workers": workers,
+        "wall_seconds": round(time.perf_counter() - t0, 3), "workers": execution.workers,
     }
     if complete and minima:  # every relaxation may have been discarded
         result.refresh_probabilities()

@@ -21,7 +21,7 @@ Units: eV, K, nats.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import numpy as np
 from ase import Atoms, units
 
 from digmat.adsorption.reference import ReferenceResult, reference_search
+from digmat.adsorption.search_config import ExecutionConfig, SearchConfig
 from digmat.adsorption.site_assignment import SiteAssigner
 
 __all__ = [
@@ -164,13 +165,9 @@ def refine_sites(
     binding_index: int,
     per_site: int = 2,
     log_density: Sequence[float] | None = None,
-    fmax: float = 0.05,
-    max_steps: int = 300,
-    relax_surface: bool = True,
+    config: SearchConfig | None = None,
+    execution: ExecutionConfig | None = None,
     work_dir: str | Path | None = None,
-    workers: int = 1,
-    scheduler: str | None = None,
-    device: str = "cpu",
     progress: bool = False,
 ) -> Refinement:
     """Relax representatives of every sampled site and weigh the minima by harmonic free energy.
@@ -195,7 +192,10 @@ def refine_sites(
         Representatives relaxed per sampled site.
     log_density : sequence of float, optional
         Model log-densities of the samples: the most probable samples represent each site.
-    fmax, max_steps, relax_surface, work_dir, workers, scheduler, device, progress
+    config : SearchConfig, optional
+        Relaxation settings (``fmax``, ``max_steps``, ``relax_surface``, vibrations); its
+        temperatures are replaced by ``temperature``.
+    execution, work_dir, progress
         As for :func:`~digmat.adsorption.reference_search`.
 
     Returns
@@ -207,9 +207,9 @@ def refine_sites(
     if len(configurations) != len(labels):
         raise ValueError(f"{len(configurations)} configurations but {len(labels)} labels")
     chosen = pick_representatives(labels, per_site, log_density=log_density)
+    config = replace(config or SearchConfig(), temperatures=(float(temperature),))
     result = reference_search(
-        slab, adsorbate, calculator, temperatures=(float(temperature),), fmax=fmax, max_steps=max_steps,
-        relax_surface=relax_surface, work_dir=work_dir, workers=workers, scheduler=scheduler, device=device,
+        slab, adsorbate, calculator, config, execution=execution, work_dir=work_dir,
         progress=progress, placements=[configurations[i] for i in chosen],
         system_id=f"refine {adsorbate.info.get('name', adsorbate.get_chemical_formula())}",
     )

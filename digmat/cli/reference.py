@@ -13,59 +13,49 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-from pathlib import Path
 
-_SPEC = re.compile(r"^(?P<bulk>[A-Za-z0-9.:]+)\((?P<miller>[-0-9, ]+)\)$")
+from digmat.cli.options import (
+    SLAB_HELP,
+    add_device_option,
+    add_json_option,
+    add_out_option,
+    add_temperature_option,
+    at_least,
+    check_calculators,
+    check_output_dir,
+    load_slab,
+    positive,
+    resolve_device,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("slab", metavar="SLAB",
-                        help="slab file (any ase.io format; tags inferred if absent) or a spec such as "
-                             "'Pt(111)', 'Pt3Ni(211)', 'Cu(1,0,0)' built with build_slab")
+    parser.add_argument("slab", metavar="SLAB", help=SLAB_HELP)
     parser.add_argument("adsorbate", metavar="ADSORBATE",
                         help="adsorbate: OC20 name (*OH), ASE molecule (CO), element (O) or file")
     parser.add_argument("--calculator", default="chgnet", help="emt, chgnet or sevenn (default chgnet)")
-    parser.add_argument("--device", default="cpu", help="torch device of the potential (default cpu)")
-    parser.add_argument("--temperature", type=float, nargs="+", default=[300.0, 600.0, 1200.0],
-                        metavar="K", help="temperatures for the probabilities (default 300 600 1200)")
-    parser.add_argument("--random", type=int, default=100, metavar="N",
+    add_device_option(parser, what="the potential")
+    add_temperature_option(parser, default=[300.0, 600.0, 1200.0], several=True)
+    parser.add_argument("--random", type=at_least(0), default=100, metavar="N",
                         help="random placements (default 100, as AdsorbML)")
     parser.add_argument("--no-heuristic", action="store_true", help="skip the site-finder placements")
     parser.add_argument("--fixed-surface", action="store_true", help="keep the surface atoms fixed")
-    parser.add_argument("--fmax", type=float, default=0.05, help="force convergence, eV/Å (default 0.05)")
-    parser.add_argument("--max-steps", type=int, default=300, help="optimizer steps (default 300)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    parser.add_argument("--fmax", type=positive(float), default=0.05, help="force convergence, eV/Å (default 0.05)")
+    parser.add_argument("--max-steps", type=at_least(1), default=300, help="optimizer steps (default 300)")
+    parser.add_argument("--workers", type=at_least(1), default=1, help="worker processes (default 1)")
+    parser.add_argument("--threads", type=at_least(1), default=1, help="torch threads per worker (default 1)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="fan out on dask.distributed: 'local' (a LocalCluster of --workers processes) "
                              "or a running scheduler's address (tcp://host:8786)")
     parser.add_argument("--seed", type=int, default=0, help="placement seed (default 0)")
     parser.add_argument("--no-vibrations", action="store_true", help="skip Hessians (F_vib = 0)")
     parser.add_argument("--vib-surface", action="store_true", help="include surface atoms in the Hessian")
-    parser.add_argument("--budget", type=int, default=None,
+    parser.add_argument("--budget", type=at_least(0), default=None,
                         help="at most this many new relaxations in this run (resume later)")
-    parser.add_argument("--out", default="reference", help="output folder (default ./reference)")
+    add_out_option(parser, "reference")
     parser.add_argument("--structures", default="minima.extxyz",
                         help="structure file name in OUT (.extxyz, or .db for an ASE database)")
-    parser.add_argument("--json", action="store_true", help="print the result summary as JSON")
-
-
-def load_slab(text: str):
-    """A slab from a file path, or from a ``BULK(hkl)`` spec via build_slab."""
-    from digmat.adsorption import build_slab, read_slab
-
-    path = Path(text)
-    if path.exists():
-        return read_slab(path)
-    m = _SPEC.match(text.strip())
-    if m is None:
-        raise ValueError(
-            f"no such slab file {text!r}, and it is not a slab spec such as 'Pt(111)' or 'Pt3Ni(1,0,0)'"
-        )
-    digits = m["miller"].replace(" ", "")
-    miller = tuple(int(x) for x in digits.split(",")) if "," in digits else tuple(int(c) for c in digits)
-    return build_slab(m["bulk"], miller)
+    add_json_option(parser)
 
 
 def _summary(result) -> dict:
@@ -87,24 +77,28 @@ def _summary(result) -> dict:
     }
 
 
+def search_settings(args: argparse.Namespace):
+    """The :class:`SearchConfig` and :class:`ExecutionConfig` of the command line."""
+    from digmat.adsorption import ExecutionConfig, SearchConfig
+
+    config = SearchConfig(temperatures=tuple(args.temperature), num_random=args.random, heuristic=not args.no_heuristic,
+                          relax_surface=not args.fixed_surface, fmax=args.fmax, max_steps=args.max_steps, seed=args.seed,
+                          vibrations=not args.no_vibrations, vib_surface=args.vib_surface)
+    execution = ExecutionConfig(workers=args.workers, threads=args.threads, device=str(resolve_device(args.device)), scheduler=args.scheduler)
+    return config, execution
+
+
 def run(args: argparse.Namespace) -> int:
     from digmat.adsorption import get_adsorbate
     from digmat.adsorption.reference import reference_search
-    from digmat.adsorption.relax import check_calculator
 
-    if args.random < 0 or args.workers < 1 or args.max_steps < 1:
-        raise ValueError("--random must be >= 0, --workers and --max-steps >= 1")
-    check_calculator(args.calculator)
+    check_calculators(("--calculator", args.calculator))
+    config, execution = search_settings(args)
     slab = load_slab(args.slab)
     adsorbate = get_adsorbate(args.adsorbate)
-    out = Path(args.out)
-    result = reference_search(
-        slab, adsorbate, args.calculator, temperatures=tuple(args.temperature), num_random=args.random,
-        heuristic=not args.no_heuristic, relax_surface=not args.fixed_surface, fmax=args.fmax,
-        max_steps=args.max_steps, workers=args.workers, threads=args.threads, seed=args.seed,
-        work_dir=out / "work", vibrations=not args.no_vibrations, vib_surface=args.vib_surface,
-        budget=args.budget, device=args.device, progress=not args.json, scheduler=args.scheduler,
-    )
+    out = check_output_dir(args.out)
+    result = reference_search(slab, adsorbate, args.calculator, config, execution=execution, work_dir=out / "work",
+                              budget=args.budget, progress=not args.json)
     result.to_json(out / "reference.json")
     if result.minima:
         result.write_structures(out / args.structures)

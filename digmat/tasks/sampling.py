@@ -124,14 +124,16 @@ class AdsorptionResult:
         adsorbate.info.update(binding_indices=[binding - len(slab)], name=str(self.metadata.get("adsorbate", "")))
         return slab, adsorbate, binding
 
-    def refine(self, calculator, *, per_site: int = 2, work_dir=None, workers: int = 1,
-               scheduler: str | None = None, device: str = "cpu", progress: bool = False):
+    def refine(self, calculator, *, per_site: int = 2, config=None, execution=None, work_dir=None, progress: bool = False):
         """Calculator-verified site populations: relax ``per_site`` representatives of every site.
 
         Each site's most probable samples (by log-density when computed) are relaxed with the
         calculator; the minima reached are weighed by harmonic free energy and multiplicity
         (:func:`~digmat.adsorption.refine.refine_sites`).  Sets every site's
         ``refined_probability`` and ``metadata["refine"]`` (minima, calculator calls).
+        ``config`` (:class:`~digmat.adsorption.SearchConfig`: fmax, max_steps, ...) and
+        ``execution`` (:class:`~digmat.adsorption.ExecutionConfig`: workers, device, Dask
+        scheduler) are passed to the relaxations.
 
         Returns
         -------
@@ -145,7 +147,7 @@ class AdsorptionResult:
         refinement = refine_sites(
             slab, adsorbate, self.configurations, labels, calculator, temperature=self.temperature,
             binding_index=binding, per_site=per_site, log_density=ld if np.all(np.isfinite(ld)) else None,
-            work_dir=work_dir, workers=workers, scheduler=scheduler, device=device, progress=progress,
+            config=config, execution=execution, work_dir=work_dir, progress=progress,
         )
         for site in self.sites:
             site.refined_probability = refinement.site_probabilities.get(site.label, 0.0)

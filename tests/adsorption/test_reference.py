@@ -237,3 +237,48 @@ def test_dask_errors_are_one_line(slab):
         reference_search(slab, "O", EMT(), num_random=1, scheduler="local")
     with pytest.raises(ValueError, match="cannot reach the dask scheduler"):
         reference_search(slab, "O", "emt", num_random=1, heuristic=False, scheduler="tcp://127.0.0.1:9")
+
+
+def test_config_form_equals_the_keyword_form(slab, result):
+    """SearchConfig/ExecutionConfig are the same settings as reference_search's keywords."""
+    from digmat.adsorption import ExecutionConfig, SearchConfig
+
+    res, work = result
+    again = reference_search(slab, "O", "emt", SearchConfig(**SETTINGS), execution=ExecutionConfig(workers=1), work_dir=work)
+    assert again.settings == res.settings and again.temperatures == res.temperatures
+    assert [m.energy for m in again.minima] == [m.energy for m in res.minima]
+    assert again.cost["cached_relaxations"] == len(res.placements)  # same fingerprints: every relaxation read back
+    # keyword overrides replace the config's fields
+    mixed = reference_search(slab, "O", "emt", SearchConfig(num_random=3), work_dir=work, num_random=SETTINGS["num_random"], budget=0)
+    assert mixed.settings["num_random"] == SETTINGS["num_random"]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"temperatures": ()}, "temperatures"), ({"fmax": 0.0}, "fmax"), ({"max_steps": 0}, "max_steps"),
+    ({"num_random": -1}, "num_random"), ({"surface_mult": 0.9}, "surface_mult"), ({"energy_tolerance": -1.0}, "energy_tolerance"),
+])
+def test_search_config_is_validated(kwargs, match):
+    from digmat.adsorption import SearchConfig
+
+    with pytest.raises(ValueError, match=match):
+        SearchConfig(**kwargs)
+
+
+def test_execution_config_and_unknown_keywords(slab):
+    from digmat.adsorption import ExecutionConfig
+
+    with pytest.raises(ValueError, match="workers"):
+        ExecutionConfig(workers=0)
+    with pytest.raises(TypeError, match="fmx"):
+        reference_search(slab, "O", "emt", fmx=0.1)
+
+
+def test_old_corpus_results_load_with_their_settings():
+    from pathlib import Path
+
+    from digmat.adsorption import SearchConfig
+
+    root = Path(__file__).resolve().parents[2] / "data" / "corpus" / "results"
+    old = ReferenceResult.from_json(root / "Pt-111-O.json")
+    settings = {k: v for k, v in old.settings.items() if k != "vib_floor"}
+    assert SearchConfig(temperatures=old.temperatures, **settings).settings() == settings  # the stored record is a SearchConfig
