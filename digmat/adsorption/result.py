@@ -25,6 +25,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from digmat.adsorption.relax import atoms_from_dict, atoms_to_dict
+from digmat.adsorption.search_config import SearchConfig
 from digmat.files import atomic_path, atomic_write_bytes
 from digmat.adsorption.thermo import (
     VIB_FLOOR,
@@ -218,7 +219,8 @@ class ReferenceResult:
         relaxed (then ``minima`` is empty).
     system_id : str
     settings : dict
-        Search settings.
+        Search settings: the :class:`~digmat.adsorption.SearchConfig` fields except the
+        temperatures (see :meth:`search_config`), and ``vib_floor`` (eV).
     cost : dict
         Calculator calls (energy + forces evaluations) that the result cost
         (``calls`` = ``relax_calls`` + ``hessian_calls``, cached work
@@ -238,6 +240,13 @@ class ReferenceResult:
     system_id: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
+
+    def search_config(self) -> SearchConfig:
+        """The :class:`~digmat.adsorption.SearchConfig` this result was searched with
+        (rebuilt from ``settings`` and ``temperatures``; fields an older file lacks take their
+        defaults), e.g. to rerun it: ``reference_search(r.slab, r.adsorbate, r.calculator,
+        r.search_config())``."""
+        return SearchConfig.from_settings(self.settings, self.temperatures)
 
     # ------------------------------------------------------------ thermodynamics
     def probabilities(self, temperature: float) -> np.ndarray:

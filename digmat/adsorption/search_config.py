@@ -8,10 +8,43 @@ scheduler), which changes only the wall time.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from numbers import Integral, Real
 from typing import Any
 
 __all__ = ["ExecutionConfig", "SearchConfig", "split_settings"]
+
+
+def _integer(name: str, value: Any) -> int:
+    """``value`` as a Python int (numpy integers too, so that the settings stay JSON); no bools or floats."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _real(name: str, value: Any) -> float:
+    """``value`` as a finite Python float."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    """``value`` as a Python bool (numpy bools too); a string such as "False" is refused, not truthy."""
+    if isinstance(value, (str, bytes)) or value not in (True, False):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _temperatures(value: Any) -> tuple[float, ...]:
+    """One temperature or a sequence of them as a tuple of positive finite floats, K."""
+    items = (value,) if isinstance(value, (Real, str, bytes)) else tuple(value)
+    temps = tuple(_real("temperatures", t) for t in items)
+    if not temps or any(not t > 0 for t in temps):
+        raise ValueError(f"temperatures must be positive (K), got {value!r}")
+    return temps
 
 
 @dataclass(frozen=True)
@@ -33,7 +66,7 @@ class SearchConfig:
     max_steps : int
         Optimizer steps per relaxation.
     seed : int
-        Seed of the placements.
+        Seed of the placements, >= 0.
     vibrations : bool
         Compute Hessians and F_vib; otherwise F_vib = 0.
     vib_surface : bool
@@ -58,19 +91,35 @@ class SearchConfig:
     surface_mult: float = 1.5
 
     def __post_init__(self) -> None:
-        temps = tuple(float(t) for t in self.temperatures) if hasattr(self.temperatures, "__iter__") else (float(self.temperatures),)
-        object.__setattr__(self, "temperatures", temps)
-        if not temps or any(not t > 0 for t in temps):
-            raise ValueError(f"temperatures must be positive (K), got {self.temperatures!r}")
+        object.__setattr__(self, "temperatures", _temperatures(self.temperatures))
+        for name in ("num_random", "max_steps", "seed"):
+            object.__setattr__(self, name, _integer(name, getattr(self, name)))
+        for name in ("fmax", "energy_tolerance", "surface_mult"):
+            object.__setattr__(self, name, _real(name, getattr(self, name)))
+        for name in ("heuristic", "relax_surface", "vibrations", "vib_surface"):
+            object.__setattr__(self, name, _flag(name, getattr(self, name)))
         for name in ("fmax", "energy_tolerance"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.surface_mult >= 1:
             raise ValueError(f"surface_mult must be >= 1, got {self.surface_mult}")
-        if int(self.max_steps) < 1:
+        if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
-        if int(self.num_random) < 0:
+        if self.num_random < 0:
             raise ValueError(f"num_random must be >= 0, got {self.num_random}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], temperatures: Sequence[float] | None = None) -> SearchConfig:
+        """The config a result was searched with, from its ``settings`` record (and temperatures, K).
+
+        Keys that are not fields (``vib_floor``, a constant of the code recorded beside them)
+        are ignored; fields missing from an older record take their defaults.
+        """
+        known = {f.name for f in fields(cls)} - {"temperatures"}
+        values = {k: v for k, v in settings.items() if k in known}
+        return cls(**values) if temperatures is None else cls(temperatures=tuple(temperatures), **values)
 
     def settings(self) -> dict[str, Any]:
         """The result's ``settings`` record (everything but the temperatures, stored beside it)."""
@@ -103,21 +152,28 @@ class ExecutionConfig:
 
     def __post_init__(self) -> None:
         for name in ("workers", "threads"):
-            if int(getattr(self, name)) < 1:
+            object.__setattr__(self, name, _integer(name, getattr(self, name)))
+            if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if hasattr(self.device, "type") and not isinstance(self.device, str):  # a torch.device
+            object.__setattr__(self, "device", str(self.device))
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be a torch device name such as 'cpu' or 'cuda', got {self.device!r}")
+        if self.scheduler is not None and (not isinstance(self.scheduler, str) or not self.scheduler):
+            raise ValueError(f"scheduler must be None, 'local' or a scheduler address, got {self.scheduler!r}")
 
 
 def split_settings(config: SearchConfig | None, execution: ExecutionConfig | None,
-                   overrides: dict[str, Any]) -> tuple[SearchConfig, ExecutionConfig]:
+                   overrides: dict[str, Any], caller: str = "reference_search") -> tuple[SearchConfig, ExecutionConfig]:
     """Apply keyword ``overrides`` (the flat keyword form of ``reference_search``) to the two
-    configs; an unknown name is a ``TypeError`` as for any function."""
+    configs; an unknown name is a ``TypeError`` naming ``caller``, as for any function."""
     config = config or SearchConfig()
     execution = execution or ExecutionConfig()
     search_names = {f.name for f in fields(SearchConfig)}
     exec_names = {f.name for f in fields(ExecutionConfig)}
     unknown = set(overrides) - search_names - exec_names
     if unknown:
-        raise TypeError(f"reference_search() got unexpected keyword argument(s) {', '.join(sorted(unknown))}")
+        raise TypeError(f"{caller}() got unexpected keyword argument(s) {', '.join(sorted(unknown))}")
     search = {k: v for k, v in overrides.items() if k in search_names}
     run = {k: v for k, v in overrides.items() if k in exec_names}
     return (replace(config, **search) if search else config), (replace(execution, **run) if run else execution)
