@@ -29,7 +29,7 @@ import numpy as np
 from ase import Atoms, units
 
 from digmat.adsorption.reference import ReferenceResult, reference_search
-from digmat.adsorption.search_config import ExecutionConfig, SearchConfig
+from digmat.adsorption.search_config import ExecutionConfig, SearchConfig, split_settings
 from digmat.adsorption.site_assignment import SiteAssigner
 
 __all__ = [
@@ -169,6 +169,7 @@ def refine_sites(
     execution: ExecutionConfig | None = None,
     work_dir: str | Path | None = None,
     progress: bool = False,
+    **overrides: Any,
 ) -> Refinement:
     """Relax representatives of every sampled site and weigh the minima by harmonic free energy.
 
@@ -197,6 +198,10 @@ def refine_sites(
         temperatures are replaced by ``temperature``.
     execution, work_dir, progress
         As for :func:`~digmat.adsorption.reference_search`.
+    **overrides
+        Any field of :class:`SearchConfig` or :class:`ExecutionConfig` by name (the former
+        flat keywords ``fmax``, ``max_steps``, ``relax_surface``, ``workers``, ``scheduler``,
+        ``device``), replacing the one in ``config``/``execution``; not ``temperatures``.
 
     Returns
     -------
@@ -206,8 +211,11 @@ def refine_sites(
         raise ValueError(f"temperature must be positive (K), got {temperature}")
     if len(configurations) != len(labels):
         raise ValueError(f"{len(configurations)} configurations but {len(labels)} labels")
+    if "temperatures" in overrides:
+        raise TypeError("refine_sites() takes one temperature: pass temperature=, not temperatures=")
+    config, execution = split_settings(config, execution, overrides, caller="refine_sites")
     chosen = pick_representatives(labels, per_site, log_density=log_density)
-    config = replace(config or SearchConfig(), temperatures=(float(temperature),))
+    config = replace(config, temperatures=(float(temperature),))
     result = reference_search(
         slab, adsorbate, calculator, config, execution=execution, work_dir=work_dir,
         progress=progress, placements=[configurations[i] for i in chosen],

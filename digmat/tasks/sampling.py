@@ -124,7 +124,8 @@ class AdsorptionResult:
         adsorbate.info.update(binding_indices=[binding - len(slab)], name=str(self.metadata.get("adsorbate", "")))
         return slab, adsorbate, binding
 
-    def refine(self, calculator, *, per_site: int = 2, config=None, execution=None, work_dir=None, progress: bool = False):
+    def refine(self, calculator, *, per_site: int = 2, config=None, execution=None, work_dir=None, progress: bool = False,
+               **overrides: Any):
         """Calculator-verified site populations: relax ``per_site`` representatives of every site.
 
         Each site's most probable samples (by log-density when computed) are relaxed with the
@@ -133,7 +134,8 @@ class AdsorptionResult:
         ``refined_probability`` and ``metadata["refine"]`` (minima, calculator calls).
         ``config`` (:class:`~digmat.adsorption.SearchConfig`: fmax, max_steps, ...) and
         ``execution`` (:class:`~digmat.adsorption.ExecutionConfig`: workers, device, Dask
-        scheduler) are passed to the relaxations.
+        scheduler) are passed to the relaxations; their fields are also accepted by name
+        (``fmax=0.1, workers=4``), as before the configs.
 
         Returns
         -------
@@ -147,7 +149,7 @@ class AdsorptionResult:
         refinement = refine_sites(
             slab, adsorbate, self.configurations, labels, calculator, temperature=self.temperature,
             binding_index=binding, per_site=per_site, log_density=ld if np.all(np.isfinite(ld)) else None,
-            config=config, execution=execution, work_dir=work_dir, progress=progress,
+            config=config, execution=execution, work_dir=work_dir, progress=progress, **overrides,
         )
         for site in self.sites:
             site.refined_probability = refinement.site_probabilities.get(site.label, 0.0)

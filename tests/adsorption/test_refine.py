@@ -92,3 +92,32 @@ def test_importance_weights_recover_an_analytic_boltzmann_distribution():
         importance_weights([np.nan, 0.0], [0.0, 0.0], temperature)
     with pytest.raises(ValueError, match="one length"):
         importance_weights([0.0], [0.0, 1.0], temperature)
+
+
+def test_refine_takes_configs_and_the_former_flat_keywords(slab, monkeypatch):
+    """refine_sites passes one SearchConfig (its temperature) and ExecutionConfig to the search;
+    the flat keywords it took before the configs (fmax=, workers=, ...) still build them."""
+    import digmat.adsorption.refine as refine
+    from digmat.adsorption import ExecutionConfig, SearchConfig
+
+    seen = []
+
+    def fake_search(slab, adsorbate, calculator, config, *, execution, **kwargs):
+        seen.append((config, execution))
+        raise RuntimeError("stop")  # the arguments are all this test needs
+
+    monkeypatch.setattr(refine, "reference_search", fake_search)
+    configs = _samples(slab, {"fcc": 2})
+    call = dict(slab=slab, adsorbate=get_adsorbate("O"), configurations=configs, labels=[0, 0], calculator="emt",
+                temperature=450.0, binding_index=len(slab))
+    for kwargs in ({"config": SearchConfig(fmax=0.1, max_steps=50), "execution": ExecutionConfig(workers=2)},
+                   {"fmax": 0.1, "max_steps": 50, "workers": 2}):
+        with pytest.raises(RuntimeError, match="stop"):
+            refine_sites(**call, **kwargs)
+    assert seen[0] == seen[1] == (SearchConfig(temperatures=(450.0,), fmax=0.1, max_steps=50), ExecutionConfig(workers=2))
+    with pytest.raises(TypeError, match="temperature="):
+        refine_sites(**call, temperatures=(300.0,))
+    with pytest.raises(TypeError, match="fmx"):
+        refine_sites(**call, fmx=0.1)
+    with pytest.raises(ValueError, match="fmax"):
+        refine_sites(**call, fmax=0.0)
