@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from digmat.adsorption import ReferenceResult, detect_anomalies, symmetry_images
-from digmat.tasks.sampling import sample_adsorbates
+from digmat.tasks.sampling import adsorption_sampler, sample_adsorbates
 from digmat.calculators import get_calculator
 from digmat.pretrained import load_model
 from digmat.systems import AdsorbateSystem
@@ -119,11 +119,10 @@ def bench_system(path: Path, model, calc, args) -> dict:
         "calls": result.cost.get("calls"), "wall_seconds": result.cost.get("wall_seconds"),
         "probabilities": {str(t): {result.minima[i].site_kind + f"#{i}": float(result.probabilities(t)[i]) for i in usable} for t in (300.0, 1200.0)}}}
     samples = {}
-    sampler_options = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps)) if v is not None}
     for temperature in (300.0, 1200.0):
         t0 = time.perf_counter()
         res = sample_adsorbates(result.slab, result.adsorbate, model, num_samples=args.num_samples, temperature=temperature, seed=args.seed,
-                                **sampler_options)
+                                sampler=args.sampler_config)
         seconds = time.perf_counter() - t0
         x = system.to_state(res.configurations).numpy()
         d_in, rmsd = adsorbate_offsets(system, x, orbit)
@@ -197,7 +196,7 @@ def bench_system(path: Path, model, calc, args) -> dict:
     if args.reweight:
         t0 = time.perf_counter()
         res = sample_adsorbates(result.slab, result.adsorbate, model, num_samples=args.num_samples, temperature=300.0,
-                                seed=args.seed, log_density=True, **sampler_options)
+                                seed=args.seed, log_density=True, sampler=args.sampler_config)
         info = res.reweight(args.calculator)
         w = np.array([a.info["weight"] for a in res.configurations])
         assigned = assign_to_minima(system, system.to_state(res.configurations).numpy(), orbit, owner)
@@ -241,6 +240,10 @@ def main() -> int:
     args = parser.parse_args()
     if (args.refine or args.reweight) and not args.calculator:
         parser.error("--refine and --reweight need --calculator")
+    try:  # one SamplerConfig for every system; e.g. --sampler ode --steps 1 is refused before any work
+        args.sampler_config = adsorption_sampler(args.sampler, args.steps)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.workers > 1:  # systems in parallel processes, one torch thread each
         from concurrent.futures import ProcessPoolExecutor
 
@@ -270,7 +273,7 @@ def main() -> int:
     }
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads() if args.workers == 1 else 1, "workers": args.workers,
                "model": args.model or "shipped default", "calculator": args.calculator, "samples": args.num_samples,
-               "sampler": args.sampler or "default", "steps": args.steps}
+               "sampler": args.sampler_config.method, "steps": args.sampler_config.steps}
     print(json.dumps({"summary": summary, "machine": machine, "per_system": systems}, indent=1))
     return 0
 

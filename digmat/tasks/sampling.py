@@ -30,13 +30,16 @@ probability-flow ODE (the default: coverage 1.00 on held-out surfaces, where SDE
 0.93); 500 for DiG's ancestral chain."""
 
 
-def adsorption_sampler(sampler: str | SamplerConfig = "ode", steps: int | None = None) -> SamplerConfig:
+def adsorption_sampler(sampler: str | SamplerConfig | None = "ode", steps: int | None = None) -> SamplerConfig:
     """The :class:`~digmat.core.SamplerConfig` of a sampler name (default steps per
-    :data:`DEFAULT_STEPS`) or the given config (then ``steps`` must be None)."""
+    :data:`DEFAULT_STEPS`; ``None``: the default sampler, the ODE) or the given config (then
+    ``steps`` must be None)."""
     if isinstance(sampler, SamplerConfig):
         if steps is not None:
             raise ValueError("give the steps inside the SamplerConfig")
         return sampler
+    if sampler is None:
+        sampler = "ode"
     if sampler not in DEFAULT_STEPS:
         raise ValueError(f"sampler must be one of {tuple(DEFAULT_STEPS)}, got {sampler!r}")
     return SamplerConfig(sampler, DEFAULT_STEPS[sampler] if steps is None else steps)
@@ -282,7 +285,7 @@ def sample_adsorbates(
     *,
     num_samples: int = 256,
     temperature: float = 300.0,
-    sampler: str | SamplerConfig = "ode",
+    sampler: str | SamplerConfig | None = "ode",
     steps: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
@@ -307,9 +310,10 @@ def sample_adsorbates(
     num_samples, temperature
         Number of i.i.d. samples; temperature in K (a model input).
     sampler, steps
-        A :class:`~digmat.core.SamplerConfig`, or ``"ode"`` (Heun, default 25 steps = 49
-        network evaluations) / ``"sde"`` (DiG's ancestral chain, default 500 steps) with
-        optional ``steps``.
+        A :class:`~digmat.core.SamplerConfig` (``sampler=SamplerConfig("ode", 25)``, then no
+        ``steps``), or ``"ode"`` (Heun, default 25 steps = 49 network evaluations) / ``"sde"``
+        (DiG's ancestral chain, default 500 steps) with optional ``steps`` (see
+        :func:`adsorption_sampler`; ``None`` is the default sampler).
     log_density
         Also compute each sample's log-density (nats per Å^(3m), see
         :mod:`digmat.tasks.density`) with the probability-flow ODE (adaptive

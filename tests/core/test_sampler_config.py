@@ -32,6 +32,7 @@ def test_adsorption_defaults_and_one_config():
     from digmat.tasks.sampling import adsorption_sampler
 
     assert adsorption_sampler() == SamplerConfig("ode", 25)
+    assert adsorption_sampler(None) == adsorption_sampler(None, 25) == SamplerConfig("ode", 25)  # None: the default sampler
     assert adsorption_sampler("sde") == SamplerConfig("sde", 500)
     assert adsorption_sampler(SamplerConfig("sde", 7)) == SamplerConfig("sde", 7)
     with pytest.raises(ValueError, match="steps >= 2"):

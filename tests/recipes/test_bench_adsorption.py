@@ -61,6 +61,7 @@ def test_smoke_run_prints_every_figure(bench, tmp_path, monkeypatch, capsys):
     out = json.loads(capsys.readouterr().out)
     s = out["summary"]
     assert s["systems"] == 1 and out["machine"]["cpus"] >= 1
+    assert (out["machine"]["sampler"], out["machine"]["steps"]) == ("ode", 25)  # the SamplerConfig used, not "default"
     for key in ("coverage_1200K_mean", "tv_300K_mean", "tv_1200K_mean", "rmsd_raw_median", "rmsd_relaxed_median", "success_at_5",
                 "success_at_1", "anomaly_rate", "sampling_seconds_median", "refine_calls_ratio_median", "reweight_ess_median"):
         assert s[key] is not None, key
@@ -68,6 +69,14 @@ def test_smoke_run_prints_every_figure(bench, tmp_path, monkeypatch, capsys):
     assert system["refine_calls"] > 0 and 1.0 <= system["reweight_ess"] <= 6.0 and system["reweight_calls"] == 6
     assert s["success_at_1"] <= s["success_at_5"]
     assert 0 <= s["tv_300K_mean"] <= 1 and 0 <= s["coverage_1200K_mean"] <= 1
+
+
+def test_bad_sampler_steps_are_refused_before_any_work(bench, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench", str(RESULT), "--sampler", "ode", "--steps", "1"])
+    monkeypatch.setattr(bench, "_start_worker", lambda *a, **k: pytest.fail("no model may be loaded"))
+    with pytest.raises(SystemExit) as info:
+        bench.main()
+    assert info.value.code == 2 and "steps >= 2" in capsys.readouterr().err
 
 
 def test_tv_per_minimum_by_hand(bench):

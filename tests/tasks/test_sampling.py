@@ -40,3 +40,21 @@ def test_thermally_displaced_hollow_is_not_called_ontop():
     config.positions[-1, :2] += 0.27 * towards / np.linalg.norm(towards)
     sites, _ = summarise_sites(slab, [config], len(slab), bootstrap=10)
     assert sites[0].kind == "hollow-fcc"
+
+
+def test_sampler_config_equals_the_name_and_steps_form(tiny_model):
+    """sample_adsorbates(sampler=SamplerConfig(...)) draws what sampler="..."/steps= drew."""
+    from digmat.core import SamplerConfig
+    from digmat.tasks.sampling import sample_adsorbates
+
+    slab = convert_ase_tags(fcc111("Pt", (2, 2, 3), vacuum=8.0))
+    common = dict(num_samples=3, temperature=500.0, seed=1)
+    for config, flat in ((SamplerConfig("sde", 2), {"sampler": "sde", "steps": 2}), (SamplerConfig("ode", 2), {"steps": 2})):
+        by_config = sample_adsorbates(slab, "O", tiny_model, sampler=config, **common)
+        by_name = sample_adsorbates(slab, "O", tiny_model, **flat, **common)
+        assert by_config.sampler == by_name.sampler == config.method
+        assert by_config.evaluations == by_name.evaluations == config.evaluations
+        for a, b in zip(by_config.configurations, by_name.configurations, strict=True):
+            np.testing.assert_array_equal(a.positions, b.positions)
+    with pytest.raises(ValueError, match="inside the SamplerConfig"):
+        sample_adsorbates(slab, "O", tiny_model, sampler=SamplerConfig("sde", 2), steps=3, **common)
