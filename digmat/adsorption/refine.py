@@ -29,7 +29,11 @@ import numpy as np
 from ase import Atoms, units
 
 from digmat.adsorption.reference import ReferenceResult, reference_search
-from digmat.adsorption.search_config import ExecutionConfig, SearchConfig, split_settings
+from digmat.adsorption.search_config import (
+    ExecutionConfig,
+    SearchConfig,
+    split_settings,
+)
 from digmat.adsorption.site_assignment import SiteAssigner
 
 __all__ = [

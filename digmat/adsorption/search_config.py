@@ -20,7 +20,7 @@ __all__ = ["ExecutionConfig", "SearchConfig", "split_settings"]
 def _integer(name: str, value: Any) -> int:
     """``value`` as a Python int (numpy integers too, so that the settings stay JSON); no bools or floats."""
     if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ValueError(f"{name} must be an integer, got {value!r}")  # noqa: TRY004 (configs raise ValueError)
     return int(value)
 
 

@@ -97,8 +97,7 @@ def test_importance_weights_recover_an_analytic_boltzmann_distribution():
 def test_refine_takes_configs_and_the_former_flat_keywords(slab, monkeypatch):
     """refine_sites passes one SearchConfig (its temperature) and ExecutionConfig to the search;
     the flat keywords it took before the configs (fmax=, workers=, ...) still build them."""
-    import digmat.adsorption.refine as refine
-    from digmat.adsorption import ExecutionConfig, SearchConfig
+    from digmat.adsorption import ExecutionConfig, SearchConfig, refine
 
     seen = []
 
@@ -108,8 +107,8 @@ def test_refine_takes_configs_and_the_former_flat_keywords(slab, monkeypatch):
 
     monkeypatch.setattr(refine, "reference_search", fake_search)
     configs = _samples(slab, {"fcc": 2})
-    call = dict(slab=slab, adsorbate=get_adsorbate("O"), configurations=configs, labels=[0, 0], calculator="emt",
-                temperature=450.0, binding_index=len(slab))
+    call = {"slab": slab, "adsorbate": get_adsorbate("O"), "configurations": configs, "labels": [0, 0],
+            "calculator": "emt", "temperature": 450.0, "binding_index": len(slab)}
     for kwargs in ({"config": SearchConfig(fmax=0.1, max_steps=50), "execution": ExecutionConfig(workers=2)},
                    {"fmax": 0.1, "max_steps": 50, "workers": 2}):
         with pytest.raises(RuntimeError, match="stop"):

@@ -48,7 +48,7 @@ def test_sampler_config_equals_the_name_and_steps_form(tiny_model):
     from digmat.tasks.sampling import sample_adsorbates
 
     slab = convert_ase_tags(fcc111("Pt", (2, 2, 3), vacuum=8.0))
-    common = dict(num_samples=3, temperature=500.0, seed=1)
+    common = {"num_samples": 3, "temperature": 500.0, "seed": 1}
     for config, flat in ((SamplerConfig("sde", 2), {"sampler": "sde", "steps": 2}), (SamplerConfig("ode", 2), {"steps": 2})):
         by_config = sample_adsorbates(slab, "O", tiny_model, sampler=config, **common)
         by_name = sample_adsorbates(slab, "O", tiny_model, **flat, **common)
