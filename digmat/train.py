@@ -9,15 +9,20 @@ returning a scalar. Everything random is a pure function of ``(seed, step, rank)
 * the loss's generator and torch's global seed are re-seeded from ``(seed, step, rank)``,
 
 so a run killed at any point and resumed from its last checkpoint reproduces the
-uninterrupted run exactly — bit for bit when both run single-threaded (``OMP_NUM_THREADS=1``;
-tested). With several CPU threads (or on a GPU) the floating-point reductions of parallel
-kernels (scatter-adds in the Graphormer's message passing, matrix products) may sum in a
-different order from run to run, so two identical runs — resumed or not — drift apart at the
-rounding level and then by chaotic growth: two 2-thread runs of the adsorption model differed by
-1.8e-3 in their weights after 60 steps (issue 13). The resumed run is then a statistically
-equivalent run, not the identical one. Under ``torchrun`` the model is wrapped in
-``DistributedDataParallel`` (gloo on CPU, NCCL on CUDA), the global batch is split over ranks,
-and only rank 0 writes checkpoints and logs.
+uninterrupted run bit for bit, on CPU with any fixed number of threads (tested with 1 and 2).
+Each step runs under ``torch.use_deterministic_algorithms(True, warn_only=True)`` (restored
+afterwards; ``Trainer(deterministic=False)`` opts out): without it the backward of tensor
+indexing (``x[index]``, an ``index_put_`` with accumulation) adds into shared rows from several
+threads in a varying order, and two identical 2-thread runs of the adsorption model drift apart
+(3.2e-4 in the weights after 10 steps, 7.6e-4 after 60; measured in ``docs/adsorb.md``).
+Limits: runs agree exactly only with the same thread count, device, torch build and world size
+(another thread count splits reductions differently: 1 and 2 threads differed by 3.1e-4
+after 10 steps);
+on CUDA bit-identity is untested here and also needs ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` set
+before CUDA starts (torch warns otherwise).
+
+Under ``torchrun`` the model is wrapped in ``DistributedDataParallel`` (gloo on CPU, NCCL on
+CUDA), the global batch is split over ranks, and only rank 0 writes checkpoints and logs.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +43,7 @@ from torch import Tensor, nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ["TrainConfig", "EMA", "DistContext", "distributed_context", "Trainer"]
+__all__ = ["TrainConfig", "EMA", "DistContext", "distributed_context", "deterministic_algorithms", "Trainer"]
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,27 @@ def distributed_context(device: str | torch.device | None = None) -> DistContext
     return DistContext(rank=0, world_size=1, device=device)
 
 
+@contextmanager
+def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
+    """Run the block with torch's deterministic kernels; the previous setting is restored after.
+
+    Parameters
+    ----------
+    enabled
+        False leaves torch's setting as it is.  An existing setting (strict or warn-only) is
+        kept; otherwise the block runs with ``use_deterministic_algorithms(True, warn_only=True)``,
+        so an operation without a deterministic kernel warns instead of failing.
+    """
+    if not enabled or torch.are_deterministic_algorithms_enabled():
+        yield
+        return
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
 def _mix_seed(*parts: int) -> int:
     """A well-spread 63-bit seed from integers (SplitMix64 finaliser)."""
     h = 0x9E3779B97F4A7C15
@@ -189,6 +216,10 @@ class Trainer:
         The model's configuration as plain data (stored in checkpoints).
     metadata
         Extra facts stored in checkpoints (data source, system kind, ...).
+    deterministic
+        Run each step under :func:`deterministic_algorithms` (default), so that identical
+        runs, and a resumed run and an uninterrupted one, agree bit for bit with the same
+        thread count; False lets torch pick its faster nondeterministic kernels.
     """
 
     def __init__(
@@ -205,6 +236,7 @@ class Trainer:
         context: DistContext | None = None,
         find_unused_parameters: bool = False,
         progress: bool = True,
+        deterministic: bool = True,
     ):
         if len(dataset) == 0:
             raise ValueError("the training dataset is empty")
@@ -219,6 +251,7 @@ class Trainer:
         self.model_config = dict(model_config)
         self.metadata = dict(metadata or {})
         self.progress = progress
+        self.deterministic = bool(deterministic)
         self.model = model.to(self.ctx.device)
         self.ema = EMA(self.model, config.ema_decay)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -297,6 +330,10 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def train_step(self) -> float:
         """One optimizer step on this rank's share of the global batch; returns the loss."""
+        with deterministic_algorithms(self.deterministic):
+            return self._train_step()
+
+    def _train_step(self) -> float:
         c, ctx = self.config, self.ctx
         idx = batch_indices(self.step, size=c.batch_size, num_items=len(self.dataset), seed=c.seed, rank=ctx.rank, world_size=ctx.world_size)
         batch = self.collate([self.dataset[i] for i in idx], ctx.device)

@@ -1,4 +1,5 @@
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import torch
 
 from digmat.checkpoint import load_checkpoint, save_checkpoint
 from digmat.core import ODEConfig, log_prob, sample_ode
-from digmat.train import Trainer, TrainConfig, batch_indices
+from digmat.train import Trainer, TrainConfig, batch_indices, deterministic_algorithms
 
 from .core.targets import euclidean_mixture
 from .toy_models import ToyScoreMLP, collate, make_loss, score_fn_of
@@ -57,6 +58,36 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path):
         assert torch.equal(v, resumed.ema.state_dict()[k]), k
     log = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [5, 10, 15, 20, 25, 30]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_identical_runs_and_resume_agree_bit_for_bit_at_a_thread_count(tmp_path, threads):
+    """Issue: two identical 2-thread runs drifted apart (the backward of ``table[index]`` adds rows
+    from several threads in a varying order); each step now runs with deterministic kernels.
+    A subprocess, so the thread count is its own."""
+    cmd = [sys.executable, str(Path(__file__).with_name("_determinism_worker.py")), str(tmp_path), str(threads), "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["threads"] == threads
+    assert result["runs_identical"] and result["resume_identical"], result
+    assert not result["deterministic_left_on"]
+
+
+def test_deterministic_algorithms_restores_the_setting():
+    assert not torch.are_deterministic_algorithms_enabled()
+    with deterministic_algorithms():
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    assert not torch.are_deterministic_algorithms_enabled()
+    with deterministic_algorithms(False):
+        assert not torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)  # a caller's strict setting is kept, not weakened
+    try:
+        with deterministic_algorithms():
+            assert not torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
 
 
 def test_checkpoint_format_and_errors(tmp_path):

@@ -2,7 +2,7 @@
 
 Denoising score matching on the states of every configuration in an OC20-format LMDB, with EMA,
 checkpoints and resume (rerun the same command to continue; bit-identical to an uninterrupted
-run when single-threaded, see :mod:`digmat.train`), a JSON-lines log and a
+run with the same thread count and device, see :mod:`digmat.train`), a JSON-lines log and a
 progress bar. Under ``torchrun --nproc_per_node K digmat train ...`` it trains with
 DistributedDataParallel (gloo on CPU, NCCL on CUDA).
 """

@@ -244,11 +244,15 @@ class LmdbDataset:
     file in a process (LMDB forbids opening a file twice) and are not
     pickled, so a dataset can be handed to ``torch.utils.data.DataLoader``
     workers.  Only open trusted files: unpickling can execute code.
+
+    Damaged files raise ``ValueError`` naming the file: a truncated file, a
+    damaged header or a length key that disagrees with the stored entries on
+    opening (before any page past the end of the file is mapped, which would
+    be a SIGBUS), a damaged page, a missing record or a record that cannot be
+    decoded when it is read, with the record's index.
     """
 
     def __init__(self, path: str | os.PathLike, *, return_type: Literal["data", "dict"] = "data"):
-        import lmdb
-
         if return_type not in ("data", "dict"):
             raise ValueError(f"return_type must be 'data' or 'dict', got {return_type!r}")
         self.path = Path(path)
@@ -268,15 +272,32 @@ class LmdbDataset:
         self._env_keys: list = [None] * len(self._shards)
         lengths = []
         for k in range(len(self._shards)):
-            env = self._env(k)
-            try:
-                with env.begin() as txn:
-                    raw = txn.get(b"length")
-                    n = int(pickle.loads(raw) if raw is not None else env.stat()["entries"])
-            except (lmdb.Error, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
-                raise ValueError(f"cannot read LMDB {str(self._shards[k][0])!r}: {exc}") from exc
-            lengths.append(n)
+            lengths.append(self._shard_length(k))
         self._offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
+
+    def _shard_length(self, k: int) -> int:
+        """Record count of shard ``k``, checked against the stored entries and keys."""
+        env = self._env(k)
+        name = str(self._shards[k][0])
+        try:
+            entries = int(env.stat()["entries"])
+            with env.begin() as txn:
+                raw = txn.get(b"length")
+                n = pickle.loads(raw) if raw is not None else entries
+                if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+                    raise TypeError(f"the length key holds a {type(n).__name__}, not an int")
+                n = int(n)
+                if not 0 <= n <= entries:
+                    raise ValueError(f"the length key says {n} records but the file holds {entries} entries")
+                for last in sorted({0, n - 1}) if n else ():
+                    if txn.get(str(last).encode("ascii")) is None:
+                        raise ValueError(f"record {last} of {n} is missing")
+        except Exception as exc:  # noqa: BLE001 - lmdb.Error, a damaged pickle, the checks above
+            text = " ".join(str(exc).split())[:160]
+            detail = text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
+            raise ValueError(f"{name!r} is a damaged LMDB file ({detail}); "
+                             "regenerate or re-copy it") from None
+        return n
 
     def _env(self, k: int):
         if self._envs[k] is None:
@@ -306,9 +327,11 @@ class LmdbDataset:
             with self._env(shard).begin() as txn:
                 blob = txn.get(str(local).encode("ascii"))
         except lmdb.Error as exc:
-            raise ValueError(f"cannot read record {local} of {str(self._shards[shard][0])!r}: {exc}") from None
+            raise ValueError(f"record {local} of {str(self._shards[shard][0])!r} is damaged "
+                             f"({' '.join(str(exc).split())[:160]}); regenerate or re-copy the file") from None
         if blob is None:
-            raise KeyError(f"key {local!r} missing in {str(self._shards[shard][0])!r}")
+            raise ValueError(f"record {local} of {str(self._shards[shard][0])!r} is missing (key b'{local}' absent): "
+                             "the file is damaged")
         return blob
 
     def __getitem__(self, index: int):
@@ -329,7 +352,13 @@ class LmdbDataset:
 
     def to_atoms(self, index: int) -> Atoms:
         """Record ``index`` as ase.Atoms (see :func:`record_to_atoms`)."""
-        return record_to_atoms(self._decode(index, "dict"))
+        record = self._decode(index, "dict")
+        try:
+            return record_to_atoms(record)
+        except Exception as exc:  # noqa: BLE001 - damaged fields fail in many ways
+            shard, local = self._locate(index)
+            raise ValueError(f"record {local} of {str(self._shards[shard][0])!r} is damaged ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:120]})") from None
 
     def close(self) -> None:
         """Release the LMDB environments (closed when no dataset uses them)."""

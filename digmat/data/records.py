@@ -24,6 +24,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
+from ase.data import chemical_symbols
 
 __all__ = ["atoms_to_record", "load_record", "record_to_atoms"]
 
@@ -142,6 +143,9 @@ def record_to_atoms(record) -> Atoms:
     pos = _to_numpy(data["pos"]).astype(float).reshape(-1, 3)
     n = len(pos)
     numbers = np.rint(_to_numpy(data["atomic_numbers"])).astype(int).reshape(-1)
+    bad = numbers[(numbers < 0) | (numbers >= len(chemical_symbols))]
+    if bad.size:
+        raise ValueError(f"record has atomic numbers outside 0..{len(chemical_symbols) - 1}: {sorted(set(bad.tolist()))[:5]}")
     cell = _to_numpy(data["cell"]).astype(float).reshape(3, 3) if data.get("cell") is not None else None
     pbc = _to_numpy(data["pbc"]).astype(bool).reshape(3) if data.get("pbc") is not None else cell is not None
     atoms = Atoms(numbers=numbers, positions=pos, cell=cell, pbc=pbc)

@@ -66,14 +66,16 @@ class AdsorptionDataset:
 
             with LmdbDataset(source, return_type="dict") as db:
                 configs = [db.to_atoms(i) for i in range(len(db))]
+            where = f" of {str(source)!r}"
         else:
             configs = list(source)
+            where = ""
         if not configs:
-            raise ValueError("the adsorption dataset is empty")
+            raise ValueError(f"the adsorption dataset{where} is empty")
         groups: dict[str, list[int]] = defaultdict(list)
         for i, atoms in enumerate(configs):
             if not (atoms.get_tags() == 2).any():
-                raise ValueError(f"record {i} has no adsorbate atoms (tag 2)")
+                raise ValueError(f"record {i}{where} has no adsorbate atoms (tag 2)")
             groups[_system_key(atoms)].append(i)
         self.systems: list[AdsorbateSystem] = []
         self.keys: list[str] = []
@@ -89,7 +91,7 @@ class AdsorptionDataset:
             for i in members:
                 t = configs[i].info.get("temperature", temperature)
                 if t is None:
-                    raise ValueError(f"record {i} has no temperature; pass temperature=... (K)")
+                    raise ValueError(f"record {i}{where} has no temperature; pass temperature=... (K)")
                 temps.append(float(t))
             owner += [len(self.systems) - 1] * len(members)
         self._states = [row for block in states for row in block]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import re
 import sys
 import types
 
@@ -210,41 +212,83 @@ def test_record_helpers_do_not_mutate():
 
 
 def _damaged_copies(tmp_path):
-    """A valid LMDB of 40 records (several pages), a truncated copy and one with a garbage record."""
+    """A valid LMDB of 40 records (several pages) and damaged copies, each ``<kind>/data.lmdb``.
+
+    ``cut``: the first half of the file; ``scrambled``: 4 KiB of random bytes over the middle;
+    ``garbage``: record 7 replaced by bytes that are not a pickle.
+    """
     path = tmp_path / "good" / "data.lmdb"
     path.parent.mkdir()
     write_lmdb(path, [_sample(k % 3) for k in range(40)])
     blob = path.read_bytes()
-    cut = tmp_path / "cut" / "data.lmdb"
-    cut.parent.mkdir()
-    cut.write_bytes(blob[: len(blob) // 2])
-    garbage = tmp_path / "garbage" / "data.lmdb"
-    garbage.parent.mkdir()
-    garbage.write_bytes(blob)
-    with _raw_env(garbage, write=True) as env, env.begin(write=True) as txn:
+    copies = {}
+    for kind in ("cut", "scrambled", "garbage"):
+        copies[kind] = tmp_path / kind / "data.lmdb"
+        copies[kind].parent.mkdir()
+    copies["cut"].write_bytes(blob[: len(blob) // 2])
+    middle = len(blob) // 2
+    noise = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    copies["scrambled"].write_bytes(blob[: middle - 2048] + noise + blob[middle + 2048:])
+    copies["garbage"].write_bytes(blob)
+    with _raw_env(copies["garbage"], write=True) as env, env.begin(write=True) as txn:
         txn.put(b"7", b"\x80\x04not a pickle at all")
-    return path, cut, garbage
+    return path, copies
+
+
+def _read_all(path):
+    with LmdbDataset(path) as ds:
+        return [ds.to_atoms(i) for i in range(len(ds))]
 
 
 def test_truncated_and_damaged_files_are_named_not_crashes(tmp_path):
     """A truncated LMDB used to kill the reader with SIGBUS; a bad record raised a bare UnpicklingError."""
-    good, cut, garbage = _damaged_copies(tmp_path)
-    assert len(LmdbDataset(good)) == 40
+    good, copies = _damaged_copies(tmp_path)
+    assert len(_read_all(good)) == 40
     with pytest.raises(ValueError, match="truncated"):
-        LmdbDataset(cut)
-    ds = LmdbDataset(garbage)
+        LmdbDataset(copies["cut"])
+    with pytest.raises(ValueError, match=re.escape(repr(str(copies["scrambled"])))):
+        _read_all(copies["scrambled"])
+    ds = LmdbDataset(copies["garbage"])
     ds[6]
     with pytest.raises(ValueError, match=r"record 7 of .*garbage.*damaged"):
         ds[7]
 
 
-def test_train_cli_reports_a_truncated_lmdb_in_one_line(tmp_path):
-    """Run in a subprocess: before the fix this was a SIGBUS, which would kill pytest itself."""
+def test_missing_records_and_impossible_fields_name_file_and_record(tmp_path):
+    """A lost key was a bare KeyError; an atomic number beyond the periodic table passed as an Atoms."""
+    path = tmp_path / "d.lmdb"
+    write_lmdb(path, [_sample(k) for k in range(6)])
+    with _raw_env(path, write=True) as env, env.begin(write=True) as txn:
+        txn.delete(b"3")
+    with pytest.raises(ValueError, match=r"record 3 of .*d\.lmdb.* missing"):
+        LmdbDataset(path)[3]
+    with _raw_env(path, write=True) as env, env.begin(write=True) as txn:
+        txn.put(b"length", pickle.dumps(9))
+    with pytest.raises(ValueError, match=r"d\.lmdb.*length key says 9 records but the file holds 6 entries"):
+        LmdbDataset(path)
+    with _raw_env(path, write=True) as env, env.begin(write=True) as txn:
+        txn.put(b"length", pickle.dumps(4))
+    with pytest.raises(ValueError, match=r"d\.lmdb.*record 3 of 4 is missing"):
+        LmdbDataset(path)
+    record = atoms_to_record(_sample(2))
+    record["atomic_numbers"][0] = 4194312
+    with _raw_env(path, write=True) as env, env.begin(write=True) as txn:
+        txn.put(b"2", pickle.dumps(record))
+        txn.put(b"length", pickle.dumps(3))
+    with pytest.raises(ValueError, match=r"record 2 of .*d\.lmdb.* atomic numbers outside 0\.\.118"):
+        LmdbDataset(path, return_type="dict").to_atoms(2)
+
+
+@pytest.mark.parametrize(("kind", "says"), [("cut", "truncated"), ("scrambled", "damaged"), ("garbage", "record 7 of")])
+def test_train_cli_reports_a_damaged_lmdb_in_one_line(tmp_path, kind, says):
+    """Run in a subprocess: before the fix a truncated file was a SIGBUS, which would kill pytest itself."""
     import subprocess
 
-    _, cut, _ = _damaged_copies(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "digmat.cli.main", "train", "adsorption", "--data", str(cut.parent), "--out", str(tmp_path / "run"),
-                           "--steps", "1"], capture_output=True, text=True, timeout=300)
+    _, copies = _damaged_copies(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "digmat.cli.main", "train", "adsorption", "--data", str(copies[kind].parent),
+                           "--out", str(tmp_path / "run"), "--steps", "1", "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if "error" in line]
-    assert len(lines) == 1 and "truncated" in lines[0] and str(cut) in lines[0] and "Traceback" not in proc.stderr
+    assert len(lines) == 1 and says in lines[0] and repr(str(copies[kind])) in lines[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from ase.build import fcc111
 
@@ -86,3 +87,12 @@ def test_train_cli_warm_start(tmp_path, capsys):
     assert main([*base[:-7], "--embed-dim", "8", "--heads", "2", "--cutoff", "4.0", "--json", "--device", "cpu",
               "--out", str(tmp_path / "c"), "--steps", "2", "--init", str(tmp_path / "a" / "model.pt")]) == 2
     assert "embed_dim 16 there, 8 here" in capsys.readouterr().err
+
+
+def test_dataset_errors_name_the_lmdb_file(tmp_path):
+    """A record the trainer cannot use is named with its file, not only its index."""
+    configs = synthetic_configs(n_per_system=2)
+    configs[3].set_tags(0)
+    write_lmdb(tmp_path / "d.lmdb", configs)
+    with pytest.raises(ValueError, match=r"record 3 of .*d\.lmdb.* has no adsorbate atoms"):
+        AdsorptionDataset(tmp_path / "d.lmdb")
