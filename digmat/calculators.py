@@ -130,10 +130,8 @@ def get_calculator(name: str, *, device: str = "cpu", **kwargs) -> Calculator:
 
     Raises
     ------
-    ValueError
-        Unknown name (the message lists the available ones and close matches).
-    PotentialNotInstalledError
-        The optional package of the requested potential is missing.
+    ValueError, PotentialNotInstalledError
+        As :func:`check_calculator_name`.
     """
     key = check_calculator_name(name)
     return _REGISTRY[key](device=device, **kwargs)
