@@ -62,25 +62,31 @@ def frac_c(atoms: Atoms) -> np.ndarray:
     return np.linalg.solve(cell.T, atoms.positions.T).T[:, 2]
 
 
-def vacuum_gap(atoms: Atoms) -> VacuumGap:
-    """Find the largest empty region along ``c``, across the periodic boundary.
+def vacuum_gap(atoms: Atoms, axis: int = 2) -> VacuumGap:
+    """Find the largest empty region along cell vector ``axis`` (default ``c``), across the
+    periodic boundary.
 
     Parameters
     ----------
     atoms : ase.Atoms
-        Slab with a non-degenerate cell.
+        Structure with a non-degenerate cell.
+    axis : {0, 1, 2}
+        Cell vector along which the gap is measured (its width is taken along the normal of
+        the plane spanned by the other two).
 
     Returns
     -------
     VacuumGap
     """
     cell = np.asarray(atoms.cell.array, float)
-    area = np.linalg.norm(np.cross(cell[0], cell[1]))
+    others = [k for k in range(3) if k != axis]
+    area = np.linalg.norm(np.cross(cell[others[0]], cell[others[1]]))
     volume = abs(np.linalg.det(cell))
     if area < 1e-8 or volume < 1e-8:
         raise ValueError("the cell is degenerate (zero area in-plane or zero c vector)")
     spacing = volume / area
-    s = np.sort(np.mod(frac_c(atoms), 1.0))
+    frac = np.linalg.solve(cell.T, atoms.positions.T).T[:, axis]
+    s = np.sort(np.mod(frac, 1.0))
     gaps = np.diff(np.concatenate([s, [s[0] + 1.0]]))
     k = int(np.argmax(gaps))
     bottom = s[(k + 1) % len(s)]

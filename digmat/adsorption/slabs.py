@@ -103,7 +103,7 @@ def validate_slab(
     gap = vacuum_gap(atoms)
     if gap.width < min_vacuum:
         for axis, name, order in ((0, "a", [1, 2, 0]), (1, "b", [2, 0, 1])):
-            width = _axis_vacuum(atoms, axis)
+            width = vacuum_gap(atoms, axis).width
             if width >= min_vacuum:
                 raise ValueError(
                     f"the vacuum ({width:.1f} Å) lies along {name}, not c: digmat needs the surface normal along c; "
@@ -121,15 +121,6 @@ def validate_slab(
             f"overlapping atoms: {atoms[i[k]].symbol}{i[k]} and {atoms[j[k]].symbol}{j[k]} "
             f"are {d[k]:.3f} Å apart (< {min_distance} Å)"
         )
-
-
-def _axis_vacuum(atoms: Atoms, axis: int) -> float:
-    """Largest empty gap (Å, across the periodic boundary) along cell vector ``axis``."""
-    cell = np.asarray(atoms.cell.array, float)
-    others = [k for k in range(3) if k != axis]
-    spacing = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[others[0]], cell[others[1]]))
-    frac = np.sort(np.mod(atoms.get_scaled_positions(wrap=False)[:, axis], 1.0))
-    return float(np.max(np.diff(np.concatenate([frac, [frac[0] + 1.0]]))) * spacing)
 
 
 def _detect_adsorbate(atoms: Atoms, heights: np.ndarray) -> np.ndarray:

@@ -71,22 +71,23 @@ def _slabs(args) -> tuple[list[tuple[str, object]], dict[str, str]]:
 
 def run(args: argparse.Namespace) -> int:
     from digmat.adsorption import get_adsorbate
-    from digmat.tasks.sampling import adsorption_sampler, sample_adsorbates
+    from digmat.core import SampleConfig
+    from digmat.tasks.sampling import DEFAULT_STEPS, sample_adsorbates
 
-    adsorption_sampler(args.sampler, args.steps)  # refuses e.g. --steps 1 with the ODE now
+    sampling = SampleConfig(args.sampler, args.steps, seed=args.seed, progress=not args.json)
+    sampling.sampler_config(DEFAULT_STEPS, "ode")  # refuses e.g. --steps 1 with the ODE now
     check_calculators(("--relax", args.relax), ("--refine", args.refine), ("--reweight", args.reweight))
     get_adsorbate(args.adsorbate)
     slabs, bad = _slabs(args)
     check_output_dir(args.out)
     model = load_model_from_args(args)
-    device = next(model.parameters()).device
+    sampling = SampleConfig.build(sampling, device=str(next(model.parameters()).device))
     summaries = []
     for name, slab in slabs:
         try:
             result = sample_adsorbates(
-                slab, args.adsorbate, model, num_samples=args.num_samples, temperature=args.temperature, sampler=args.sampler,
-                steps=args.steps, seed=args.seed, device=device, log_density=args.density or args.reweight is not None,
-                relax=args.relax, progress=not args.json,
+                slab, args.adsorbate, model, sampling, num_samples=args.num_samples, temperature=args.temperature,
+                log_density=args.density or args.reweight is not None, relax=args.relax,
             )
         except ValueError as exc:
             if args.db is None:

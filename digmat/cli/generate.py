@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
         predictor = BandGapPredictor.load(args.predictor).to(device).eval()
     crystals = sample_crystals(model, args.num_samples, num_atoms=args.num_atoms, element=args.element, predictor=predictor, guidance=guidance,
-                               sampler=sampler, seed=args.seed, progress=not args.json)
+                               sampler=sampler, seed=args.seed, device=str(device), progress=not args.json)
     valid = [is_valid(a)[0] for a in crystals]
     for atoms, ok in zip(crystals, valid):
         atoms.info["valid"] = ok

@@ -25,7 +25,7 @@ from .guidance import gaussian_property_likelihood, guided_score
 from .interpolate import InterpolationResult, interpolate, interpolate_latents
 from .loss import DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, dsm_loss, noise_batch, score_matching_error
 from .schedule import NoiseSchedule
-from .sampler import SAMPLERS, SamplerConfig
+from .sampler import SAMPLERS, SampleConfig, SamplerConfig
 from .sde import SDEResult, sample_sde
 from .space import StateSpace
 from .torus import wrap, wrap_centered, wrapped_normal_log_prob, wrapped_normal_score
@@ -43,6 +43,7 @@ __all__ = [
     "ProductMixture",
     "SAMPLERS",
     "SDEResult",
+    "SampleConfig",
     "SamplerConfig",
     "ScoreFn",
     "StateSpace",

@@ -5,11 +5,17 @@ step grid ``t = u^grid_power``); ``SamplerConfig("ode", 25)`` the probability-fl
 Heun's method on the EDM grid (``2 steps - 1`` evaluations).  Each model family states its
 measured default (adsorbates: ODE, 25 steps — coverage 1.00 on held-out surfaces where SDE-50
 reached 0.93; crystals: SDE, 200 steps — the ODE merges atoms, validity 0.15).
+
+:class:`SampleConfig` adds what every sampling call also needs — seed, device, batch size,
+progress bar — so that ``sample_adsorbates`` and ``sample_crystals`` take one config and the
+same flat keywords, validated in one place.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -18,7 +24,7 @@ from .diffusion import Diffusion, ScoreFn
 from .flow import ODEConfig, sample_ode
 from .sde import sample_sde
 
-__all__ = ["SAMPLERS", "SamplerConfig"]
+__all__ = ["SAMPLERS", "SampleConfig", "SamplerConfig"]
 
 SAMPLERS = ("sde", "ode")
 
@@ -66,3 +72,87 @@ class SamplerConfig:
             out = sample_ode(diffusion, score_fn, num, ODEConfig("heun", steps=self.steps),
                              generator=generator, device=device, dtype=dtype)
         return out.x, out.nfe
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How samples are drawn, for every system kind: sampler, seed, device, batching.
+
+    Attributes
+    ----------
+    sampler : SamplerConfig, {"sde", "ode"} or None
+        The sampler; a name takes the system kind's default steps unless ``steps`` is given;
+        ``None`` is the system kind's measured default (see the module docstring).
+    steps : int or None
+        Steps for a sampler given by name.
+    seed : int
+        Seed of the prior draws and of the SDE noise, >= 0. Same seed, same samples.
+    device : str or None
+        Torch device the model runs on (``"cpu"``, ``"cuda"``, ``"cuda:1"``); ``None``: the
+        given model's own device (a model loaded by name goes to the CPU).
+    batch_size : int
+        Samples per network pass, >= 1 (memory, not results).
+    progress : bool
+        Show a progress bar.
+    """
+
+    sampler: SamplerConfig | str | None = None
+    steps: int | None = None
+    seed: int = 0
+    device: str | None = None
+    batch_size: int = 128
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sampler, SamplerConfig):
+            if self.steps is not None:
+                raise ValueError("give the steps inside the SamplerConfig")
+        elif self.sampler is not None and self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS} or a SamplerConfig, got {self.sampler!r}")
+        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)):
+            raise ValueError(f"steps must be an integer, got {self.steps!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
+        try:
+            if self.device is not None:
+                torch.device(self.device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"not a torch device: {self.device!r}") from err
+
+    @classmethod
+    def build(cls, config: SampleConfig | None = None, **overrides: Any) -> SampleConfig:
+        """``config`` (default: all defaults) with the flat keywords ``overrides`` applied.
+
+        Lets functions take ``config=SampleConfig(...)`` or the same settings as keywords
+        (``seed=3, sampler="sde"``); an unknown keyword is an error naming the known ones.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"unknown sampling option(s) {unknown}; known: {sorted(known)}")
+        base = config if config is not None else cls()
+        if "sampler" in overrides and "steps" not in overrides and isinstance(overrides["sampler"], SamplerConfig):
+            overrides["steps"] = None
+        if overrides.get("device") is not None and not isinstance(overrides["device"], str):
+            overrides["device"] = str(overrides["device"])
+        return replace(base, **overrides) if overrides else base
+
+    def model_device(self, model: torch.nn.Module) -> torch.device:
+        """The device to sample on: the model's own; an error if ``device`` asks for another
+        (the model is not moved behind the caller's back)."""
+        here = next(model.parameters()).device
+        if self.device is not None and torch.device(self.device) != here:
+            wanted = torch.device(self.device)
+            if not (wanted.type == here.type and wanted.index is None):
+                raise ValueError(f"the model is on {here} but device={self.device!r} was asked; move it with model.to({self.device!r})")
+        return here
+
+    def sampler_config(self, default_steps: Mapping[str, int], default: str) -> SamplerConfig:
+        """The :class:`SamplerConfig` to use, given the system kind's default steps per
+        sampler name and its default sampler name."""
+        if isinstance(self.sampler, SamplerConfig):
+            return self.sampler
+        method = self.sampler or default
+        return SamplerConfig(method, default_steps[method] if self.steps is None else self.steps)

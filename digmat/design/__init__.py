@@ -13,7 +13,7 @@ space groups.  Lengths in Å, energies in eV; inputs are never modified.
 
 from digmat.design.carbon24 import carbon_prototypes, find_carbon24_dir, load_carbon24
 from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, plot_gap_histograms, space_group
-from digmat.design.generate import GapGuidance, SamplerConfig, gap_function, sample_crystals, train_crystal_model
+from digmat.design.generate import GapGuidance, SampleConfig, SamplerConfig, gap_function, sample_crystals, train_crystal_model
 from digmat.design.predictor import BandGapPredictor, FitConfig, default_m3gnet, fit_predictor
 
 from digmat.design.structures import (
@@ -52,6 +52,7 @@ __all__ = [
     "FitConfig",
     "GapGuidance",
     "Matcher",
+    "SampleConfig",
     "SamplerConfig",
     "TightBindingGap",
     "carbon_prototypes",

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from digmat.core import SamplerConfig
+from digmat.core import SampleConfig, SamplerConfig
 
 __all__ = ["DEFAULT_STEPS", "AdsorptionResult", "SiteSummary", "adsorption_sampler", "sample_adsorbates", "summarise_sites"]
 
@@ -34,15 +34,7 @@ def adsorption_sampler(sampler: str | SamplerConfig | None = "ode", steps: int |
     """The :class:`~digmat.core.SamplerConfig` of a sampler name (default steps per
     :data:`DEFAULT_STEPS`; ``None``: the default sampler, the ODE) or the given config (then
     ``steps`` must be None)."""
-    if isinstance(sampler, SamplerConfig):
-        if steps is not None:
-            raise ValueError("give the steps inside the SamplerConfig")
-        return sampler
-    if sampler is None:
-        sampler = "ode"
-    if sampler not in DEFAULT_STEPS:
-        raise ValueError(f"sampler must be one of {tuple(DEFAULT_STEPS)}, got {sampler!r}")
-    return SamplerConfig(sampler, DEFAULT_STEPS[sampler] if steps is None else steps)
+    return SampleConfig(sampler, steps).sampler_config(DEFAULT_STEPS, "ode")
 
 
 @dataclass
@@ -282,17 +274,13 @@ def sample_adsorbates(
     slab: Atoms,
     adsorbate: str | Atoms,
     model=None,
+    config: SampleConfig | None = None,
     *,
     num_samples: int = 256,
     temperature: float = 300.0,
-    sampler: str | SamplerConfig | None = "ode",
-    steps: int | None = None,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
     log_density: bool = False,
     relax: str | None = None,
-    batch_size: int = 128,
-    progress: bool = False,
+    **sampling: Any,
 ) -> AdsorptionResult:
     """Sample equilibrium configurations of ``adsorbate`` on ``slab`` and analyse their sites.
 
@@ -309,11 +297,12 @@ def sample_adsorbates(
         the shipped default.
     num_samples, temperature
         Number of i.i.d. samples; temperature in K (a model input).
-    sampler, steps
-        A :class:`~digmat.core.SamplerConfig` (``sampler=SamplerConfig("ode", 25)``, then no
-        ``steps``), or ``"ode"`` (Heun, default 25 steps = 49 network evaluations) / ``"sde"``
-        (DiG's ancestral chain, default 500 steps) with optional ``steps`` (see
-        :func:`adsorption_sampler`; ``None`` is the default sampler).
+    config, sampling
+        How to sample (:class:`~digmat.core.SampleConfig`: sampler, steps, seed, device,
+        batch size, progress bar), or the same settings as keywords (``seed=3``,
+        ``sampler="sde"``, ``steps=200``, ``sampler=SamplerConfig("ode", 25)``). The default
+        sampler is the probability-flow ODE, 25 Heun steps = 49 network evaluations
+        (:data:`DEFAULT_STEPS`; ``"sde"`` is DiG's ancestral chain, 500 steps).
     log_density
         Also compute each sample's log-density (nats per Å^(3m), see
         :mod:`digmat.tasks.density`) with the probability-flow ODE (adaptive
@@ -330,12 +319,15 @@ def sample_adsorbates(
     from digmat.adsorption.slabs import infer_tags
     from digmat.tasks.domain import check_sampling_slab
 
-    config = adsorption_sampler(sampler, steps)
+    run = SampleConfig.build(config, **sampling)
+    config = run.sampler_config(DEFAULT_STEPS, "ode")
+    seed, device, batch_size, progress = run.seed, run.device, run.batch_size, run.progress
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     t0 = time.perf_counter()
     if model is None or isinstance(model, (str, os.PathLike)):
-        model = load_model(model, device=device)
+        model = load_model(model, device=device or "cpu")
+    run.model_device(model)
     ads = get_adsorbate(adsorbate) if isinstance(adsorbate, str) else adsorbate
     tags = slab.get_tags()
     tagged = slab.copy() if set(np.unique(tags)) <= {0, 1, 2} and (tags == 1).any() else infer_tags(slab)

@@ -37,3 +37,53 @@ def test_adsorption_defaults_and_one_config():
     assert adsorption_sampler(SamplerConfig("sde", 7)) == SamplerConfig("sde", 7)
     with pytest.raises(ValueError, match="steps >= 2"):
         adsorption_sampler("ode", 1)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(sampler="euler"), "sampler must be one of"),
+    (dict(sampler=SamplerConfig("sde", 3), steps=4), "inside the SamplerConfig"),
+    (dict(steps=2.5), "steps must be an integer"),
+    (dict(seed=-1), "seed must be"),
+    (dict(seed=True), "seed must be"),
+    (dict(batch_size=0), "batch_size must be"),
+    (dict(device="gpu0"), "not a torch device"),
+])
+def test_sample_config_refuses_bad_settings(kwargs, match):
+    from digmat.core import SampleConfig
+
+    with pytest.raises(ValueError, match=match):
+        SampleConfig(**kwargs)
+
+
+def test_sample_config_flat_keywords_and_kind_defaults():
+    from digmat.core import SampleConfig
+
+    base = SampleConfig(seed=3, batch_size=16)
+    assert SampleConfig.build(base, sampler="sde") == SampleConfig("sde", seed=3, batch_size=16)
+    assert SampleConfig.build(SampleConfig("ode", 9), sampler=SamplerConfig("sde", 4)).sampler == SamplerConfig("sde", 4)
+    assert SampleConfig.build(device=torch.device("cpu")).device == "cpu"
+    with pytest.raises(TypeError, match="unknown sampling option"):
+        SampleConfig.build(stpes=3)
+    defaults = {"ode": 25, "sde": 500}
+    assert SampleConfig().sampler_config(defaults, "ode") == SamplerConfig("ode", 25)
+    assert SampleConfig("sde").sampler_config(defaults, "ode") == SamplerConfig("sde", 500)
+    assert SampleConfig(steps=7).sampler_config(defaults, "sde") == SamplerConfig("sde", 7)
+    model = torch.nn.Linear(2, 2)
+    assert SampleConfig().model_device(model) == SampleConfig(device="cpu").model_device(model) == torch.device("cpu")
+    with pytest.raises(ValueError, match="move it with model.to"):
+        SampleConfig(device="meta").model_device(model)
+
+
+def test_both_families_take_the_same_config(tiny_model):
+    """sample_adsorbates and sample_crystals accept one SampleConfig or its flat keywords alike."""
+    from ase.build import fcc111
+
+    from digmat.core import SampleConfig
+    from digmat.tasks.sampling import sample_adsorbates
+
+    slab = fcc111("Pt", (2, 2, 3), vacuum=6.0)
+    config = SampleConfig("sde", 3, seed=5, batch_size=2)
+    a = sample_adsorbates(slab, "O", tiny_model, config, num_samples=3)
+    b = sample_adsorbates(slab, "O", tiny_model, num_samples=3, sampler="sde", steps=3, seed=5, batch_size=2)
+    assert all((x.positions == y.positions).all() for x, y in zip(a.configurations, b.configurations))
+    assert a.evaluations == b.evaluations == 3
