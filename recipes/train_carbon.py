@@ -31,6 +31,7 @@ def train_score(args) -> None:
     from digmat.design.generate import train_crystal_model
     from digmat.models import CrystalModelConfig, CrystalScoreModel
     from digmat.nn import GraphormerConfig
+    from digmat.nn.cellnet import CellNetConfig
     from digmat.systems import CrystalStateConfig
     from digmat.train import TrainConfig
 
@@ -38,13 +39,17 @@ def train_score(args) -> None:
     init = CrystalScoreModel.from_checkpoint(args.init) if args.init else None
     if init is not None:  # the network and state convention are the starting model's
         net, state = init.config.network, init.config.state
+    elif args.architecture == "cellnet":
+        net = CellNetConfig(num_layers=args.layers, hidden=args.width, cutoff=args.cutoff)
     else:
         net = GraphormerConfig(num_layers=args.layers, embed_dim=args.width, num_heads=args.heads, ffn_dim=2 * args.width, num_rbf=32,
                                cutoff=args.cutoff, num_tags=1, num_conditions=0, scalar_out=16, scalar_pool="none")
+    if init is None:
         state = CrystalStateConfig.fit(structures, length_scale=args.length_scale)
-    config = CrystalModelConfig(network=net, state=state, lattice_weight=args.lattice_weight, time_power=args.time_power)
+    architecture = init.config.architecture if init is not None else args.architecture
+    config = CrystalModelConfig(network=net, state=state, lattice_weight=args.lattice_weight, time_power=args.time_power, architecture=architecture)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(200, args.steps // 10), ema_decay=args.ema,
-                        log_every=50, checkpoint_every=500, seed=args.seed)
+                        log_every=50, checkpoint_every=250, seed=args.seed)
     t0 = time.perf_counter()
     data = "carbon24 train representatives" + (" + members" if args.members else "")
     model, last = train_crystal_model(structures, args.out, config=config, train_config=train, progress=True, init=init,
@@ -101,6 +106,8 @@ def main() -> None:
     score.add_argument("--batch-size", type=int, default=32)
     score.add_argument("--lr", type=float, default=5e-4)
     score.add_argument("--ema", type=float, default=0.999)
+    score.add_argument("--architecture", choices=("graphormer", "cellnet"), default="graphormer",
+                       help="periodic Graphormer with a cutoff, or the fully connected cell-level network (digmat.nn.cellnet)")
     score.add_argument("--layers", type=int, default=4)
     score.add_argument("--width", type=int, default=64)
     score.add_argument("--heads", type=int, default=4)
@@ -131,8 +138,9 @@ def main() -> None:
         p.add_argument("--data-dir", default=None, help="folder with Carbon-24 val.csv/test.csv")
         p.add_argument("--members", action="store_true", help="train on every member of the training groups, not only representatives")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     args.func(args)
 
 

@@ -29,6 +29,13 @@ cutoff) and the diffusion time. Its outputs become the noise prediction of the s
 Everything is a sum over atoms and edges of invariant coefficients times displacement vectors,
 so the noise prediction is invariant under permutations of equal atoms (permuting the
 outputs), rigid translations, lattice translations of single atoms and rotations.
+
+``architecture="cellnet"`` replaces the Graphormer by :class:`digmat.nn.cellnet.CellNet`, a
+fully connected network on the state itself (fractional coordinates, the six lattice entries
+and the decoded cell), with the same lattice skip term. It sees every atom of the cell and
+all lattice images within its cutoff, at the price of N^2 pair features — meant for cells of
+up to a few tens of atoms, and for canonical states only (it is not invariant under a change
+of lattice basis, which the states already fix).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from torch import Tensor, nn
 
 from digmat.core import NoiseSchedule, ScoreFn, noise_batch, score_matching_error
 from digmat.nn import AtomsBatch, GraphormerConfig, PeriodicGraphormer
+from digmat.nn.cellnet import CellNet, CellNetConfig
 from digmat.nn.radial import smooth_cutoff
 from digmat.systems.crystal import CrystalStateConfig, CrystalSystem, lattice_entries, symmetric_to_vec
 
@@ -60,8 +68,12 @@ class CrystalModelConfig:
     Parameters
     ----------
     network
-        The Graphormer; needs ``scalar_pool == "none"`` and ``scalar_out >= 1`` (per-atom
-        features of the lattice head) and ``num_conditions == 0``.
+        The Graphormer (needs ``scalar_pool == "none"`` and ``scalar_out >= 1``: per-atom
+        features of the lattice head; and ``num_conditions == 0``) or a
+        :class:`~digmat.nn.cellnet.CellNetConfig`.
+    architecture
+        ``"graphormer"`` (periodic Graphormer with a cutoff) or ``"cellnet"`` (fully connected
+        cell-level network); must match ``network``'s type.
     state
         How crystals become states.
     schedule
@@ -85,7 +97,7 @@ class CrystalModelConfig:
         N when it is not given.
     """
 
-    network: GraphormerConfig = field(default_factory=_default_network)
+    network: GraphormerConfig | CellNetConfig = field(default_factory=_default_network)
     state: CrystalStateConfig = CrystalStateConfig()
     schedule: NoiseSchedule = NoiseSchedule()
     lattice_weight: float = 1.0
@@ -93,11 +105,19 @@ class CrystalModelConfig:
     lattice_clip: float = 5.0
     elements: tuple[str, ...] = ()
     num_atoms: tuple[tuple[int, int], ...] = ()
+    architecture: str = "graphormer"
 
     def __post_init__(self) -> None:
-        if self.network.scalar_pool != "none" or self.network.scalar_out < 1:
+        expected = {"graphormer": GraphormerConfig, "cellnet": CellNetConfig}
+        if self.architecture not in expected:
+            raise ValueError(f"architecture must be one of {tuple(expected)}, got {self.architecture!r}")
+        if not isinstance(self.network, expected[self.architecture]):
+            raise ValueError(f"architecture {self.architecture!r} needs a {expected[self.architecture].__name__}, got {type(self.network).__name__}")
+        if self.architecture == "cellnet":
+            pass
+        elif self.network.scalar_pool != "none" or self.network.scalar_out < 1:
             raise ValueError("the crystal model needs per-atom scalar features: scalar_pool='none', scalar_out >= 1")
-        if self.network.num_conditions != 0:
+        elif self.network.num_conditions != 0:
             raise ValueError("the crystal model takes no conditions (num_conditions must be 0)")
         if not (self.lattice_weight > 0 and self.lattice_clip > 0 and self.time_power > 0):
             raise ValueError(f"lattice_weight, lattice_clip and time_power must be > 0, got {self.lattice_weight}, {self.lattice_clip}, {self.time_power}")
@@ -115,8 +135,11 @@ class CrystalModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CrystalModelConfig:
+        architecture = str(data.get("architecture", "graphormer"))
+        network = (CellNetConfig if architecture == "cellnet" else GraphormerConfig).from_dict(data["network"])
         return cls(
-            network=GraphormerConfig.from_dict(data["network"]),
+            network=network,
+            architecture=architecture,
             state=CrystalStateConfig(**data["state"]),
             schedule=NoiseSchedule(**data["schedule"]),
             lattice_weight=float(data.get("lattice_weight", 1.0)),
@@ -190,8 +213,11 @@ class CrystalScoreModel(nn.Module):
     def __init__(self, config: CrystalModelConfig = CrystalModelConfig()):
         super().__init__()
         self.config = config
-        self.network = _Graphormer(config.network)
-        self.lattice_head = LatticeHead(config.network)
+        if config.architecture == "cellnet":
+            self.network = CellNet(config.network)
+        else:
+            self.network = _Graphormer(config.network)
+            self.lattice_head = LatticeHead(config.network)
 
     # ------------------------------------------------------------------ checks and systems
     def system(self, numbers: Sequence[int]) -> CrystalSystem:
@@ -231,6 +257,8 @@ class CrystalScoreModel(nn.Module):
         """
         if not bool(batch.pbc.all()):
             raise ValueError("crystals must be periodic along all three cell vectors")
+        if self.config.architecture != "graphormer":
+            raise ValueError(f"outputs() on Cartesian batches needs the Graphormer; a {self.config.architecture!r} model works on states (forward)")
         out = self.network(batch, t)
         nb = self.network.last_neighbors
         self.network.last_neighbors = None
@@ -261,6 +289,8 @@ class CrystalScoreModel(nn.Module):
         One eps tensor (B_g, D_g) per group.
         """
         param = next(self.network.parameters())
+        if self.config.architecture == "cellnet":
+            return [self._cellnet_eps(system, x, t) for system, x, t in groups]
         pieces = []
         clip = self.config.lattice_clip
         lattice = []
@@ -280,6 +310,20 @@ class CrystalScoreModel(nn.Module):
             result.append(torch.cat([frac, out.lattice_eps[sys0 : sys0 + b]], dim=1).to(x.dtype))
             atom0, sys0 = atom0 + b * n, sys0 + b
         return result
+
+    def _cellnet_eps(self, system: CrystalSystem, x: Tensor, t: Tensor) -> Tensor:
+        """Noise prediction (B, D) of the cell-level network for states (B, D) of one system."""
+        param = next(self.network.parameters())
+        states = x.to(param.dtype)
+        n3 = 3 * system.num_atoms
+        lattice = states[:, n3:]
+        clipped = torch.cat([states[:, :n3], lattice.clamp(-self.config.lattice_clip, self.config.lattice_clip)], dim=1)
+        frac, lat = system.split(clipped)
+        _, cell = system.structure(clipped)
+        numbers = torch.as_tensor(system.numbers, device=param.device)
+        frac_out, lattice_out = self.network(numbers, frac, cell, lat, t.to(param))
+        skip = self.config.schedule.sigma(t.to(param))[:, None] * lattice
+        return torch.cat([frac_out.reshape(x.shape[0], n3), skip + lattice_out], dim=1).to(x.dtype)
 
     def eps(self, system: CrystalSystem, states: Tensor, t: Tensor) -> Tensor:
         """Noise prediction (B, D) for states (B, D) of one system at times t (B,)."""
