@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("-n", type=int, default=200, help="samples per run")
     parser.add_argument("--width", type=float, default=0.5, help="likelihood width w, eV")
     parser.add_argument("--scale", type=float, default=1.0, help="guidance scale lambda")
+    parser.add_argument("--guide-below", type=float, default=None, metavar="ANGSTROM",
+                        help="guide only where the positional noise is at most this (Å); default: at every noise level")
     parser.add_argument("--window", type=float, default=0.5, help="success window around the target, eV")
     parser.add_argument("--sampler", choices=("sde", "ode"), default="sde")
     parser.add_argument("--steps", type=int, default=200)
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary["training_set"] = {"n": len(train_gaps)}
     if train:
         summary["training_set"]["nn_distance_quantiles"] = nn_distance_quantiles(train)
-    runs = [("unguided", None)] + [(f"target_{c:g}", GapGuidance(c, width=args.width, scale=args.scale)) for c in targets]
+    runs = [("unguided", None)] + [(f"target_{c:g}", GapGuidance(c, width=args.width, scale=args.scale, max_noise=args.guide_below)) for c in targets]
     for name, guidance in runs:
         t0 = time.perf_counter()
         generated = sample_crystals(model, n, predictor=predictor, guidance=guidance, sampler=sampler, batch_size=args.batch_size, seed=args.seed)

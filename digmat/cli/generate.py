@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictor", default="carbon24_gap", help="band-gap predictor: checkpoint, matgl directory or shipped name")
     parser.add_argument("--width", type=positive(float), default=0.5, help="likelihood width w around the prediction, eV (default 0.5)")
     parser.add_argument("--scale", type=non_negative(float), default=1.0, help="guidance scale lambda (default 1)")
+    parser.add_argument("--guide-below", type=positive(float), default=None, metavar="ANGSTROM",
+                        help="guide only where the positional noise is at most this many Å (default: at every noise level)")
     parser.add_argument("--sampler", choices=("sde", "ode"), default="sde")
     parser.add_argument("--steps", type=at_least(1), default=200, help="sampler steps (default 200)")
     parser.add_argument("--grid-power", type=positive(float), default=1.0, help="SDE step grid t = u^p (p > 1: more steps at low noise)")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     sampler = SamplerConfig(args.sampler, args.steps, args.grid_power)
     check_output_dir(args.out)
-    guidance = None if args.gap is None else GapGuidance(args.gap, width=args.width, scale=args.scale)
+    guidance = None if args.gap is None else GapGuidance(args.gap, width=args.width, scale=args.scale, max_noise=args.guide_below)
     model = CrystalScoreModel.from_checkpoint(args.model).to(device)
     predictor = None
     if guidance is not None:

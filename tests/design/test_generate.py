@@ -63,6 +63,33 @@ def test_guided_sampler_evaluates_the_network_once_per_step():
     assert len(calls) == 7
 
 
+def test_guidance_only_below_max_noise():
+    """GapGuidance(max_noise=...) leaves the score untouched above that positional noise (Å)
+    and guides below it; the predictor is then called only on the low-noise steps."""
+    from digmat.design.generate import _score
+
+    model = generator_model().double()
+    system = model.system([6] * 4)
+    predictor = VolumePredictor()
+    calls = []
+
+    class Counting:
+        def predict(self, *args):
+            calls.append(1)
+            return predictor.predict(*args)
+
+    gated = _score(model, system, Counting(), GapGuidance(3.0, max_noise=0.2))
+    free = _score(model, system, None, None)
+    t_max = float(model.config.schedule.t_of_sigma_tilde(torch.tensor(0.2 / model.config.state.length_scale, dtype=torch.float64)))
+    x = system.space.wrap(system.space.sample_prior(2, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    high, low = torch.full((2,), min(1.0, 2 * t_max), dtype=torch.float64), torch.full((2,), 0.5 * t_max, dtype=torch.float64)
+    torch.testing.assert_close(gated(x, high), free(x, high))
+    assert not calls
+    assert (gated(x, low) - free(x, low)).abs().max() > 1e-6 and calls
+    with pytest.raises(ValueError, match="max_noise"):
+        GapGuidance(1.0, max_noise=0.0)
+
+
 def test_guidance_gradient_reaches_positions_and_lattice():
     from tests.design.test_predictor import tiny_predictor
 
