@@ -1,6 +1,7 @@
-"""Benchmark crystal samplers: sample quality and speed of one score model under several settings.
+"""Benchmark crystal score models and samplers: sample quality and speed under several settings.
 
-For every ``--sampler METHOD:STEPS[:GRID_POWER]`` (the first one is the baseline) draw ``-n``
+For every ``--model`` (repeatable) and every ``--sampler METHOD:STEPS[:GRID_POWER]`` (the
+first model with the first sampler is the baseline) draw ``-n``
 crystals from the same seed and report validity, StructureMatcher match rates and mean
 normalised r.m.s.d. against the reference set (CDVAE's loose and pymatgen's default
 tolerances), the 10/50/90 % nearest-neighbour distances beside the reference set's, with
@@ -11,6 +12,8 @@ Usage::
 
     python recipes/bench_crystal_sampler.py --model runs/carbon/score/model.pt -n 48 \\
         --sampler sde:200 --sampler sde:1000 --sampler sde:200:3 --sampler ode:100 --gaps
+    # two models, same seeds and sampler: the shipped one is the baseline
+    python recipes/bench_crystal_sampler.py --model carbon24 --model runs/carbon/new/model.pt -n 200 --sampler sde:200 --gaps
     # reference: the Carbon-24 training representatives (--data-dir), or any structure
     # collection digmat.design.read_structures reads (--reference: CSV, extxyz, ASE db, CIF folder)
 """
@@ -44,7 +47,7 @@ def parse_sampler(text: str):
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="crystal score model checkpoint")
+    parser.add_argument("--model", required=True, action="append", help="crystal score model checkpoint or shipped name (repeatable; first = baseline)")
     parser.add_argument("--sampler", type=parse_sampler, action="append", help="METHOD:STEPS[:GRID_POWER] (repeatable; first = baseline)")
     parser.add_argument("-n", type=int, default=48, help="samples per setting")
     parser.add_argument("--num-atoms", type=int, default=None, help="atoms per cell (default: the model's training distribution)")
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     from digmat.models import CrystalScoreModel
 
     samplers = args.sampler or [SamplerConfig("sde", 200), SamplerConfig("sde", 200, 3.0)]
-    model = CrystalScoreModel.from_checkpoint(args.model)
+    models = {name: CrystalScoreModel.from_checkpoint(name) for name in args.model}
     if args.reference:
         reference = read_structures(args.reference)
     else:
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
         oracle = TightBindingGap(progress=False, on_error="nan")
 
     rows = []
-    for sampler in samplers:
+    for (name, model), sampler in ((m, s) for m in models.items() for s in samplers):
         t0 = time.perf_counter()
         samples = sample_crystals(model, args.n, num_atoms=args.num_atoms, sampler=sampler, seed=args.seed)
         seconds = time.perf_counter() - t0
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         if oracle is not None and len(valid):
             gaps[valid] = oracle([samples[i] for i in valid])
         result = evaluate_samples(samples, gaps, reference=matchers)
-        row = {"sampler": f"{sampler.method}:{sampler.steps}:{sampler.grid_power:g}", "seconds_per_sample": seconds / args.n,
+        row = {"model": name, "sampler": f"{sampler.method}:{sampler.steps}:{sampler.grid_power:g}", "seconds_per_sample": seconds / args.n,
                **{k: result.get(k) for k in QUALITY}}
         if oracle is not None:
             row["share_gap_above_0.5"] = float(np.mean(np.nan_to_num(gaps) > 0.5))
@@ -95,9 +98,9 @@ def main(argv: list[str] | None = None) -> dict:
     for row in rows:
         row["ratio_to_baseline"] = {k: row[k] / base[k] for k in ("seconds_per_sample", "validity", "match_rate_loose") if base[k]}
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()}
-    out = {"model": str(args.model), "n": args.n, "seed": args.seed, "reference": {"n": len(reference), "source": args.reference or "carbon24 train",
+    out = {"models": list(args.model), "n": args.n, "seed": args.seed, "reference": {"n": len(reference), "source": args.reference or "carbon24 train",
            "nn_distance_quantiles": nn_distance_quantiles(reference)},
-           "baseline": base["sampler"], "runs": rows, "machine": machine}
+           "baseline": {"model": base["model"], "sampler": base["sampler"]}, "runs": rows, "machine": machine}
     print(json.dumps(out, indent=1))
     return out
 

@@ -24,7 +24,8 @@ def test_smoke_run_compares_samplers_against_the_baseline(bench, tmp_path):
     write(reference, carbon_prototypes())
     out = bench.main(["--model", str(ckpt), "--reference", str(reference), "-n", "3", "--sampler", "sde:3", "--sampler", "sde:3",
                       "--sampler", "sde:3:3", "--sampler", "ode:2"])
-    assert out["baseline"] == "sde:3:1" and [r["sampler"] for r in out["runs"]] == ["sde:3:1", "sde:3:1", "sde:3:3", "ode:2:1"]
+    assert out["baseline"] == {"model": str(ckpt), "sampler": "sde:3:1"}
+    assert [r["sampler"] for r in out["runs"]] == ["sde:3:1", "sde:3:1", "sde:3:3", "ode:2:1"]
     assert out["reference"]["n"] == len(carbon_prototypes())
     low, mid, high = out["reference"]["nn_distance_quantiles"]
     assert 1.3 < low <= mid <= high < 1.6  # the prototypes' C-C bonds
@@ -39,3 +40,15 @@ def test_smoke_run_compares_samplers_against_the_baseline(bench, tmp_path):
 def test_bad_sampler_strings_are_argparse_errors(bench, text):
     with pytest.raises(SystemExit):
         bench.main(["--model", "unused.pt", "--sampler", text])
+
+
+def test_two_models_are_compared_in_one_run(bench, tmp_path):
+    """--model twice: every sampler for each model, the first model's first run the baseline."""
+    paths = []
+    for seed in (0, 1):
+        model = tiny_model(seed=seed, elements=("C",), num_atoms=((4, 1),)).float()
+        paths.append(str(save_checkpoint(tmp_path / f"m{seed}.pt", config=model.config.to_dict(), state_dict=model.state_dict(), metadata={}, kind="crystal")))
+    reference = tmp_path / "reference.extxyz"
+    write(reference, carbon_prototypes())
+    out = bench.main(["--model", paths[0], "--model", paths[1], "--reference", str(reference), "-n", "2", "--sampler", "sde:2"])
+    assert [r["model"] for r in out["runs"]] == paths and out["baseline"]["model"] == paths[0]
