@@ -62,7 +62,7 @@ def test_smoke_run_prints_every_figure(bench, tmp_path, monkeypatch, capsys):
     s = out["summary"]
     assert s["systems"] == 1 and out["machine"]["cpus"] >= 1
     assert (out["machine"]["sampler"], out["machine"]["steps"]) == ("ode", 25)  # the SamplerConfig used, not "default"
-    for key in ("coverage_1200K_mean", "tv_300K_mean", "tv_1200K_mean", "rmsd_raw_median", "rmsd_relaxed_median", "success_at_5",
+    for key in ("coverage_1200K_mean", "tv_300K_mean", "tv_1200K_mean", "tv_site_300K_mean", "tv_site_1200K_mean", "rmsd_raw_median", "rmsd_relaxed_median", "success_at_5",
                 "success_at_1", "anomaly_rate", "sampling_seconds_median", "refine_calls_ratio_median", "reweight_ess_median"):
         assert s[key] is not None, key
     system = out["per_system"][0]
@@ -85,3 +85,21 @@ def test_tv_per_minimum_by_hand(bench):
     # uniform weights: p_hat = (0.5, 0.25), unassigned 0.25 -> TV = 0.5 (0 + 0.25 + 0.25) = 0.25
     assert bench.tv_per_minimum(assigned, np.full(4, 0.25), p_ref, [0, 1, 2]) == pytest.approx(0.25)
     assert bench.tv_per_minimum(assigned, np.array([0.25, 0.25, 0.5, 0.0]), p_ref, [0, 1, 2]) == pytest.approx(0.0)
+
+
+def test_tv_per_site_merges_minima_of_one_site(bench):
+    """Samples all at minimum 0 against a reference split 50/50 between minimum 0 and a copy
+    0.2 Å away in the same site: per site TV 0 (per minimum it would be 0.5); against a
+    reference at another site, TV 1."""
+    result = ReferenceResult.from_json(RESULT)
+    system = AdsorbateSystem(result.slab, result.adsorbate)
+    binding = len(result.slab) + system.anchor
+    m0 = result.minima[0].atoms
+    near = m0.copy()
+    near.positions[near.get_tags() == 2] += [0.2, 0.0, 0.0]
+    samples = [m0.copy() for _ in range(4)]
+    tv, table = bench.tv_per_site(result.slab, samples, [m0, near], np.array([0.5, 0.5]), binding)
+    assert tv == pytest.approx(0.0) and len(table) == 1
+    other = next(m.atoms for m in result.minima if m.site_kind != result.minima[0].site_kind)
+    tv, table = bench.tv_per_site(result.slab, samples, [other], np.array([1.0]), binding)
+    assert tv == pytest.approx(1.0) and sorted(v for pair in table.values() for v in pair) == [0.0, 0.0, 1.0, 1.0]
