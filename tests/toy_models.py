@@ -46,3 +46,30 @@ def collate(items, device):
 def score_fn_of(model: nn.Module, diffusion: Diffusion):
     model.eval()
     return lambda x, t: diffusion.eps_to_score(model(x.float(), t.float()).to(x.dtype), t)
+
+
+class ToyLogDensityMLP(nn.Module):
+    """Scalar log-density model l(x, t) for PIDP tests: an MLP on (x, harmonics of periodic
+    entries gated off where the diffused marginal is uniform, time features) minus |x_euclid|^2/2."""
+
+    def __init__(self, diffusion: Diffusion, width: int = 64, time_features: int = 8, harmonics: int = 4):
+        super().__init__()
+        self.diffusion = diffusion
+        self.periods = diffusion.space.periods(torch.zeros(1, dtype=torch.float64)).reshape(-1).tolist()
+        self.harmonics = harmonics
+        n_in = sum(2 * harmonics if p > 0 else 1 for p in self.periods) + time_features
+        self.register_buffer("freqs", torch.exp(torch.linspace(0, math.log(100.0), time_features // 2)))
+        self.net = nn.Sequential(nn.Linear(n_in, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, 1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        gate = self.diffusion.uniform_gate(t, x)
+        feats, prior = [], torch.zeros_like(t)
+        for j, p in enumerate(self.periods):
+            if p > 0:
+                ang = 2 * math.pi * x[:, j] / p
+                feats += [gate[:, j] * f(k * ang) for k in range(1, self.harmonics + 1) for f in (torch.cos, torch.sin)]
+            else:
+                feats.append(x[:, j])
+                prior = prior - 0.5 * x[:, j] ** 2
+        tf = t[:, None] * self.freqs[None]
+        return self.net(torch.cat([torch.stack(feats, 1), torch.sin(tf), torch.cos(tf)], 1)).squeeze(-1) + prior

@@ -13,6 +13,9 @@ Euclidean entries, a wrapped variance-exploding SDE on periodic ones). On top of
 - :func:`log_prob` — log-densities with the exact trace or Hutchinson's estimator;
 - :func:`interpolate` — paths through latent space;
 - :func:`guided_score` — score + lambda grad log p(c | x_t);
+- :func:`log_density_residual`, :func:`score_residual` — the forward process's Fokker–Planck
+  equation for a model; :func:`fit_pidp` / :func:`pidp_loss` — physics-informed diffusion
+  pre-training from an energy alone; :func:`mala` — the MCMC baseline and PIDP's corrector;
 - :class:`ProductMixture` — exact targets for validating all of the above.
 
 Nothing here imports chemistry packages.
@@ -20,9 +23,12 @@ Nothing here imports chemistry packages.
 
 from .analytic import ProductMixture
 from .diffusion import Diffusion, ScoreFn
+from .fpe import fpe_coefficients, log_density_residual, potential_score, score_residual
 from .flow import FlowResult, LogProbResult, ODEConfig, decode, encode, log_prob, sample_ode
 from .guidance import gaussian_property_likelihood, guided_score
 from .interpolate import InterpolationResult, interpolate, interpolate_latents
+from .mcmc import MALAResult, mala
+from .pidp import PIDPConfig, PIDPHistory, PIDPLoss, fit_pidp, pidp_loss
 from .loss import DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, dsm_loss, noise_batch, score_matching_error
 from .schedule import NoiseSchedule
 from .sampler import SAMPLERS, SampleConfig, SamplerConfig
@@ -37,6 +43,10 @@ __all__ = [
     "FlowResult",
     "InterpolationResult",
     "LogProbResult",
+    "MALAResult",
+    "PIDPConfig",
+    "PIDPHistory",
+    "PIDPLoss",
     "NoisedBatch",
     "NoiseSchedule",
     "ODEConfig",
@@ -51,15 +61,22 @@ __all__ = [
     "denoising_profile",
     "dsm_loss",
     "encode",
+    "fit_pidp",
+    "fpe_coefficients",
     "gaussian_property_likelihood",
     "guided_score",
     "interpolate",
     "interpolate_latents",
+    "log_density_residual",
     "log_prob",
+    "mala",
+    "pidp_loss",
+    "potential_score",
     "noise_batch",
     "sample_ode",
     "sample_sde",
     "score_matching_error",
+    "score_residual",
     "wrap",
     "wrap_centered",
     "wrapped_normal_log_prob",
