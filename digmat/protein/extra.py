@@ -1,0 +1,32 @@
+"""The ``protein`` extra: OpenMM (force fields, implicit solvent) and RDKit (peptide graphs).
+
+Every module of :mod:`digmat.protein` that needs them calls :func:`require_protein_extra`
+first, so a missing package is one clear sentence, not an ``ImportError`` traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+__all__ = ["ProteinExtraMissingError", "require_protein_extra", "INSTALL_HINT"]
+
+INSTALL_HINT = 'pip install "digmat[protein]"'
+
+
+class ProteinExtraMissingError(ImportError):
+    """OpenMM or RDKit is not installed (install ``digmat[protein]``)."""
+
+
+def require_protein_extra(*packages: str) -> None:
+    """Raise :class:`ProteinExtraMissingError` naming any of ``packages`` that is missing.
+
+    Parameters
+    ----------
+    *packages : str
+        Import names to check; default ``("openmm", "rdkit")``.
+    """
+    missing = [p for p in (packages or ("openmm", "rdkit")) if importlib.util.find_spec(p) is None]
+    if missing:
+        raise ProteinExtraMissingError(
+            f"the protein module needs {' and '.join(missing)}: {INSTALL_HINT}"
+        )
