@@ -30,7 +30,7 @@ from digmat.protein.basins import BASINS, assign_basins
 from digmat.protein.builder import AMINO_ACIDS
 from digmat.protein.extra import require_protein_extra
 from digmat.protein.forcefield import ForceFieldConfig, create_system, peptide_topology, topology_key
-from digmat.protein.torsions import backbone_dihedrals
+from digmat.protein.torsions import backbone_dihedrals, dihedral_angles, state_torsions
 
 __all__ = ["MetadynamicsConfig", "MetadynamicsRun", "run_metadynamics"]
 
@@ -97,6 +97,9 @@ class MetadynamicsRun:
     ----------
     phi_psi : ndarray, shape (n_records, n_residues, 2)
         (φ, ψ) in degrees every ``record_ps``.
+    torsions : ndarray, shape (n_records, n_torsions)
+        Every state torsion (:func:`~digmat.protein.torsions.state_torsions`: φ, ψ, χ) in
+        degrees at the same times, named by ``torsion_names`` (e.g. ``"chi1:3"``).
     bias_kj : ndarray, shape (n_records,)
         Bias energy of the frame when it was recorded, kJ/mol.
     free_energy_kj : ndarray, shape (n_cv_grid...)
@@ -119,6 +122,8 @@ class MetadynamicsRun:
     frames: np.ndarray
     frame_records: np.ndarray
     meta: dict
+    torsions: np.ndarray | None = None
+    torsion_names: list[str] = field(default_factory=list)
 
     @property
     def temperature(self) -> float:
@@ -162,7 +167,10 @@ class MetadynamicsRun:
                 handle, phi_psi=self.phi_psi.astype(np.float32), bias_kj=self.bias_kj.astype(np.float32),
                 free_energy_kj=self.free_energy_kj.astype(np.float32), frames=self.frames.astype(np.float32),
                 frame_records=self.frame_records.astype(np.int32),
-                meta=np.array(json.dumps({**self.meta, "cv_names": self.cv_names})),
+                torsions=np.zeros((len(self.phi_psi), 0), np.float32) if self.torsions is None
+                else self.torsions.astype(np.float32),
+                meta=np.array(json.dumps({**self.meta, "cv_names": self.cv_names,
+                                          "torsion_names": self.torsion_names})),
             )
         atomic_write_bytes(path, write)
 
@@ -171,10 +179,17 @@ class MetadynamicsRun:
         """Read a run written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
+            names = meta.pop("torsion_names", [])
+            torsions = data["torsions"].astype(float) if "torsions" in data.files else None
+            if not names and meta["sequence"] in ("A", "G"):
+                # Runs recorded before χ were tracked: for Ala and Gly the state torsions are φ, ψ.
+                names = [f"{n}:2" for n in ("phi", "psi")]
+                torsions = data["phi_psi"].astype(float).reshape(len(data["phi_psi"]), -1)
             return cls(
                 phi_psi=data["phi_psi"].astype(float), bias_kj=data["bias_kj"].astype(float),
                 free_energy_kj=data["free_energy_kj"].astype(float), cv_names=meta.pop("cv_names"),
                 frames=data["frames"], frame_records=data["frame_records"].astype(int), meta=meta,
+                torsions=torsions, torsion_names=names,
             )
 
 
@@ -225,6 +240,8 @@ def run_metadynamics(
     from openmm import app, unit
 
     dihedrals = backbone_dihedrals(atoms)
+    tracked = state_torsions(atoms)
+    tracked_quads = np.array([d.indices for d in tracked])
     system = create_system(atoms, config.forcefield)
     variables, names = [], []
     for d in dihedrals:
@@ -255,6 +272,7 @@ def run_metadynamics(
     bias_group = max(f.getForceGroup() for f in system.getForces())
     cvs = np.zeros((n_records, len(dihedrals)))
     bias = np.zeros(n_records)
+    torsions = np.zeros((n_records, len(tracked)))
     frames, frame_records = [], []
     start = time.perf_counter()
     for k in range(n_records):
@@ -262,9 +280,10 @@ def run_metadynamics(
         cvs[k] = meta.getCollectiveVariables(simulation)
         state = simulation.context.getState(getEnergy=True, groups={bias_group})
         bias[k] = state.getPotentialEnergy().value_in_unit(unit.kilojoules_per_mole)
+        pos = simulation.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.angstrom)
+        torsions[k] = np.degrees(dihedral_angles(pos, tracked_quads))
         if (k + 1) % frame_every == 0:
-            pos = simulation.context.getState(getPositions=True).getPositions(asNumpy=True)
-            frames.append(pos.value_in_unit(unit.angstrom).astype(np.float32))
+            frames.append(pos.astype(np.float32))
             frame_records.append(k)
         if progress is not None and (k + 1) % max(1, n_records // 100) == 0:
             progress((k + 1) / n_records)
@@ -279,7 +298,8 @@ def run_metadynamics(
         "residue_names": list(dict.fromkeys(zip(key[2], key[1]))),
     }
     return MetadynamicsRun(pairs, bias, free, names, np.array(frames, dtype=np.float32),
-                           np.array(frame_records, dtype=int), run_meta)
+                           np.array(frame_records, dtype=int), run_meta, torsions=torsions,
+                           torsion_names=[f"{d.name}:{d.residue}" for d in tracked])
 
 
 def _sequence(key: tuple) -> list[str]:

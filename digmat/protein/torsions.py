@@ -22,6 +22,7 @@ __all__ = [
     "moving_side",
     "phi_psi",
     "set_dihedrals",
+    "state_torsions",
 ]
 
 
@@ -195,4 +196,70 @@ def set_dihedrals(atoms: Atoms, dihedrals: list[Dihedral], angles_deg) -> Atoms:
         rotated = rel * cos + np.cross(axis, rel) * sin + np.outer(rel @ axis, axis) * (1 - cos)
         pos[side] = rotated + pos[k]
     out.positions = pos
+    return out
+
+
+CHI_PRIORITY = {"O": 0, "N": 1, "S": 2}
+"""The fourth atom of a χ: heteroatoms first (O, N, S), then by name (Thr OG1, Asn OD1, His ND1)."""
+
+BACKBONE = frozenset({"N", "CA", "C", "O", "H", "HA", "HA2", "HA3", "OXT"})
+
+
+def state_torsions(atoms: Atoms) -> list[Dihedral]:
+    """Every torsion a peptide's conformation is made of: backbone φ, ψ and side-chain χ.
+
+    A χ is defined for every side-chain bond j–k between heavy atoms that is not in a ring
+    and has a heavy atom beyond it on both sides (so methyl, hydroxyl, thiol and amine
+    rotors, whose turning moves only hydrogens, are not included); χ1 is N–CA–CB–XG,
+    further χ follow the side chain outwards; the fourth atom is the heavy neighbour
+    first by (O, N, S, C) then by name, which gives the IUPAC choices (Thr χ1 to OG1,
+    Val to CG1, Leu χ2 to CD1, Asn χ2 to OD1, His χ2 to ND1).  φ of proline (its N–CA bond is in the ring) and the
+    peptide-bond ω are excluded: they keep the template's values.
+
+    Returns
+    -------
+    list of Dihedral
+        Per residue: φ, ψ, χ1, χ2, ... (names ``"phi"``, ``"psi"``, ``"chi1"`` ...).
+    """
+    names, resnames, resnums, symbols = topology_key(atoms)
+    neighbours = bond_graph(atoms)
+    heavy = [s != "H" for s in symbols]
+
+    def in_ring(j: int, k: int) -> bool:
+        try:
+            moving_side(neighbours, j, k)
+        except ValueError:
+            return True
+        return False
+
+    backbone = {(d.residue, d.name): d for d in backbone_dihedrals(atoms)}
+    out: list[Dihedral] = []
+    for num in dict.fromkeys(resnums):
+        for name in ("phi", "psi"):
+            d = backbone.get((num, name))
+            if d is not None and not in_ring(d.indices[1], d.indices[2]):
+                out.append(d)
+        members = [i for i in range(len(names)) if resnums[i] == num]
+        by_name = {names[i]: i for i in members}
+        if "CA" not in by_name or "N" not in by_name:
+            continue
+        # Walk the side chain outwards from CA (breadth first, by name).
+        depth = {by_name["CA"]: 0}
+        parent = {by_name["CA"]: by_name["N"]}
+        queue = [by_name["CA"]]
+        chi = 0
+        while queue:
+            j = queue.pop(0)
+            children = sorted((k for k in neighbours[j] if heavy[k] and k in members and k not in depth
+                               and names[k] not in BACKBONE), key=lambda k: names[k])
+            for k in children:
+                depth[k] = depth[j] + 1
+                parent[k] = j
+                queue.append(k)
+                beyond = sorted((m for m in neighbours[k] if heavy[m] and m != j),
+                                key=lambda m: (CHI_PRIORITY.get(symbols[m], 3), names[m]))
+                if not beyond or in_ring(j, k):
+                    continue
+                chi += 1
+                out.append(Dihedral(f"chi{chi}", num, (parent[j], j, k, beyond[0])))
     return out

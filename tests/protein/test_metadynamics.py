@@ -69,6 +69,8 @@ def test_short_run_bookkeeping_and_round_trip(alanine_dipeptide, tmp_path):
 
     np.testing.assert_allclose(phi_psi(alanine_dipeptide, run.frames[-1].astype(float))[0],
                                run.phi_psi[19, 0], atol=0.05)
+    assert run.torsion_names == ["phi:2", "psi:2"]
+    np.testing.assert_allclose(run.torsions, run.phi_psi[:, 0], atol=1e-6)
     w = run.weights()
     assert w[:4].sum() == 0 and w.sum() == pytest.approx(1.0)
     run.save(tmp_path / "r.npz")
@@ -76,3 +78,14 @@ def test_short_run_bookkeeping_and_round_trip(alanine_dipeptide, tmp_path):
     np.testing.assert_allclose(back.phi_psi, run.phi_psi, atol=1e-4)
     np.testing.assert_allclose(back.weights(), w, rtol=1e-4, atol=1e-9)
     assert back.meta["seed"] == 3 and back.meta["sequence"] == "A"
+    assert back.torsion_names == run.torsion_names and back.torsions.shape == (20, 2)
+
+
+def test_side_chain_torsions_are_recorded():
+    from digmat.protein import build_peptide
+
+    atoms = build_peptide("V")
+    run = run_metadynamics(atoms, MetadynamicsConfig(nanoseconds=0.005, equilibration_ps=0.5), threads=1)
+    assert run.torsion_names == ["phi:2", "psi:2", "chi1:2"]
+    assert run.torsions.shape == (5, 3)
+    np.testing.assert_allclose(run.torsions[:, :2], run.phi_psi[:, 0], atol=1e-6)

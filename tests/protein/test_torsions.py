@@ -71,3 +71,41 @@ def test_ring_bonds_cannot_be_set():
     with pytest.raises(ValueError, match="in a ring"):
         moving_side(bond_graph(atoms), n, ca)
     assert isinstance(backbone_dihedrals(atoms)[0], Dihedral)
+
+
+@pytest.mark.parametrize("seq, expected", [
+    ("A", ["phi C-N-CA-C", "psi N-CA-C-N"]),
+    ("P", ["psi N-CA-C-N"]),  # proline's φ is in its ring
+    ("V", ["phi C-N-CA-C", "psi N-CA-C-N", "chi1 N-CA-CB-CG1"]),
+    ("T", ["phi C-N-CA-C", "psi N-CA-C-N", "chi1 N-CA-CB-OG1"]),
+    ("N", ["phi C-N-CA-C", "psi N-CA-C-N", "chi1 N-CA-CB-CG", "chi2 CA-CB-CG-OD1"]),
+    ("H", ["phi C-N-CA-C", "psi N-CA-C-N", "chi1 N-CA-CB-CG", "chi2 CA-CB-CG-ND1"]),
+    ("K", ["phi C-N-CA-C", "psi N-CA-C-N", "chi1 N-CA-CB-CG", "chi2 CA-CB-CG-CD", "chi3 CB-CG-CD-CE",
+           "chi4 CG-CD-CE-NZ"]),
+    ("S", ["phi C-N-CA-C", "psi N-CA-C-N", "chi1 N-CA-CB-OG"]),
+])
+def test_state_torsions_follow_iupac_chi(seq, expected):
+    from digmat.protein import build_peptide
+    from digmat.protein.torsions import state_torsions
+
+    atoms = build_peptide(seq, minimize=False)
+    names = atoms.arrays["atomtypes"]
+    got = [f"{d.name} {'-'.join(names[i] for i in d.indices)}" for d in state_torsions(atoms)]
+    assert got == expected
+
+
+def test_setting_every_state_torsion_keeps_the_geometry():
+    from digmat.protein import build_peptide
+    from digmat.protein.torsions import state_torsions
+
+    atoms = build_peptide("K", minimize=False)
+    ds = state_torsions(atoms)
+    target = np.random.default_rng(0).uniform(-180, 180, len(ds))
+    out = set_dihedrals(atoms, ds, target)
+    got = np.degrees(dihedral_angles(out.positions, np.array([d.indices for d in ds])))
+    np.testing.assert_allclose(((got - target + 180) % 360) - 180, 0, atol=1e-8)
+    for i, nbrs in enumerate(bond_graph(atoms)):
+        for j in nbrs:
+            for k in bond_graph(atoms)[j]:
+                if k != i:
+                    assert out.get_angle(i, j, k) == pytest.approx(atoms.get_angle(i, j, k), abs=1e-8)
