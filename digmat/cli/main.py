@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "density": ("digmat.cli.density", "log-density of adsorbate configurations (probability-flow ODE) and an in-plane probability map"),
     "interpolate": ("digmat.cli.interpolate", "path between two adsorbate configurations through the model's latent space"),
     "generate": ("digmat.cli.generate", "crystals from a crystal score model (shipped: carbon24), unguided or band-gap guided"),
+    "peptide": ("digmat.cli.peptide", "conformational ensemble of a capped peptide: Ramachandran basins with probabilities (protein extra)"),
     "demo": ("digmat.cli.demo", "sample, score and interpolate an exact target with the diffusion core"),
     "train": ("digmat.cli.train", "train a model (adsorption) from an OC20-format LMDB, with resume and DDP"),
     "reference": ("digmat.cli.reference", "reference adsorption-site search: minima, sites, free energies, probabilities"),

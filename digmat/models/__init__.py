@@ -2,6 +2,7 @@
 system's state (:mod:`digmat.systems`)."""
 
 from .adsorption import AdsorptionModelConfig, AdsorptionScoreModel, adsorption_dsm_loss
+from .peptide import PeptideModelConfig, PeptideScoreModel, peptide_dsm_loss
 from .crystal import CrystalDataset, CrystalModelConfig, CrystalOutput, CrystalScoreModel, collate_crystals, crystal_denoising_profile, crystal_dsm_loss
 
 __all__ = [
@@ -11,8 +12,11 @@ __all__ = [
     "CrystalModelConfig",
     "CrystalOutput",
     "CrystalScoreModel",
+    "PeptideModelConfig",
+    "PeptideScoreModel",
     "adsorption_dsm_loss",
     "collate_crystals",
     "crystal_denoising_profile",
     "crystal_dsm_loss",
+    "peptide_dsm_loss",
 ]

@@ -28,6 +28,7 @@ LOADERS = {
     "adsorption": "digmat.models.adsorption:AdsorptionScoreModel",
     "crystal": "digmat.models.crystal:CrystalScoreModel",
     "bandgap_predictor": "digmat.design.predictor:BandGapPredictor",
+    "peptide": "digmat.models.peptide:PeptideScoreModel",
 }
 
 

@@ -32,7 +32,7 @@ from digmat.protein.extra import require_protein_extra
 from digmat.protein.forcefield import ForceFieldConfig, create_system, peptide_topology, topology_key
 from digmat.protein.torsions import backbone_dihedrals, dihedral_angles, state_torsions
 
-__all__ = ["MetadynamicsConfig", "MetadynamicsRun", "run_metadynamics"]
+__all__ = ["MetadynamicsConfig", "MetadynamicsRun", "grid_in_variable_order", "run_metadynamics"]
 
 KJ_TO_KCAL = 1.0 / 4.184
 
@@ -248,7 +248,7 @@ def run_metadynamics(
         cv = openmm.CustomTorsionForce("theta")
         cv.addTorsion(*d.indices)
         width = np.radians(config.width_deg)
-        variables.append(app.BiasVariable(cv, -np.pi, np.pi, width, periodic=True, gridWidth=config.grid))
+        variables.append(app.BiasVariable(cv, -np.pi, np.pi, width, periodic=True, gridWidth=config.grid + 1))
         names.append(f"{d.name}{d.residue}")
     meta = app.Metadynamics(system, variables, config.temperature * unit.kelvin, config.bias_factor,
                             config.height_kj * unit.kilojoules_per_mole, config.steps(config.deposit_ps))
@@ -289,7 +289,7 @@ def run_metadynamics(
             progress((k + 1) / n_records)
     wall = time.perf_counter() - start
     pairs = np.degrees(cvs).reshape(n_records, -1, 2)
-    free = np.asarray(meta.getFreeEnergy().value_in_unit(unit.kilojoules_per_mole))
+    free = grid_in_variable_order(np.asarray(meta.getFreeEnergy().value_in_unit(unit.kilojoules_per_mole)))
     key = topology_key(atoms)
     run_meta = {
         "sequence": "".join(r for r in _sequence(key)), "seed": int(seed), "config": _config_dict(config),
@@ -300,6 +300,18 @@ def run_metadynamics(
     return MetadynamicsRun(pairs, bias, free, names, np.array(frames, dtype=np.float32),
                            np.array(frame_records, dtype=int), run_meta, torsions=torsions,
                            torsion_names=[f"{d.name}:{d.residue}" for d in tracked])
+
+
+def grid_in_variable_order(openmm_grid: np.ndarray) -> np.ndarray:
+    """OpenMM's bias/free-energy grid in this module's layout.
+
+    OpenMM stores the grid with the axes in reverse order of the variables (the last
+    variable first) and, on a periodic axis, ``gridWidth`` points from −π to +π inclusive (the
+    last repeats the first).  Returned: axes in variable order, the repeated point dropped,
+    so point i of an axis is at −180° + i·360°/n.
+    """
+    grid = np.transpose(openmm_grid)
+    return grid[(slice(0, -1),) * grid.ndim]
 
 
 def _sequence(key: tuple) -> list[str]:

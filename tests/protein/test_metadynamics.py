@@ -45,6 +45,19 @@ def test_weights_undo_the_final_bias():
     assert w[2] / w[3] == pytest.approx(np.exp(-(5 / 6) * 5.0 / KT_300), rel=1e-9)
 
 
+def test_openmm_grid_layout_is_converted():
+    """OpenMM's Metadynamics stores (ψ, φ) order with both periodic endpoints (as its _addGaussian builds it)."""
+    from digmat.protein.metadynamics import grid_in_variable_order
+
+    width = 73
+    axis = np.linspace(-180, 180, width)
+    phi_part, psi_part = np.cos(np.radians(axis)), 2 * np.sin(np.radians(axis))
+    openmm_grid = np.add.outer(psi_part, phi_part)  # [i_psi, i_phi], as reduce(multiply.outer, reversed(...))
+    ours = grid_in_variable_order(openmm_grid)
+    assert ours.shape == (72, 72)
+    np.testing.assert_allclose(ours[10, 30], np.cos(np.radians(axis[10])) + 2 * np.sin(np.radians(axis[30])))
+
+
 def test_grid_populations_follow_the_free_energy():
     n = 72
     axis = -180.0 + np.arange(n) * 360.0 / n
@@ -63,6 +76,9 @@ def test_short_run_bookkeeping_and_round_trip(alanine_dipeptide, tmp_path):
     assert run.frames.shape == (4, len(alanine_dipeptide), 3)
     np.testing.assert_array_equal(run.frame_records, [4, 9, 14, 19])
     assert run.free_energy_kj.shape == (72, 72) and run.cv_names == ["phi2", "psi2"]
+    # The bias is highest where the run has been: at the visited (φ, ψ) (variable order, not OpenMM's).
+    v = run.final_bias_kj()
+    assert v.mean() > -(5 / 6) * run.free_energy_kj.mean()
     assert np.all(run.bias_kj[1:] >= 0) and run.bias_kj[-1] > 0  # Gaussians were deposited
     # A frame's recorded torsions are the frame's own φ/ψ.
     from digmat.protein import phi_psi

@@ -25,7 +25,16 @@ def _crystal():
     return CrystalSystem.for_atoms(atoms), atoms
 
 
-@pytest.mark.parametrize("make", [_adsorbate, _crystal], ids=["adsorbate", "crystal"])
+def _peptide():
+    pytest.importorskip("openmm", reason="needs the protein extra (openmm)")
+    pytest.importorskip("rdkit", reason="needs the protein extra (rdkit)")
+    from digmat.systems import PeptideSystem
+
+    system = PeptideSystem.from_sequence("V")
+    return system, system.to_atoms(torch.tensor([[4.0, 2.5, 1.0]], dtype=torch.float64))[0]
+
+
+@pytest.mark.parametrize("make", [_adsorbate, _crystal, _peptide], ids=["adsorbate", "crystal", "peptide"])
 def test_adapter_implements_the_protocol(make):
     system, atoms = make()
     assert isinstance(system, SystemAdapter)
@@ -40,7 +49,7 @@ def test_adapter_implements_the_protocol(make):
     xt, _ = diffusion.perturb(x, torch.full((2,), 0.5, dtype=x.dtype), generator=torch.Generator().manual_seed(0))
     assert xt.shape == x.shape and not torch.equal(xt, x)
     json.dumps(system.conditioning())
-    assert system.conditioning()["kind"] in ("adsorption", "crystal")
+    assert system.conditioning()["kind"] in ("adsorption", "crystal", "peptide")
 
 
 def test_something_else_is_not_an_adapter():

@@ -1,0 +1,71 @@
+"""Train the peptide score model on metadynamics reference ensembles (and ship it).
+
+Data: ``--data`` (default ``data/peptides``), one folder per sequence with ``run*.npz``
+written by ``recipes/reference_peptides.py``.  Every sequence named in ``--train`` needs its
+runs; held-out sequences are never read here (``recipes/bench_peptide.py`` scores them).
+Training resumes from ``OUT/checkpoint.pt`` when rerun with the same settings.
+
+Examples::
+
+    python recipes/train_peptide.py --train A --out runs/peptide --steps 4000
+    python recipes/train_peptide.py --train A G V F K --out runs/peptide --steps 20000 --ship
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from digmat.checkpoint import SHIPPED_DIR, load_checkpoint, save_checkpoint
+from digmat.models import PeptideModelConfig
+from digmat.tasks.peptide_data import PeptideDataset, train_peptide_model
+from digmat.train import TrainConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("data/peptides"), help="reference folder")
+    parser.add_argument("--train", nargs="+", required=True, help="training sequences")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log, model.pt)")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--time-power", type=float, default=1.0)
+    parser.add_argument("--samples-per-peptide", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--ship", action="store_true", help=f"copy the EMA weights to {SHIPPED_DIR}/peptide.pt")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = PeptideDataset(args.data, args.train, samples_per_peptide=args.samples_per_peptide, seed=args.seed)
+    config = PeptideModelConfig(width=args.width, layers=args.layers, heads=4, ffn=2 * args.width,
+                                time_power=args.time_power)
+    train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(200, args.steps // 10),
+                        ema_decay=0.999, log_every=50, checkpoint_every=500, seed=args.seed)
+    start = time.perf_counter()
+    model, last = train_peptide_model(dataset, args.out, config=config, train_config=train,
+                                      metadata={"data": str(args.data), "name": "peptide"}, progress=True)
+    summary = {"sequences": dataset.sequences, "effective_samples": dataset.effective_samples,
+               "parameters": sum(p.numel() for p in model.parameters()), "seconds": round(time.perf_counter() - start, 1),
+               "threads": torch.get_num_threads(), **last}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    if args.ship:
+        ckpt = load_checkpoint(args.out / "model.pt")
+        meta = {**ckpt["metadata"], "train_seconds": summary["seconds"], "command": " ".join(sys.argv)}
+        save_checkpoint(SHIPPED_DIR / "peptide.pt", config=ckpt["config"], state_dict=ckpt["ema_state_dict"],
+                        ema_state_dict=ckpt["ema_state_dict"], metadata=meta, kind="peptide")
+        print(f"shipped {SHIPPED_DIR / 'peptide.pt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""PeptideSystem: torsion states round-trip, exact geometry, descriptors, refusals."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("openmm", reason="needs the protein extra (openmm)")
+pytest.importorskip("rdkit", reason="needs the protein extra (rdkit)")
+
+from digmat.protein import build_peptide  # noqa: E402
+from digmat.protein.torsions import bond_graph  # noqa: E402
+from digmat.systems.peptide import RESIDUE_FEATURES, TORSION_KINDS, PeptideSystem  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lysine():
+    return PeptideSystem.from_sequence("K")
+
+
+def test_states_round_trip_and_geometry_is_the_templates(lysine):
+    states = lysine.space.sample_prior(5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    conformations = lysine.to_atoms(states)
+    back = lysine.to_state(conformations)
+    torch.testing.assert_close(lysine.space.difference(back, states), torch.zeros_like(states), atol=1e-9, rtol=0)
+    template = lysine.template
+    for atoms in conformations:
+        for i, nbrs in enumerate(bond_graph(template)):
+            for j in nbrs:
+                assert atoms.get_distance(i, j) == pytest.approx(template.get_distance(i, j), abs=1e-9)
+                for k in bond_graph(template)[j]:
+                    if k != i:
+                        assert atoms.get_angle(i, j, k) == pytest.approx(template.get_angle(i, j, k), abs=1e-7)
+
+
+def test_chirality_is_kept_by_every_state(lysine):
+    """The improper N–C–CA–CB dihedral's sign (L) never flips: only torsions are set."""
+    names = list(lysine.template.arrays["atomtypes"])
+    res = lysine.template.arrays["residuenames"]
+    idx = {n: i for i, n in enumerate(names) if res[i] == "LYS"}
+    quad = (idx["N"], idx["C"], idx["CA"], idx["CB"])
+    sign = np.sign(lysine.template.get_dihedral(*quad) - 180)
+    states = lysine.space.sample_prior(20, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for atoms in lysine.to_atoms(states):
+        assert np.sign(atoms.get_dihedral(*quad) - 180) == sign
+
+
+def test_descriptors_and_token_features(lysine):
+    d = dict(zip(RESIDUE_FEATURES, lysine.descriptors[2]))
+    assert (d["side_C"], d["side_N"], d["n_chi"], d["charge"], d["polar_H"]) == (4, 1, 4, 1, 3)
+    feats = lysine.token_features()
+    assert feats.shape == (lysine.dim, PeptideSystem.num_token_features())
+    assert feats[:, : len(TORSION_KINDS)].argmax(1).tolist() == [0, 1, 2, 3, 4, 5]
+    glycine = PeptideSystem.from_sequence("G")
+    g = dict(zip(RESIDUE_FEATURES, glycine.descriptors[2]))
+    assert g["is_gly"] == 1 and g["side_C"] == 0
+    phe = dict(zip(RESIDUE_FEATURES, PeptideSystem.from_sequence("F").descriptors[2]))
+    assert (phe["ring_atoms"], phe["aromatic_ring"], phe["side_C"]) == (6, 1, 7)
+
+
+def test_from_degrees_matches_to_state(lysine):
+    degrees = np.degrees(lysine.torsion_angles(lysine.template.positions))
+    torch.testing.assert_close(lysine.states_from_degrees(degrees[None]), lysine.to_state(lysine.template))
+    assert lysine.space.periods(torch.zeros(1))[0] == pytest.approx(2 * math.pi)
+
+
+def test_other_peptides_are_refused(lysine):
+    with pytest.raises(ValueError, match="is not PeptideSystem"):
+        lysine.to_state(build_peptide("A", minimize=False))
