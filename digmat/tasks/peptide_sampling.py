@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,14 @@ def sample_peptides(
         system = PeptideSystem(peptide)
     else:
         system = PeptideSystem.from_sequence(peptide)
+    trained = set("".join(model.config.training_sequences))
+    unseen = sorted(set(system.sequence) - trained) if trained else []
+    if unseen:
+        warnings.warn(f"amino acid(s) {', '.join(unseen)} of {system.sequence} were not in the model's training data "
+                      f"({', '.join(model.config.training_sequences)}): its populations there are an extrapolation",
+                      stacklevel=2)
+    if len(system.sequence) > max((len(s) for s in model.config.training_sequences), default=len(system.sequence)):
+        warnings.warn(f"{system.sequence} is longer than every training peptide: an extrapolation", stacklevel=2)
     sampler = cfg.sampler_config({"sde": DEFAULT_PEPTIDE_SAMPLER[1], "ode": 25}, DEFAULT_PEPTIDE_SAMPLER[0])
     device = cfg.model_device(model)
     diffusion = system.diffusion(model.config.schedule)

@@ -66,6 +66,9 @@ def test_samples_reproduce_the_basin_populations(trained):
     assert ensemble.clash_rate() < 0.05
     with pytest.raises(ValueError, match="outside what this model was trained on"):
         sample_peptides(model, "A", 4, temperature=400.0)
+    with pytest.warns(UserWarning, match="G, V of GV were not in the model's training data"):
+        with pytest.warns(UserWarning, match="longer than every training peptide"):
+            sample_peptides(model, "GV", 2, steps=5)
 
 
 def test_log_density_is_normalised_on_the_torus(trained):

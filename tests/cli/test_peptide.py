@@ -1,0 +1,70 @@
+"""``digmat peptide``: files, table, JSON, PDB input, reweighting, one-line errors."""
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("openmm", reason="needs the protein extra (openmm)")
+pytest.importorskip("rdkit", reason="needs the protein extra (rdkit)")
+
+from digmat.checkpoint import save_checkpoint  # noqa: E402
+from digmat.cli.main import main  # noqa: E402
+from digmat.models import PeptideModelConfig, PeptideScoreModel  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def peptide_model(tmp_path_factory):
+    """An untrained one-layer peptide checkpoint (for I/O and messages, not accuracy)."""
+    torch.manual_seed(0)
+    config = PeptideModelConfig(width=16, layers=1, heads=2, ffn=32, training_sequences=("A",))
+    model = PeptideScoreModel(config)
+    path = tmp_path_factory.mktemp("model") / "peptide.pt"
+    save_checkpoint(path, config=config.to_dict(), state_dict=model.state_dict(), ema_state_dict=None,
+                    metadata={"kind": "peptide"}, kind="peptide")
+    return str(path)
+
+
+def test_sequence_writes_ensemble_plot_and_json(peptide_model, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["peptide", "A", "--model", peptide_model, "-n", "16", "--steps", "10", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["sequence"] == "A" and summary["num_samples"] == 16
+    assert set(summary["basins"]["2"]) == {"β/C7eq", "PII", "αR", "αL/C7ax"}
+    assert sum(row["population"] for row in summary["basins"]["2"].values()) == pytest.approx(1.0)
+    for name in ("ensemble.pdb", "ensemble.extxyz", "ramachandran.png", "peptide.json"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_table_and_reweight(peptide_model, tmp_path, capsys):
+    assert main(["peptide", "G", "--model", peptide_model, "-n", "8", "--steps", "5", "--reweight",
+                 "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "effective sample size" in text and "αL/C7ax" in text and "ACE-G-NME" in text
+
+
+def test_pdb_input(peptide_model, tmp_path, capsys):
+    from digmat.protein import build_peptide, write_pdb
+
+    write_pdb(tmp_path / "in.pdb", build_peptide("V"))
+    assert main(["peptide", str(tmp_path / "in.pdb"), "--model", peptide_model, "-n", "4", "--steps", "5",
+                 "--out", str(tmp_path / "o"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sequence"] == "V"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["AXG"], "'X' at position 2"),
+    (["missing.pdb"], "no such file"),
+    (["A", "-T", "400"], "outside what this model was trained on"),
+    (["A", "-n", "0"], ">= 1"),
+])
+def test_bad_input_is_one_line(peptide_model, tmp_path, capsys, args, message):
+    code = main(["peptide", *args, "--model", peptide_model, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "ensemble.pdb").exists()
+
+
+def test_a_model_of_another_kind_is_refused(tiny_model, tmp_path, capsys):
+    assert main(["peptide", "A", "--model", str(tiny_model), "--out", str(tmp_path)]) == 2
+    assert "not a peptide model" in capsys.readouterr().err
