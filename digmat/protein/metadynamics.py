@@ -296,6 +296,7 @@ def run_metadynamics(
         "wall_s": wall, "ns_per_day": config.nanoseconds / (wall / 86400.0),
         "threads": threads, "openmm": openmm.__version__, "n_atoms": len(atoms),
         "residue_names": list(dict.fromkeys(zip(key[2], key[1]))),
+        "grid_layout": "variables, periodic endpoint dropped",
     }
     return MetadynamicsRun(pairs, bias, free, names, np.array(frames, dtype=np.float32),
                            np.array(frame_records, dtype=int), run_meta, torsions=torsions,
