@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.ship:
         ckpt = load_checkpoint(args.out / "model.pt")
         meta = {**ckpt["metadata"], "train_seconds": summary["seconds"], "command": " ".join(sys.argv)}
+        # The EMA weights are the shipped weights (stored once: ema_state_dict None).
         save_checkpoint(SHIPPED_DIR / "peptide.pt", config=ckpt["config"], state_dict=ckpt["ema_state_dict"],
-                        ema_state_dict=ckpt["ema_state_dict"], metadata=meta, kind="peptide")
+                        ema_state_dict=None, metadata=meta, kind="peptide")
         print(f"shipped {SHIPPED_DIR / 'peptide.pt'}")
     return 0
 
