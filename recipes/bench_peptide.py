@@ -116,6 +116,25 @@ def plain_md(ns: float, threads: int) -> dict:
             "note": "αL/C7ax never visited: its decorrelation time is at least the run length" if not visited_left else ""}
 
 
+def scaling(model, lengths, num, seed):
+    """Seconds per sample (and per decoded conformation) of poly-alanine ACE-A_n-NME versus n."""
+    import warnings
+
+    from digmat.tasks.peptide_sampling import sample_peptides
+
+    rows = []
+    for n in lengths:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # longer than the training peptides: timing only
+            ensemble = sample_peptides(model, "A" * n, num, seed=seed)
+        start = time.perf_counter()
+        ensemble.conformations()
+        decode = time.perf_counter() - start
+        rows.append({"residues": n, "state_torsions": ensemble.system.dim, "atoms": len(ensemble.system.template),
+                     "seconds_per_sample": ensemble.seconds / num, "decode_seconds_per_sample": decode / num})
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sequences", nargs="+")
@@ -127,6 +146,8 @@ def main(argv=None) -> int:
     parser.add_argument("--md-ns", type=float, default=0.0, help="ns of plain MD for the speed comparison (0: skip)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--scaling", type=int, nargs="*", default=[], metavar="N",
+                        help="also time sampling of poly-alanine with these numbers of residues")
     args = parser.parse_args(argv)
     import torch
 
@@ -172,6 +193,8 @@ def main(argv=None) -> int:
         model_rate = 1.0 / np.median([r["seconds_per_sample"] for r in rows])
         out["reference_md"] = md
         out["speedup_decorrelated_samples_per_cpu_s"] = model_rate / md["decorrelated_samples_per_cpu_s"]
+    if args.scaling:
+        out["scaling_polyalanine"] = scaling(model, args.scaling, min(args.num_samples, 200), args.seed)
     print(json.dumps(out, indent=1, default=float))
     return 0
 

@@ -48,12 +48,15 @@ def test_load_model_loads_every_shipped_model_by_its_kind():
     from digmat.design.predictor import BandGapPredictor
     from digmat.models import AdsorptionScoreModel
 
-    expected = {"adsorption": AdsorptionScoreModel, "carbon24": CrystalScoreModel, "carbon24_gap": BandGapPredictor}
+    from digmat.models import PeptideScoreModel
+
+    expected = {"adsorption": AdsorptionScoreModel, "carbon24": CrystalScoreModel, "carbon24_gap": BandGapPredictor,
+                "peptide": PeptideScoreModel}
     assert set(expected) <= set(shipped_models())
     for name in shipped_models():
         model = load_model(name)
         assert isinstance(model, expected[name]) and not model.training
-        assert isinstance(model.metadata, dict) and model.kind in ("adsorption", "crystal", "bandgap_predictor")
+        assert isinstance(model.metadata, dict) and model.kind in ("adsorption", "crystal", "bandgap_predictor", "peptide")
 
 
 def test_predictor_agrees_with_the_tight_binding_oracle_on_prototypes():

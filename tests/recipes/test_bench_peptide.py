@@ -26,7 +26,7 @@ def test_bench_json(load_recipe, tmp_path, capsys):
                     metadata={"kind": "peptide"}, kind="peptide")
     bench = load_recipe("bench_peptide")
     assert bench.main(["A", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path), "-n", "16", "--steps", "10",
-                       "--reweight", "--md-ns", "0.01"]) == 0
+                       "--reweight", "--md-ns", "0.01", "--scaling", "1", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     (row,) = out["peptides"]
     assert row["split"] == "train" and row["clash_rate"] >= 0
@@ -37,4 +37,6 @@ def test_bench_json(load_recipe, tmp_path, capsys):
     assert 0 <= res["model_js_divergence"] <= np.log(2) + 1e-9
     assert "reweighted_dF" in res and row["reweight"]["effective_sample_size"] >= 1
     assert out["reference_md"]["ns"] == 0.01 and out["speedup_decorrelated_samples_per_cpu_s"] > 0
+    assert [r["residues"] for r in out["scaling_polyalanine"]] == [1, 3]
+    assert out["scaling_polyalanine"][1]["state_torsions"] == 6
     torch.set_num_threads(2)
