@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from digmat.checkpoint import SHIPPED_DIR, load_checkpoint, save_checkpoint
@@ -60,7 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(summary, indent=2))
     if args.ship:
         ckpt = load_checkpoint(args.out / "model.pt")
-        meta = {**ckpt["metadata"], "train_seconds": summary["seconds"], "command": " ".join(sys.argv)}
+        from digmat.tasks.peptide_data import load_reference_runs
+        from digmat.tasks.peptide_sampling import ramachandran_histograms
+
+        # Compact reference (φ, ψ) histograms of the training peptides, for the CLI's plot contours.
+        histograms = {}
+        for seq in dataset.sequences:
+            runs = load_reference_runs(args.data, seq)
+            angles = np.concatenate([r.phi_psi for r in runs])
+            weights = np.concatenate([r.weights() / len(runs) for r in runs])
+            histograms[seq] = np.round(ramachandran_histograms(angles, weights), 6).tolist()
+        meta = {**ckpt["metadata"], "train_seconds": summary["seconds"], "command": " ".join(sys.argv),
+                "reference_histograms": histograms}
         # The EMA weights are the shipped weights (stored once: ema_state_dict None).
         save_checkpoint(SHIPPED_DIR / "peptide.pt", config=ckpt["config"], state_dict=ckpt["ema_state_dict"],
                         ema_state_dict=None, metadata=meta, kind="peptide")

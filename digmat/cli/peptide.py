@@ -6,7 +6,8 @@ Ramachandran basins (β/C7eq, PII, αR, αL/C7ax) with populations, 95 % interva
 energies in kcal/mol.  ``--reweight`` importance-weights the samples with the force field
 (ff14SB + GBn2): the model's exact log-density plus the energy, with the effective sample
 size.  Writes ``ensemble.pdb`` (one MODEL per sample), ``ensemble.extxyz``,
-``ramachandran.png`` and ``peptide.json``.  Needs the protein extra
+``ramachandran.png`` (with the reference's free-energy contours for a peptide the model was
+trained on) and ``peptide.json``.  Needs the protein extra
 (``pip install "digmat[protein]"``).
 """
 
@@ -45,6 +46,8 @@ def _peptide(spec: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from digmat.protein import BASINS, require_protein_extra
 
     require_protein_extra()
@@ -64,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
         ensemble.reweight(model)
     summary = {"model": str(args.model), **ensemble.summary()}
     out = Path(args.out)
-    paths = ensemble.write(out)
+    histograms = getattr(model, "metadata", {}).get("reference_histograms", {})
+    reference = histograms.get(ensemble.system.sequence)
+    paths = ensemble.write(out, reference=None if reference is None else np.array(reference))
+    summary["reference_contours"] = reference is not None
 
     def table(summary: dict) -> None:
         key = "reweighted_basins" if "reweighted_basins" in summary else "basins"

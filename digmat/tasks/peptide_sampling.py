@@ -28,7 +28,7 @@ from digmat.protein import BasinTable, basin_table, phi_psi, write_pdb
 from digmat.protein.torsions import bond_graph
 from digmat.systems.peptide import PeptideSystem
 
-__all__ = ["DEFAULT_PEPTIDE_SAMPLER", "PeptideEnsemble", "clash_mask", "reference_free_energy_error", "sample_peptides"]
+__all__ = ["DEFAULT_PEPTIDE_SAMPLER", "PeptideEnsemble", "clash_mask", "ramachandran_histograms", "reference_free_energy_error", "sample_peptides"]
 
 DEFAULT_PEPTIDE_SAMPLER = ("sde", 200)
 """Default sampler and steps for peptides."""
@@ -199,7 +199,7 @@ class PeptideEnsemble:
             out["reweight"] = self.reweight_info
         return out
 
-    def write(self, out_dir: str | os.PathLike, *, plot: bool = True) -> dict[str, Path]:
+    def write(self, out_dir: str | os.PathLike, *, plot: bool = True, reference: np.ndarray | None = None) -> dict[str, Path]:
         """Write ``ensemble.pdb`` (multi-model), ``ensemble.extxyz`` and ``ramachandran.png``."""
         from ase.io import write
 
@@ -214,13 +214,13 @@ class PeptideEnsemble:
             write(tmp, atoms, format="extxyz")
         if plot:
             files["plot"] = out / "ramachandran.png"
-            self.plot(files["plot"])
+            self.plot(files["plot"], reference)
         return files
 
-    def plot(self, path: str | os.PathLike, reference: np.ndarray | None = None,
-             reference_weights: np.ndarray | None = None) -> None:
-        """Ramachandran plot per residue: samples, and a reference's density contours if given
-        (``reference``: (n_ref, R, 2) degrees)."""
+    def plot(self, path: str | os.PathLike, reference: np.ndarray | None = None) -> None:
+        """Ramachandran plot per residue: the samples, and a reference's free-energy contours
+        (1–5 kT above its minimum) when ``reference`` is given: (R, bins, bins) histograms over
+        φ (first axis) and ψ on [−180, 180)² (:func:`ramachandran_histograms`)."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -234,21 +234,32 @@ class PeptideEnsemble:
         for r, ax in enumerate(axes[0]):
             ax.scatter(angles[:, r, 0], angles[:, r, 1], s=3, alpha=0.4, color="tab:blue", label="digmat")
             if reference is not None:
-                hist, xe, ye = np.histogram2d(reference[:, r, 0], reference[:, r, 1], bins=60,
-                                              range=[[-180, 180], [-180, 180]], weights=reference_weights, density=True)
+                hist = np.asarray(reference[r], dtype=float)
+                bins = hist.shape[0]
+                centres = -180 + (np.arange(bins) + 0.5) * 360 / bins
                 with np.errstate(divide="ignore"):
                     free = -np.log(hist.T / hist.max())
-                centres = 0.5 * (xe[1:] + xe[:-1])
                 ax.contour(centres, centres, free, levels=[1, 2, 3, 4, 5], colors="k", linewidths=0.7)
             ax.set_xlim(-180, 180)
             ax.set_ylim(-180, 180)
             ax.set_xlabel("φ (°)")
             ax.set_ylabel("ψ (°)")
-            ax.set_title(f"{self.system.sequence} residue {r + 1}, {self.temperature:g} K")
+            label = " (contours: reference, 1–5 kT)" if reference is not None else ""
+            ax.set_title(f"{self.system.sequence} residue {r + 1}, {self.temperature:g} K{label}", fontsize=9)
         fig.tight_layout()
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
+
+
+def ramachandran_histograms(angles: np.ndarray, weights: np.ndarray | None = None, bins: int = 36) -> np.ndarray:
+    """Normalised (φ, ψ) histograms per residue, shape (R, bins, bins), from (n, R, 2) degrees."""
+    out = []
+    for r in range(angles.shape[1]):
+        hist, _, _ = np.histogram2d(angles[:, r, 0], angles[:, r, 1], bins=bins, range=[[-180, 180], [-180, 180]],
+                                    weights=weights)
+        out.append(hist / hist.sum())
+    return np.array(out)
 
 
 def sample_peptides(

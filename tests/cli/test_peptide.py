@@ -21,7 +21,8 @@ def peptide_model(tmp_path_factory):
     model = PeptideScoreModel(config)
     path = tmp_path_factory.mktemp("model") / "peptide.pt"
     save_checkpoint(path, config=config.to_dict(), state_dict=model.state_dict(), ema_state_dict=None,
-                    metadata={"kind": "peptide"}, kind="peptide")
+                    metadata={"kind": "peptide", "reference_histograms": {"A": [[[1.0 / 36**2] * 36] * 36]}},
+                    kind="peptide")
     return str(path)
 
 
@@ -30,6 +31,7 @@ def test_sequence_writes_ensemble_plot_and_json(peptide_model, tmp_path, capsys)
     assert main(["peptide", "A", "--model", peptide_model, "-n", "16", "--steps", "10", "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["sequence"] == "A" and summary["num_samples"] == 16
+    assert summary["reference_contours"] is True
     assert set(summary["basins"]["2"]) == {"β/C7eq", "PII", "αR", "αL/C7ax"}
     assert sum(row["population"] for row in summary["basins"]["2"].values()) == pytest.approx(1.0)
     for name in ("ensemble.pdb", "ensemble.extxyz", "ramachandran.png", "peptide.json"):
@@ -49,7 +51,8 @@ def test_pdb_input(peptide_model, tmp_path, capsys):
     write_pdb(tmp_path / "in.pdb", build_peptide("V"))
     assert main(["peptide", str(tmp_path / "in.pdb"), "--model", peptide_model, "-n", "4", "--steps", "5",
                  "--out", str(tmp_path / "o"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["sequence"] == "V"
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["sequence"] == "V" and summary["reference_contours"] is False
 
 
 @pytest.mark.parametrize("args, message", [
