@@ -1,7 +1,10 @@
 """``digmat density CONFIGS``: log-density of adsorbate configurations and an in-plane probability map.
 
 CONFIGS is any ``ase.io``-readable file of slab + adsorbate configurations (adsorbate
-tagged 2), e.g. the ``configurations.extxyz`` that ``digmat adsorb`` writes. Writes
+tagged 2), e.g. the ``configurations.extxyz`` that ``digmat adsorb`` writes. With a peptide
+model (``--model peptide``), CONFIGS are conformations of one peptide with PDB naming (the
+``ensemble.pdb``/``ensemble.extxyz`` of ``digmat peptide``, or any PDB file): log p is the
+density of their torsions (nats per rad^d, d state torsions; exact trace). Writes
 ``density.extxyz`` (info: log_density, log_density_stderr) and ``density.json``; with
 ``--map``, also ``density_map.json`` and ``density_map.png``: the first configuration's
 adsorbate translated over the surface cell at its height (or ``--height``).
@@ -35,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     configs = read_configurations(args.configurations)
     check_output_dir(args.out)
     model = load_model_from_args(args)
+    if getattr(model, "kind", None) == "peptide":
+        return _peptide_density(args, configs, model)
     scored = adsorbate_log_density(configs, model, temperature=args.temperature, adsorbate=args.adsorbate, rtol=args.rtol, probes=args.probes)
     summary = {
         "configurations": args.configurations, "temperature_K": args.temperature, "units": "nats per Å^(3m), m adsorbate atoms",
@@ -51,6 +56,40 @@ def run(args: argparse.Namespace) -> int:
     def table(summary: dict) -> None:
         for k, a in enumerate(scored):
             print(f"{k:4d}  log p = {a.info['log_density']:10.3f} ± {a.info['log_density_stderr']:.3f}")
+        print(f"written to {args.out}")
+
+    return finish(args, summary, files, table)
+
+
+def _peptide_density(args: argparse.Namespace, configs, model) -> int:
+    """log q of each peptide conformation's torsion state under a peptide model."""
+    import numpy as np
+
+    from digmat.protein import BASINS, assign_basins, phi_psi
+    from digmat.systems.peptide import PeptideSystem
+    from digmat.tasks.peptide_sampling import PeptideEnsemble
+
+    model.check_supported(args.temperature)
+    system = PeptideSystem(configs[0])
+    states = system.to_state(configs).to(next(model.parameters()).dtype)
+    ensemble = PeptideEnsemble(system, args.temperature, states, 0.0, 0)
+    log_q = ensemble.log_density(model, steps=128)
+    basins = assign_basins(phi_psi(system.template, np.stack([a.positions for a in configs])))
+    scored = []
+    for atoms, value, labels in zip(configs, log_q, basins):
+        out = atoms.copy()
+        out.info["log_density"] = float(value)
+        out.info["basins"] = ",".join(BASINS[b] for b in np.atleast_1d(labels))
+        scored.append(out)
+    summary = {"configurations": args.configurations, "sequence": system.sequence, "temperature_K": args.temperature,
+               "units": f"nats per rad^{system.dim} ({system.dim} state torsions)",
+               "torsions": system.conditioning()["torsions"], "log_density": [float(v) for v in log_q],
+               "basins": [a.info["basins"] for a in scored]}
+    files = {"configurations": ("density.extxyz", scored), "summary": ("density.json", summary)}
+
+    def table(summary: dict) -> None:
+        for k, a in enumerate(scored):
+            print(f"{k:4d}  log p = {a.info['log_density']:10.3f}   {a.info['basins']}")
         print(f"written to {args.out}")
 
     return finish(args, summary, files, table)

@@ -71,3 +71,17 @@ def test_bad_input_is_one_line(peptide_model, tmp_path, capsys, args, message):
 def test_a_model_of_another_kind_is_refused(tiny_model, tmp_path, capsys):
     assert main(["peptide", "A", "--model", str(tiny_model), "--out", str(tmp_path)]) == 2
     assert "not a peptide model" in capsys.readouterr().err
+
+
+def test_density_of_peptide_conformations(peptide_model, tmp_path, capsys):
+    """The untrained model's output layer is zero: its density is uniform on the torus, −d ln 2π."""
+    import math
+
+    assert main(["peptide", "A", "--model", peptide_model, "-n", "3", "--steps", "5", "--out", str(tmp_path / "s")]) == 0
+    capsys.readouterr()
+    assert main(["density", str(tmp_path / "s" / "ensemble.pdb"), "--model", peptide_model,
+                 "--out", str(tmp_path / "d"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["sequence"] == "A" and len(summary["log_density"]) == 3
+    assert summary["log_density"] == pytest.approx([-2 * math.log(2 * math.pi)] * 3, abs=1e-6)
+    assert all(b in ("β/C7eq", "PII", "αR", "αL/C7ax") for b in summary["basins"])
