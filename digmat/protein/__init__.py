@@ -10,7 +10,7 @@ from digmat.protein.extra import ProteinExtraMissingError, require_protein_extra
 from digmat.protein.forcefield import ForceFieldConfig, OpenMMCalculator, create_system, peptide_topology
 from digmat.protein.io import write_pdb
 from digmat.protein.metadynamics import MetadynamicsConfig, MetadynamicsRun, run_metadynamics
-from digmat.protein.torsions import Dihedral, backbone_dihedrals, dihedral_angles, phi_psi, set_dihedrals
+from digmat.protein.torsions import Dihedral, backbone_dihedrals, dihedral_angles, phi_psi, set_dihedrals, state_torsions
 
 __all__ = [
     "AMINO_ACIDS",
@@ -37,5 +37,6 @@ __all__ = [
     "require_protein_extra",
     "run_metadynamics",
     "set_dihedrals",
+    "state_torsions",
     "write_pdb",
 ]

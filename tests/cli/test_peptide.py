@@ -85,3 +85,21 @@ def test_density_of_peptide_conformations(peptide_model, tmp_path, capsys):
     assert summary["sequence"] == "A" and len(summary["log_density"]) == 3
     assert summary["log_density"] == pytest.approx([-2 * math.log(2 * math.pi)] * 3, abs=1e-6)
     assert all(b in ("β/C7eq", "PII", "αR", "αL/C7ax") for b in summary["basins"])
+
+
+def test_interpolate_between_peptide_conformations(peptide_model, tmp_path, capsys):
+    from ase.io import read
+
+    from digmat.protein import build_peptide, phi_psi, set_dihedrals, state_torsions, write_pdb
+
+    atoms = build_peptide("A")
+    ds = state_torsions(atoms)
+    write_pdb(tmp_path / "ends.pdb", [set_dihedrals(atoms, ds, [-80, 75]), set_dihedrals(atoms, ds, [-65, -40])])
+    assert main(["interpolate", f"{tmp_path / 'ends.pdb'}@0", f"{tmp_path / 'ends.pdb'}@1", "--model", peptide_model,
+                 "-k", "5", "--out", str(tmp_path / "p"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["basins"][0] == "β/C7eq" and summary["basins"][-1] == "αR"
+    assert summary["relaxed_energies_kcal_mol"][0] == 0.0 and len(summary["fractions"]) == 5
+    path = read(tmp_path / "p" / "path.pdb", index=":")
+    ends = phi_psi(atoms, __import__("numpy").stack([path[0].positions, path[-1].positions]))[:, 0]
+    assert abs(ends[0, 0] + 80) < 1.0 and abs(ends[1, 1] + 40) < 1.0  # the ends are the inputs (ODE round trip)
