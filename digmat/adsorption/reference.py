@@ -17,7 +17,10 @@ Protocol (:func:`reference_search`):
    sum of covalent radii of a slab atom) has the same
    :func:`~digmat.adsorption.equivalent_site_key` (symmetry and lattice
    translations) and their energies differ by at most ``energy_tolerance``
-   (0.02 eV); the lowest-energy one represents the minimum;
+   (0.02 eV); the lowest-energy one represents the minimum.  Its site kind and
+   site atoms are those :class:`~digmat.adsorption.SiteAssigner` gives the
+   anchored atom closest to the surface — the rule that labels a model's
+   samples and refined minima too;
 5. thermochemistry — per minimum a finite-difference Hessian of the
    adsorbate atoms (optionally the free surface atoms too), harmonic
    ``F_vib(T)``, the number ``g`` of symmetry copies in the cell and
@@ -51,6 +54,7 @@ from digmat.adsorption.relax import (
 )
 from digmat.adsorption.result import PlacementRecord, ReferenceMinimum, ReferenceResult
 from digmat.adsorption.search_config import ExecutionConfig, SearchConfig, split_settings
+from digmat.adsorption.site_assignment import SiteAssigner
 from digmat.adsorption.sites import SlabSymmetry, classify_site, equivalent_site_key
 from digmat.adsorption.thermo import (
     VIB_FLOOR,
@@ -59,7 +63,8 @@ from digmat.adsorption.thermo import (
     vibrational_analysis,
 )
 
-__all__ = ["PlacementRecord", "ReferenceMinimum", "ReferenceResult", "given_placements", "reference_search"]
+__all__ = ["PlacementRecord", "ReferenceMinimum", "ReferenceResult", "given_placements", "reference_search",
+           "relabel_sites"]
 
 ANCHOR_MULT = 1.25
 
@@ -76,8 +81,21 @@ def _anchored(atoms: Atoms, n_slab: int, binding: list[int]) -> list[int]:
     return sorted(out)
 
 
-def _describe(relaxed: Atoms, slab: Atoms, symmetry: SlabSymmetry, binding: list[int]) -> dict:
-    """Site kind, binding atoms and de-duplication key of a relaxed structure."""
+def _site_label(assigner: SiteAssigner, atoms: Atoms, index: int) -> dict:
+    """Site kind, site atoms (nearest to atom ``index`` first) and their symbols of adsorbate
+    atom ``index`` (:class:`SiteAssigner`)."""
+    site = assigner.assign(atoms, index)
+    members = [int(i) for i in site.binding_atoms]
+    if members:
+        members = [members[k] for k in np.argsort(atoms.get_distances(index, members, mic=True), kind="stable")]
+    symbols = atoms.get_chemical_symbols()
+    return {"kind": site.kind, "binding_atoms": members, "binding_symbols": [symbols[i] for i in members]}
+
+
+def _describe(relaxed: Atoms, slab: Atoms, symmetry: SlabSymmetry, assigner: SiteAssigner,
+              binding: list[int]) -> dict:
+    """Site label (:class:`SiteAssigner`) and de-duplication key (distance-window sites of every
+    anchored atom) of a relaxed structure."""
     n = len(slab)
     anchors = _anchored(relaxed, n, binding)
     keys = []
@@ -89,14 +107,40 @@ def _describe(relaxed: Atoms, slab: Atoms, symmetry: SlabSymmetry, binding: list
     # the site of the adsorbate atom closest to the surface (a binding atom when bound)
     bound = [a for a in anchors if sites[a].bound] or anchors
     lead = min(bound, key=lambda a: (a not in binding, min(sites[a].distances or (np.inf,))))
-    site = sites[lead]
-    return {
-        "key": repr(sorted(keys)),
-        "kind": site.kind,
-        "binding_atoms": list(site.binding_atoms),
-        "binding_symbols": list(site.binding_symbols),
-        "adsorbate_atom": int(lead),
-    }
+    return {"key": repr(sorted(keys)), **_site_label(assigner, relaxed, lead), "adsorbate_atom": int(lead)}
+
+
+def relabel_sites(result: ReferenceResult) -> list[int]:
+    """Relabel a result's minima from their stored structures with :class:`SiteAssigner`, in place.
+
+    Each minimum's ``site_kind``, ``binding_atoms`` and ``binding_symbols`` become those of its
+    ``adsorbate_atom`` (what :func:`reference_search` now records), and every placement that
+    relaxed into a minimum takes the minimum's kind (the relaxed structures of merged placements
+    are not stored; they share the minimum's de-duplication key).  No calculator is called;
+    energies, probabilities and site keys are unchanged.
+
+    Parameters
+    ----------
+    result : ReferenceResult
+
+    Returns
+    -------
+    list of int
+        Indices of the minima whose site kind changed.
+    """
+    if not result.minima:
+        return []
+    assigner = SiteAssigner(result.slab)
+    changed = []
+    for k, m in enumerate(result.minima):
+        label = _site_label(assigner, m.atoms, m.adsorbate_atom)
+        if label["kind"] != m.site_kind:
+            changed.append(k)
+        m.site_kind, m.binding_atoms, m.binding_symbols = label["kind"], label["binding_atoms"], label["binding_symbols"]
+    for rec in result.placements:
+        if rec.minimum is not None:
+            rec.site_kind = result.minima[rec.minimum].site_kind
+    return changed
 
 
 def given_placements(slab: Atoms, adsorbate: Atoms, structures: list[Atoms], *,
@@ -274,6 +318,7 @@ def _relax_all(runner: TaskRunner, tasks: list, budget: int | None, progress: bo
 def _collect(tasks, placements, done, slab, surface_mult) -> tuple[list[PlacementRecord], list]:
     """Per-placement records, and the good relaxations as (energy, record index, Atoms, site description)."""
     symmetry = SlabSymmetry(slab)
+    assigner = SiteAssigner(slab)
     records: list[PlacementRecord] = []
     candidates = []
     for (key, _, _, _), initial in zip(tasks, placements, strict=True):
@@ -296,7 +341,7 @@ def _collect(tasks, placements, done, slab, surface_mult) -> tuple[list[Placemen
             if not res["converged"]:
                 rec.flags.append("unconverged")
             if not rec.flags:
-                desc = _describe(relaxed, slab, symmetry, list(initial.info["binding_indices"]))
+                desc = _describe(relaxed, slab, symmetry, assigner, list(initial.info["binding_indices"]))
                 rec.site_kind = desc["kind"]
                 candidates.append((res["energy"], len(records), relaxed, desc))
         records.append(rec)

@@ -63,7 +63,8 @@ class PlacementRecord:
         ``intercalated``), ``unconverged``, ``failed`` or ``pending``; empty
         for a good relaxation.
     site_kind : str or None
-        Site kind of the relaxed structure (good relaxations only).
+        Site kind of the relaxed structure (good relaxations only;
+        :class:`~digmat.adsorption.SiteAssigner`).
     minimum : int or None
         Index of the minimum it relaxed into.
     error : str or None
@@ -116,9 +117,13 @@ class ReferenceMinimum:
     energy : float
         Total energy, eV.
     site_kind : str
-        One of :data:`~digmat.adsorption.SITE_KINDS`.
+        One of :data:`~digmat.adsorption.SITE_KINDS`: the kind of the site point nearest to
+        ``adsorbate_atom`` (:class:`~digmat.adsorption.SiteAssigner`, the rule that labels
+        a model's samples too).
     binding_atoms : list of int
-        Slab atoms bound to ``adsorbate_atom``.
+        Slab atoms of that site point (one, two, three or four).  The atoms within the
+        distance window of ``adsorbate_atom`` — its coordination — are
+        ``classify_site(atoms, adsorbate_atom).binding_atoms``.
     binding_symbols : list of str
     adsorbate_atom : int
         Index (in ``atoms``) of the adsorbate atom whose site is reported.

@@ -1,5 +1,10 @@
 """Adsorption-site classification and symmetry-equivalent sites.
 
+:func:`classify_site` is the per-configuration geometry helper (the substrate atoms within a
+distance window of a binding point, i.e. its coordination).  Site *labels* of samples and of
+minima come from :class:`~digmat.adsorption.SiteAssigner`, which uses it to classify the site
+points of the bare slab and assigns a configuration to the nearest one.
+
 Site kinds
 ----------
 The binding atoms of an adsorbate's binding point ``p`` are the substrate
@@ -9,8 +14,9 @@ gives the kind: 1 ``ontop``, 2 ``bridge``, 3 a hollow, 4 ``4-fold``, anything
 else ``other``.  A three-fold hollow is ``hollow-hcp`` when a substrate atom
 of the next layer down lies under it (laterally within half the
 centre-to-atom distance of the hollow's centre, and less than 1.2 nearest-
-neighbour distances below the hollow's atoms), ``hollow-fcc`` otherwise —
-on fcc(111) and hcp(0001) exactly the usual fcc/hcp sites.  A binding point
+neighbour distances below the hollow's atoms, along the normal of their plane),
+``hollow-fcc`` otherwise — on fcc(111) and hcp(0001) exactly the usual fcc/hcp
+sites, on the tilted (111) terraces of fcc(211) too.  A binding point
 farther than ``1.5 × (r_cov(X) + r_cov(M))`` from every substrate atom is
 not bound: kind ``other``, no binding atoms.
 
@@ -225,7 +231,17 @@ def classify_site(
 
 
 def _hollow_kind(bvec: np.ndarray, allvec: np.ndarray, normal: np.ndarray) -> str:
-    """``hollow-hcp`` if a next-layer atom sits under the three-fold hollow."""
+    """``hollow-hcp`` if a next-layer atom sits under the three-fold hollow.
+
+    "Under" is along the normal of the plane of the hollow's three atoms (turned to the
+    slab normal's side): on a stepped surface the terrace is tilted against the slab normal
+    (19.5° on fcc(211)), and looking down the slab normal would miss the atom below an hcp
+    hollow by ``depth × tan(tilt)`` ≈ 0.8 Å.  On a flat surface the two normals coincide.
+    """
+    local = np.cross(bvec[1] - bvec[0], bvec[2] - bvec[0])
+    if np.linalg.norm(local) > 1e-6:
+        local = local / np.linalg.norm(local)
+        normal = local if local @ normal >= 0 else -local
     lateral = bvec - np.outer(bvec @ normal, normal)
     centre = lateral.mean(axis=0)
     r_centre = np.linalg.norm(lateral - centre, axis=1).mean()
