@@ -39,7 +39,7 @@ def test_alanine_dipeptide_free_energies_match_the_metadynamics_reference(model)
     runs = load_reference_runs(REFERENCE, "A")
     ref = basin_table(np.concatenate([r.phi_psi[:, 0] for r in runs]), 300.0,
                       weights=np.concatenate([r.weights() / len(runs) for r in runs]))
-    ensemble = sample_peptides(model, "A", 1000, seed=0)
+    ensemble = sample_peptides(model, "A", 500, seed=0)
     (ours,) = ensemble.basin_tables()
     error = np.abs(ours.relative_free_energy() - ref.relative_free_energy())
     assert np.all(error < 0.5), error
