@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("matgl")
 
 
+@pytest.mark.slow  # ~60 s on CI; the recipe's default path runs in test_shipped_models_run_without_the_carbon24_csvs
 def test_smoke_run_writes_cifs_summary_and_plot(tmp_path, load_recipe):
     module = load_recipe("bandgap_carbon")
     summary = module.main(["--smoke", "--target", "0", "--target", "6", "--relax", "emt", "--out", str(tmp_path)])
