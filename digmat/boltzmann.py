@@ -49,6 +49,7 @@ Chemistry-free: imports torch, numpy and scipy only.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import itertools
 import math
@@ -87,7 +88,7 @@ def pair_distances(x: Tensor, n_particles: int, dim: int, eps: float = 1e-12) ->
 
 
 @dataclass(frozen=True)
-class ParticleSystem:
+class ParticleSystem(abc.ABC):
     """Common part of a system of identical particles with a pair energy (see the module docstring).
 
     Attributes
@@ -116,8 +117,9 @@ class ParticleSystem:
         """Coordinates the density confines (all but the translations): the virial's expected value / kT."""
         return self.numel - self.dim
 
-    def pair_energy(self, d: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def pair_energy(self, d: Tensor) -> Tensor:
+        """Energy of each pair at distances d (B, n_pairs), kT units x temperature."""
 
     def energy(self, x: Tensor) -> Tensor:
         """E (B,) of flattened configurations x (B, n*dim), kT units x temperature; differentiable."""
