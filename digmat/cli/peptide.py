@@ -60,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=device)
     if getattr(model, "kind", None) != "peptide":
         raise ValueError(f"--model {args.model}: a {getattr(model, 'kind', '?')} model, not a peptide model")
-    model.check_supported(args.temperature)
     ensemble = sample_peptides(model, peptide, args.num_samples, temperature=args.temperature, sampler=args.sampler,
                                steps=args.steps, seed=args.seed, progress=not args.json)
     if args.reweight:

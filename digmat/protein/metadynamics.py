@@ -181,10 +181,6 @@ class MetadynamicsRun:
             meta = json.loads(str(data["meta"]))
             names = meta.pop("torsion_names", [])
             torsions = data["torsions"].astype(float) if "torsions" in data.files else None
-            if not names and meta["sequence"] in ("A", "G"):
-                # Runs recorded before χ were tracked: for Ala and Gly the state torsions are φ, ψ.
-                names = [f"{n}:2" for n in ("phi", "psi")]
-                torsions = data["phi_psi"].astype(float).reshape(len(data["phi_psi"]), -1)
             return cls(
                 phi_psi=data["phi_psi"].astype(float), bias_kj=data["bias_kj"].astype(float),
                 free_energy_kj=data["free_energy_kj"].astype(float), cv_names=meta.pop("cv_names"),

@@ -10,7 +10,6 @@ a multi-model PDB, extxyz, JSON and a Ramachandran plot per residue.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -28,7 +27,7 @@ from digmat.protein import BasinTable, basin_table, phi_psi, write_pdb
 from digmat.protein.torsions import bond_graph
 from digmat.systems.peptide import PeptideSystem
 
-__all__ = ["DEFAULT_PEPTIDE_SAMPLER", "PeptideEnsemble", "clash_mask", "ramachandran_histograms", "reference_free_energy_error", "sample_peptides"]
+__all__ = ["DEFAULT_PEPTIDE_SAMPLER", "PeptideEnsemble", "clash_mask", "ramachandran_histograms", "sample_peptides"]
 
 DEFAULT_PEPTIDE_SAMPLER = ("sde", 200)
 """Default sampler and steps for peptides."""
@@ -322,14 +321,3 @@ def sample_peptides(
     meta = {"sampler": sampler.method, "steps": sampler.steps, "seed": cfg.seed,
             "model": getattr(model, "metadata", {}).get("name", "peptide")}
     return PeptideEnsemble(system, float(temperature), torch.cat(chunks), seconds, nfe, meta)
-
-
-def reference_free_energy_error(ensemble_tables, reference_tables) -> float:
-    """Largest |ΔF_model − ΔF_reference| over basins present in both (kcal/mol, relative to β/C7eq)."""
-    worst = 0.0
-    for ours, ref in zip(ensemble_tables, reference_tables):
-        a, b = ours.relative_free_energy(), ref.relative_free_energy()
-        ok = np.isfinite(a) & np.isfinite(b)
-        worst = max(worst, float(np.max(np.abs(a[ok] - b[ok]))) if ok.any() else math.inf)
-    return worst
-
