@@ -1,6 +1,6 @@
-"""Reference ensembles of capped peptides: two independent well-tempered metadynamics runs each.
+"""Reference ensembles of capped peptides: independent well-tempered metadynamics runs, compared in halves.
 
-For every sequence, two runs (seeds 0 and 1, different starting conformers) of
+For every sequence, two or more runs (``--seeds``, default 0 and 1; different starting conformers) of
 :func:`digmat.protein.run_metadynamics` (ff14SB + GBn2, 300 K, bias on every residue's φ/ψ)
 are written to ``OUT/<SEQ>/run<seed>.npz`` (torsions every ps with final-bias weights, a
 frame every 10 ps, the free-energy grid; ~0.5 MB).  Each finished run is one file: rerun
@@ -12,6 +12,7 @@ convergence check: the two runs agree on every basin's ΔF (relative to β/C7eq)
 Examples::
 
     python recipes/reference_peptides.py A --out data/peptides --ns 10 --threads 1
+    python recipes/reference_peptides.py V --out data/peptides --ns 10 --seeds 0 1 2 3
     python recipes/reference_peptides.py A G V --out data/peptides --ns 10 --summary-only
 """
 
@@ -37,9 +38,6 @@ from digmat.protein import (
     run_metadynamics,
 )
 
-SEEDS = (0, 1)
-
-
 def _finite(value):
     """JSON-safe copy: non-finite floats (an empty basin's free energy) become None."""
     if isinstance(value, dict):
@@ -60,7 +58,7 @@ def summarize(runs: list[MetadynamicsRun], tolerance: float) -> dict:
 def _summarize(runs: list[MetadynamicsRun], tolerance: float) -> dict:
     out = {"runs": [], "basins": list(BASINS)}
     kt = KB_KCAL * runs[0].temperature
-    per_run_df = []
+    per_run_p = []
     for run in runs:
         w = run.weights()
         residues = []
@@ -76,9 +74,13 @@ def _summarize(runs: list[MetadynamicsRun], tolerance: float) -> dict:
             row["grid_populations"] = g.tolist()
             row["grid_dF_kcal_mol"] = (-kt * np.log(g / g[0])).tolist()
         out["runs"].append(row)
-        per_run_df.append(np.array([res["dF_kcal_mol"] for res in residues]))
+        per_run_p.append(np.array([res["populations"] for res in residues]))
     if len(runs) >= 2:
-        diff = np.abs(per_run_df[0] - per_run_df[1])
+        halves = [np.mean(per_run_p[0::2], axis=0), np.mean(per_run_p[1::2], axis=0)]
+        df = [-kt * np.log(p / p[:, :1]) for p in halves]
+        out["half_seeds"] = [[r["seed"] for r in out["runs"][0::2]], [r["seed"] for r in out["runs"][1::2]]]
+        out["half_populations"] = [p.tolist() for p in halves]
+        diff = np.abs(df[0] - df[1])
         out["max_abs_dF_difference_kcal_mol"] = float(np.max(diff))  # nan when a basin is empty
         out["dF_difference_kcal_mol"] = diff.tolist()
         out["tolerance_kcal_mol"] = tolerance
@@ -93,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ns", type=float, default=10.0, help="ns per run (default 10)")
     parser.add_argument("--temperature", type=float, default=300.0, help="K (default 300)")
     parser.add_argument("--threads", type=int, default=1, help="OpenMM CPU threads per run")
-    parser.add_argument("--tolerance", type=float, default=0.3, help="kcal/mol agreement of the two runs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                        help="run seeds (default 0 1); halves are even- and odd-numbered ones")
+    parser.add_argument("--tolerance", type=float, default=0.3, help="kcal/mol agreement of the two halves")
     parser.add_argument("--summary-only", action="store_true", help="summarise finished runs, run nothing")
     args = parser.parse_args(argv)
     try:
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.out / seq
         folder.mkdir(parents=True, exist_ok=True)
         runs = []
-        for seed in SEEDS:
+        for seed in args.seeds:
             path = folder / f"run{seed}.npz"
             if not path.exists() and not args.summary_only:
                 start = time.time()

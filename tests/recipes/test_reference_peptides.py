@@ -1,4 +1,4 @@
-"""Smoke test of recipes/reference_peptides.py: two tiny runs, summary, resume."""
+"""Smoke test of recipes/reference_peptides.py: tiny runs, summary, resume, halves of three runs."""
 
 import json
 
@@ -22,6 +22,15 @@ def test_two_runs_summary_and_resume(load_recipe, tmp_path, capsys):
     stamp = (folder / "run0.npz").stat().st_mtime_ns
     assert recipe.main(["A", "--out", str(tmp_path), "--ns", "0.01"]) == 0
     assert (folder / "run0.npz").stat().st_mtime_ns == stamp  # finished runs are not redone
+
+    # a third run: the halves are seeds {0, 2} and {1}, each the mean of its runs' populations
+    assert recipe.main(["A", "--out", str(tmp_path), "--ns", "0.01", "--seeds", "0", "1", "2"]) == 0
+    assert (folder / "run0.npz").stat().st_mtime_ns == stamp
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["half_seeds"] == [[0, 2], [1]]
+    pops = [run["residues"][0]["populations"] for run in summary["runs"]]
+    assert summary["half_populations"][0][0] == pytest.approx([(a + b) / 2 for a, b in zip(pops[0], pops[2])])
+    assert summary["half_populations"][1][0] == pytest.approx(pops[1])
 
 
 def test_bad_sequence_is_one_line(load_recipe, tmp_path, capsys):
