@@ -6,14 +6,14 @@ first, so a missing package is one clear sentence, not an ``ImportError`` traceb
 
 from __future__ import annotations
 
-import importlib.util
+from digmat.extras import ExtraMissingError, install_hint, require_extra
 
 __all__ = ["ProteinExtraMissingError", "require_protein_extra", "INSTALL_HINT"]
 
-INSTALL_HINT = 'pip install "digmat[protein]"'
+INSTALL_HINT = install_hint("protein")
 
 
-class ProteinExtraMissingError(ImportError):
+class ProteinExtraMissingError(ExtraMissingError):
     """OpenMM or RDKit is not installed (install ``digmat[protein]``)."""
 
 
@@ -25,8 +25,4 @@ def require_protein_extra(*packages: str) -> None:
     *packages : str
         Import names to check; default ``("openmm", "rdkit")``.
     """
-    missing = [p for p in (packages or ("openmm", "rdkit")) if importlib.util.find_spec(p) is None]
-    if missing:
-        raise ProteinExtraMissingError(
-            f"the protein module needs {' and '.join(missing)}: {INSTALL_HINT}"
-        )
+    require_extra("protein", *packages, error=ProteinExtraMissingError)

@@ -3,7 +3,7 @@
 import pytest
 
 from digmat.protein import ProteinExtraMissingError, build_peptide, require_protein_extra
-from digmat.protein import extra as extra_module
+from digmat import extras as extra_module
 
 
 def test_missing_packages_are_named_with_the_install_command(monkeypatch):
