@@ -141,6 +141,10 @@ class PoseSpace:
             automorphisms=autos,
         )
 
+    @property
+    def _moving_index(self) -> list[np.ndarray]:
+        return [np.flatnonzero(row) for row in self.moving]
+
     # ------------------------------------------------------------------ sizes
     @property
     def num_atoms(self) -> int:
@@ -159,17 +163,17 @@ class PoseSpace:
         """The template with torsions ``tau`` (B, M) set, heavy-atom centroid at the origin, (B, N, 3) Å."""
         x = torch.as_tensor(self.template, dtype=tau.dtype, device=tau.device).expand(tau.shape[0], -1, -1).clone()
         if self.num_torsions:
-            quads = torch.as_tensor(self.torsions, device=tau.device)
-            moving = torch.as_tensor(self.moving, device=tau.device)
-            for m in range(self.num_torsions):  # each rotates its subtree; axes read from the current x
-                j, k = quads[m, 1], quads[m, 2]
+            for m, (i, j, k, l) in enumerate(self.torsions.tolist()):  # each rotates its subtree about j-k
+                side = torch.as_tensor(self._moving_index[m], device=tau.device)
                 axis = x[:, k] - x[:, j]
                 axis = axis / axis.norm(dim=-1, keepdim=True)
-                now = _dihedral(x[:, quads[m, 0]], x[:, j], x[:, k], x[:, quads[m, 3]])
-                delta = tau[:, m] - now
-                rot = rotation_matrices(axis * delta[:, None])
-                rel = x[:, moving[m]] - x[:, k, None]
-                x[:, moving[m]] = rel @ rot.transpose(1, 2) + x[:, k, None]
+                delta = tau[:, m] - _dihedral(x[:, i], x[:, j], x[:, k], x[:, l])
+                cos, sin = torch.cos(delta)[:, None, None], torch.sin(delta)[:, None, None]
+                rel = x[:, side] - x[:, k, None]
+                ax = axis[:, None, :]
+                rotated = rel * cos + torch.cross(ax.expand_as(rel), rel, dim=-1) * sin \
+                    + ax * (rel * ax).sum(-1, keepdim=True) * (1 - cos)
+                x[:, side] = rotated + x[:, k, None]
         heavy = torch.as_tensor(self.heavy, device=tau.device)
         return x - x[:, heavy].mean(dim=1, keepdim=True)
 
