@@ -1,0 +1,62 @@
+"""Binding-mode clustering on poses whose modes and populations are known by construction."""
+
+import numpy as np
+import pytest
+import torch
+
+Chem = pytest.importorskip("rdkit.Chem", reason="needs the ligand extra (rdkit)")
+
+from digmat.ligand.modes import cluster_modes  # noqa: E402
+from digmat.ligand.molecule import read_ligand  # noqa: E402
+from digmat.ligand.pose import PoseSpace, rotation_matrices  # noqa: E402
+
+
+def test_two_known_modes(posebusters_case):
+    mol = read_ligand(posebusters_case("1of6")[1])  # tyrosine: carboxylate and ring flips are symmetries
+    space = PoseSpace.from_mol(mol)
+    crystal = mol.GetConformer().GetPositions()
+    t0, r0, tau0 = space.coordinates(crystal)
+    flip = rotation_matrices(torch.tensor([[0.0, 0.0, np.pi]], dtype=torch.float64))
+    rng = np.random.default_rng(0)
+    chains, per_chain = 20, 50
+    x, e, chain_of, truth = [], [], [], []
+    for c in range(chains):
+        for _ in range(per_chain):
+            second = rng.random() < 0.3
+            kick = rotation_matrices(torch.as_tensor(rng.normal(0, 0.05, (1, 3))))
+            rot = kick @ (flip @ r0 if second else r0)
+            t = t0 + torch.as_tensor(rng.normal(0, 0.2, (1, 3)))
+            tau = tau0 + torch.as_tensor(rng.normal(0, 0.1, tau0.shape))
+            x.append(space.positions(t, rot, tau)[0].numpy())
+            e.append(rng.normal(-5.0 if not second else -4.0, 0.3))
+            chain_of.append(c)
+            truth.append(int(second))
+    x, truth = np.array(x), np.array(truth)
+    # a symmetry-equivalent relabelling (swap the carboxylate O) must not change anything
+    o = [a.GetIdx() for a in mol.GetAtoms() if a.GetSymbol() == "O" and a.GetNeighbors()[0].GetSymbol() == "C"
+         and a.GetNeighbors()[0].GetDegree() == 3 and not a.GetNeighbors()[0].GetIsAromatic()]
+    assert len(o) == 2
+    x[::7, o] = x[::7, o[::-1]]
+    modes = cluster_modes(space, x, e, chains=chain_of, cutoff=2.0)
+    assert len(modes.populations) == 2
+    assert modes.populations[0] == pytest.approx(1 - truth.mean()) and modes.populations[1] == pytest.approx(truth.mean())
+    assert (modes.labels == truth).all()
+    assert modes.interval[0, 0] < 0.7 < modes.interval[0, 1]
+    assert modes.max_half_difference < 0.1
+    rmsd = modes.rmsd_to(space, crystal)
+    assert rmsd[0] < 0.6 < 2.0 < rmsd[1]
+    rows = modes.table(space, crystal)
+    assert rows[0]["mode"] == 1 and rows[0]["energy_min"] < rows[1]["energy_min"]
+    assert rows[0]["energy_mean"] == pytest.approx(np.mean(np.array(e)[truth == 0]))
+
+
+def test_bad_input():
+    from rdkit.Chem import AllChem
+
+    from digmat.ligand.molecule import protonate
+
+    mol = protonate(Chem.MolFromSmiles("CCCC"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    space = PoseSpace.from_mol(mol)
+    with pytest.raises(ValueError, match="one energy per pose"):
+        cluster_modes(space, np.zeros((3, space.num_atoms, 3)), [0.0, 1.0])
