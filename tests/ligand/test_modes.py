@@ -19,19 +19,15 @@ def test_two_known_modes(posebusters_case):
     flip = rotation_matrices(torch.tensor([[0.0, 0.0, np.pi]], dtype=torch.float64))
     rng = np.random.default_rng(0)
     chains, per_chain = 20, 50
-    x, e, chain_of, truth = [], [], [], []
-    for c in range(chains):
-        for _ in range(per_chain):
-            second = rng.random() < 0.3
-            kick = rotation_matrices(torch.as_tensor(rng.normal(0, 0.05, (1, 3))))
-            rot = kick @ (flip @ r0 if second else r0)
-            t = t0 + torch.as_tensor(rng.normal(0, 0.2, (1, 3)))
-            tau = tau0 + torch.as_tensor(rng.normal(0, 0.1, tau0.shape))
-            x.append(space.positions(t, rot, tau)[0].numpy())
-            e.append(rng.normal(-5.0 if not second else -4.0, 0.3))
-            chain_of.append(c)
-            truth.append(int(second))
-    x, truth = np.array(x), np.array(truth)
+    n = chains * per_chain
+    truth = (rng.random(n) < 0.3).astype(int)
+    chain_of = np.repeat(np.arange(chains), per_chain)
+    kick = rotation_matrices(torch.as_tensor(rng.normal(0, 0.05, (n, 3))))
+    rot = kick @ torch.where(torch.as_tensor(truth, dtype=torch.bool)[:, None, None], flip @ r0, r0)
+    t = t0 + torch.as_tensor(rng.normal(0, 0.2, (n, 3)))
+    tau = tau0 + torch.as_tensor(rng.normal(0, 0.1, (n, space.num_torsions)))
+    x = space.positions(t, rot, tau).numpy()
+    e = np.where(truth == 1, -4.0, -5.0) + rng.normal(0, 0.3, n)
     # a symmetry-equivalent relabelling (swap the carboxylate O) must not change anything
     o = [a.GetIdx() for a in mol.GetAtoms() if a.GetSymbol() == "O" and a.GetNeighbors()[0].GetSymbol() == "C"
          and a.GetNeighbors()[0].GetDegree() == 3 and not a.GetNeighbors()[0].GetIsAromatic()]
