@@ -27,8 +27,8 @@ import torch
 
 from digmat.files import atomic_write_bytes
 
-__all__ = ["FORMAT_VERSION", "SHIPPED_DIR", "atomic_write_bytes", "checkpoint_kind", "load_checkpoint", "resolve_checkpoint",
-           "save_checkpoint", "shipped_models"]
+__all__ = ["FORMAT_VERSION", "SHIPPED_DIR", "atomic_write_bytes", "checkpoint_kind", "load_checkpoint",
+           "model_from_payload", "resolve_checkpoint", "save_checkpoint", "shipped_models"]
 
 FORMAT_VERSION = 1
 _REQUIRED = ("format_version", "config", "state_dict", "ema_state_dict", "metadata")
@@ -148,3 +148,33 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
         raise ValueError(f"{path} has checkpoint format {payload['format_version']}; this digmat reads {FORMAT_VERSION}")
     payload.setdefault("training_state", None)
     return payload
+
+
+def model_from_payload(model_cls, config_cls, ckpt: dict[str, Any], *, ema: bool = True, what: str = "model"):
+    """Build ``model_cls(config)`` from a loaded checkpoint payload: EMA weights by default, eval mode.
+
+    Parameters
+    ----------
+    model_cls, config_cls : type
+        The ``nn.Module`` and its frozen config dataclass (with ``from_dict``).
+    ckpt : dict
+        A payload from :func:`load_checkpoint`.
+    ema : bool
+        Use ``ema_state_dict`` when the checkpoint has one.
+    what : str
+        Name for the error message ("adsorption model", ...).
+
+    Raises
+    ------
+    ValueError
+        If the payload's config does not build ``config_cls``.
+    """
+    try:
+        config = config_cls.from_dict(ckpt["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a {what} checkpoint: {exc}") from exc
+    model = model_cls(config)
+    use_ema = ema and ckpt.get("ema_state_dict") is not None
+    model.load_state_dict(ckpt["ema_state_dict"] if use_ema else ckpt["state_dict"])
+    model.metadata = dict(ckpt["metadata"])
+    return model.eval()

@@ -140,14 +140,9 @@ class AdsorptionScoreModel(nn.Module):
     @classmethod
     def from_payload(cls, ckpt: dict[str, Any], *, ema: bool = True) -> AdsorptionScoreModel:
         """A model (EMA weights by default, eval mode, ``.metadata``) from a loaded checkpoint payload."""
-        try:
-            config = AdsorptionModelConfig.from_dict(ckpt["config"])
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not an adsorption model checkpoint: {exc}") from exc
-        model = cls(config)
-        model.load_state_dict(ckpt["ema_state_dict"] if ema and ckpt["ema_state_dict"] is not None else ckpt["state_dict"])
-        model.metadata = dict(ckpt["metadata"])
-        return model.eval()
+        from digmat.checkpoint import model_from_payload
+
+        return model_from_payload(cls, AdsorptionModelConfig, ckpt, ema=ema, what="adsorption model")
 
     # ------------------------------------------------------------------ checks
     def check_supported(self, system: AdsorbateSystem, temperature: float) -> None:

@@ -342,15 +342,9 @@ class CrystalScoreModel(nn.Module):
     @classmethod
     def from_payload(cls, ckpt: dict[str, Any], *, ema: bool = True) -> CrystalScoreModel:
         """A model (EMA weights by default, eval mode, ``.metadata``) from a loaded checkpoint payload."""
-        try:
-            config = CrystalModelConfig.from_dict(ckpt["config"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a crystal model checkpoint: {exc}") from exc
-        model = cls(config)
-        weights = ckpt["ema_state_dict"] if ema and ckpt["ema_state_dict"] is not None else ckpt["state_dict"]
-        model.load_state_dict(weights)
-        model.metadata = dict(ckpt["metadata"])
-        return model.eval()
+        from digmat.checkpoint import model_from_payload
+
+        return model_from_payload(cls, CrystalModelConfig, ckpt, ema=ema, what="crystal model")
 
     @classmethod
     def from_checkpoint(cls, path, *, ema: bool = True, map_location: str | torch.device = "cpu") -> CrystalScoreModel:

@@ -138,14 +138,9 @@ class PeptideScoreModel(nn.Module):
     @classmethod
     def from_payload(cls, ckpt: dict[str, Any], *, ema: bool = True) -> PeptideScoreModel:
         """A model (EMA weights by default, eval mode, ``.metadata``) from a loaded checkpoint payload."""
-        try:
-            config = PeptideModelConfig.from_dict(ckpt["config"])
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"not a peptide model checkpoint: {exc}") from exc
-        model = cls(config)
-        model.load_state_dict(ckpt["ema_state_dict"] if ema and ckpt["ema_state_dict"] is not None else ckpt["state_dict"])
-        model.metadata = dict(ckpt["metadata"])
-        return model.eval()
+        from digmat.checkpoint import model_from_payload
+
+        return model_from_payload(cls, PeptideModelConfig, ckpt, ema=ema, what="peptide model")
 
     def check_supported(self, temperature: float) -> None:
         """Refuse temperatures outside the training data's range."""
