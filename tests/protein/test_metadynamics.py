@@ -105,3 +105,26 @@ def test_side_chain_torsions_are_recorded():
     assert run.torsion_names == ["phi:2", "psi:2", "chi1:2"]
     assert run.torsions.shape == (5, 3)
     np.testing.assert_allclose(run.torsions[:, :2], run.phi_psi[:, 0], atol=1e-6)
+    # χ1 is biased too (three CVs, the coarser 3-D grid), and its values drive the reweighting
+    assert run.cv_names == ["phi2", "psi2", "chi12"] and run.free_energy_kj.shape == (24, 24, 24)
+    np.testing.assert_allclose(run.cv_values, run.torsions, atol=1e-6)
+    assert run.grid_populations().sum() == pytest.approx(1.0)
+
+
+def test_three_cv_bias_uses_chi1(tmp_path):
+    """A free energy that depends on χ1 only: the final-bias weights must follow χ1, not φ/ψ."""
+    n = 24
+    axis = -180.0 + np.arange(n) * 360.0 / n
+    free = np.broadcast_to(4.0 * np.cos(np.radians(axis))[None, None, :], (n, n, n)).copy()
+    rng = np.random.default_rng(1)
+    cvs = axis[rng.integers(n, size=(50, 3))]
+    config = {"temperature": 300.0, "bias_factor": 6.0, "burn_in": 0.0}
+    run = MetadynamicsRun(cvs[:, None, :2], np.zeros(50), free, ["phi2", "psi2", "chi12"],
+                          np.zeros((0, 1, 3), np.float32), np.zeros(0, int), {"config": config}, cv_values=cvs)
+    np.testing.assert_allclose(run.final_bias_kj(), -(5.0 / 6.0) * 4.0 * np.cos(np.radians(cvs[:, 2])), atol=1e-12)
+    run.save(tmp_path / "r.npz")
+    back = MetadynamicsRun.load(tmp_path / "r.npz")
+    np.testing.assert_allclose(back.cv_values, cvs, atol=1e-4)
+    # the grid's basin populations marginalise χ1: flat in φ/ψ here, so each basin gets its area share
+    flat = np.ones((n, n))
+    assert np.allclose(back.grid_populations(), _run_with_grid(flat, [[0.0, 0.0]]).grid_populations())
