@@ -86,7 +86,7 @@ class GridMaps:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.values.shape[1:])
 
-    def energy(self, positions: Tensor, atom_types) -> Tensor:
+    def energy(self, positions: Tensor, atom_types, *, per_atom: bool = False) -> Tensor:
         """Sum over atoms of the interpolated map of each atom's type.
 
         Parameters
@@ -95,6 +95,8 @@ class GridMaps:
             (B, n, 3) Å (differentiable).
         atom_types : array_like of int
             (n,) the type of each atom (must be among :attr:`types`).
+        per_atom : bool
+            Return each atom's value, (B, n), instead of the sum.
 
         Returns
         -------
@@ -125,4 +127,4 @@ class GridMaps:
                     corner = values[r, i0[..., 0] + dx, i0[..., 1] + dy, i0[..., 2] + dz]
                     total = total + wx * wy * wz * corner
         total = torch.where(inside, total, torch.full_like(total, self.outside))
-        return total.sum(-1)
+        return total if per_atom else total.sum(-1)

@@ -29,7 +29,7 @@ from torch.autograd.function import once_differentiable
 
 __all__ = ["XS_NAMES", "XS_RADII", "VINA_WEIGHTS", "vina_bonds", "xs_types", "receptor_ad_types",
            "write_receptor_pdbqt", "ligand_ad_types", "prepare_ligand", "VinaLigand",
-           "ligand_positions_from_pdbqt", "VinaScore", "VinaCalculator"]
+           "ligand_positions_from_pdbqt", "VinaScore", "VinaCalculator", "curl"]
 
 XS_NAMES = ("C_H", "C_P", "N_P", "N_D", "N_A", "N_DA", "O_P", "O_D", "O_A", "O_DA",
             "S_P", "P_P", "F_H", "Cl_H", "Br_H", "I_H", "Si", "At", "Met_D")
@@ -341,7 +341,7 @@ def _pair_energy(d, a, s, c, w, need_grad):
     return e, -8.0 * w[0] * d * g1 - 0.5 * w[1] * dm3 * g2 + 2.0 * w[2] * neg - c * s * ramp
 
 
-def _curl(e):
+def curl(e):
     """Vina's ``curl``: e -> e v / (v + e) for e > 0, v = 1000."""
     ep = e.clamp_min(0.0)
     return e - ep + ep * (_CURL_V / (_CURL_V + ep))
@@ -482,13 +482,18 @@ class VinaScore(torch.nn.Module):
             raise ValueError(f"expected {self.n_atoms} ligand atoms, got {x.shape[-2]}")
         xh = x[:, self.heavy]
         per = max(1, self.max_pairs // max(1, xh.shape[1] * self.rec_pos.shape[0]))
-        inter = _curl(torch.cat([_InterAtomEnergy.apply(c, self) for c in xh.split(per)])).sum(-1)
+        inter = curl(torch.cat([_InterAtomEnergy.apply(c, self) for c in xh.split(per)])).sum(-1)
+        intra = self.intra(x)
+        out = {"total": inter / (1.0 + self.weights[5] * self.num_tors), "inter": inter, "intra": intra}
+        return {k: v[0] for k, v in out.items()} if single else out
+
+    def intra(self, ligand_positions: Tensor) -> Tensor:
+        """Vina's intramolecular energy (B,) kcal/mol of poses (B, n_atoms, 3) Å (differentiable)."""
+        x = torch.as_tensor(ligand_positions).to(self.rec_pos)
         diff = x[:, self.intra_i] - x[:, self.intra_j]
         r2 = (diff * diff).sum(-1)
         e = self._energy(r2, self.intra_params.expand(r2.shape + (4,)), False)[0]
-        intra = torch.where(r2 < self.cutoff ** 2, _curl(e), torch.zeros_like(e)).sum(-1)
-        out = {"total": inter / (1.0 + self.weights[5] * self.num_tors), "inter": inter, "intra": intra}
-        return {k: v[0] for k, v in out.items()} if single else out
+        return torch.where(r2 < self.cutoff ** 2, curl(e), torch.zeros_like(e)).sum(-1)
 
     @torch.no_grad()
     def probe_energy(self, points: Tensor, xs_type: int) -> Tensor:
