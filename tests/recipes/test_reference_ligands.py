@@ -1,0 +1,40 @@
+"""Smoke test of recipes/reference_ligands.py: a tiny tempering run on a real complex, files, resume."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("posebusters", reason="needs the ligand extra (posebusters ships the complexes)")
+pytest.importorskip("meeko", reason="needs the ligand extra (meeko)")
+pytest.importorskip("openmm", reason="needs the ligand extra (openmm)")
+
+
+def test_tiny_run_writes_modes_and_resumes(load_recipe, tmp_path, capsys):
+    from rdkit import Chem
+
+    recipe = load_recipe("reference_ligands")
+    args = ["1uou", "--out", str(tmp_path), "--steps", "60", "--burn-in", "20", "--record-every", "10",
+            "--chains", "4", "--replicas", "2", "--spacing", "0.8", "--box-radius", "1.0"]
+    assert recipe.main(args) == 0
+    folder = tmp_path / "1uou"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["samples"] == 4 * 4 and summary["torsions"] == 2 and summary["ligand_charge"] == 1
+    assert sum(m["population"] for m in summary["modes"]) == pytest.approx(1.0)
+    assert summary["crystal_vina_score"] == pytest.approx(-7.15, abs=0.05)  # Vina's own score of the crystal pose
+    with np.load(folder / "samples.npz") as data:
+        assert data["t"].shape == (4, 4, 3) and data["weights"].sum() == pytest.approx(1.0, abs=1e-5)
+        t = data["t"].reshape(-1, 3)  # every centroid within the 1 Å ball: pairwise at most 2 Å apart
+        assert np.linalg.norm(t[:, None] - t[None], axis=-1).max() <= 2.0 + 1e-5
+    modes = [m for m in Chem.SDMolSupplier(str(folder / "modes.sdf"), removeHs=False)]
+    assert len(modes) == len(summary["modes"]) and modes[0].GetProp("population")
+    stamp = (folder / "samples.npz").stat().st_mtime_ns
+    assert recipe.main(args) == 0 and (folder / "samples.npz").stat().st_mtime_ns == stamp
+    assert "done already" in capsys.readouterr().out
+
+
+def test_bad_case_is_one_line(load_recipe, tmp_path, capsys):
+    recipe = load_recipe("reference_ligands")
+    assert recipe.main(["9xyz", "--out", str(tmp_path)]) == 2
+    assert "not a PoseBusters example" in capsys.readouterr().err
+    assert recipe.main(["--protein", "p.pdb", "--out", str(tmp_path)]) == 2
