@@ -1,9 +1,19 @@
-"""Ligands in protein pockets: inputs, pockets, physics (Vina scoring, GFN-FF), references.
+"""Ligands in protein pockets: inputs, pockets, poses, physics (Vina scoring, GFN-FF), references.
 
 Needs the ``ligand`` extra (``pip install "digmat[ligand]"``); importing this package works
 without it, and each function that needs a package says how to install it.
+
+- inputs: :func:`read_ligand` (SDF/MOL2), :func:`ligand_from_smiles`, :func:`protonate`,
+  :func:`read_protein`, :func:`extract_pocket` (protonated, capped :class:`Pocket`);
+- poses: :class:`PoseSpace` (centroid, rotation, torsions on the input geometry; symmetric RMSD);
+- physics: :class:`VinaScore` / :class:`VinaCalculator` (AutoDock Vina's scoring in torch),
+  :class:`VinaPoseEnergy` (maps), :func:`gfnff_calculator` and :func:`relax_ligand` (GFN-FF);
+- references: :func:`temper_poses` (parallel tempering) and :func:`cluster_modes`.
 """
 
+from digmat.ligand.energy import VinaPoseEnergy
+from digmat.ligand.grid import GridMaps
+from digmat.ligand.modes import BindingModes, cluster_modes
 from digmat.ligand.molecule import (
     PROTONATION_RULES,
     ProtonationRule,
@@ -12,18 +22,37 @@ from digmat.ligand.molecule import (
     protonate,
     read_ligand,
 )
+from digmat.ligand.physics import complex_atoms, gfnff_calculator, ligand_slice, relax_ligand
 from digmat.ligand.pocket import XH_BOND_LENGTHS, Pocket, extract_pocket, read_protein, residue_charge
+from digmat.ligand.pose import PoseSpace
+from digmat.ligand.tempering import KB_KCAL, PoseSamples, TemperingConfig, temper_poses
+from digmat.ligand.vina import VinaCalculator, VinaScore
 
 __all__ = [
+    "BindingModes",
+    "GridMaps",
+    "KB_KCAL",
     "PROTONATION_RULES",
     "Pocket",
+    "PoseSamples",
+    "PoseSpace",
     "ProtonationRule",
+    "TemperingConfig",
+    "VinaCalculator",
+    "VinaPoseEnergy",
+    "VinaScore",
     "XH_BOND_LENGTHS",
+    "cluster_modes",
+    "complex_atoms",
     "extract_pocket",
+    "gfnff_calculator",
     "ligand_atoms",
     "ligand_from_smiles",
+    "ligand_slice",
     "protonate",
     "read_ligand",
     "read_protein",
+    "relax_ligand",
     "residue_charge",
+    "temper_poses",
 ]

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from digmat.extras import require_extra
-from digmat.protein.torsions import dihedral_angles, moving_side
+from digmat.torsions import dihedral_angles, moving_side
 
 __all__ = ["ROTATABLE_SMARTS", "PoseSpace", "random_rotations", "rotation_matrices"]
 

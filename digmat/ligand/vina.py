@@ -27,6 +27,8 @@ from ase.calculators.calculator import Calculator, all_changes
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from digmat.extras import require_extra
+
 __all__ = ["XS_NAMES", "XS_RADII", "VINA_WEIGHTS", "vina_bonds", "xs_types", "receptor_ad_types",
            "write_receptor_pdbqt", "ligand_ad_types", "prepare_ligand", "VinaLigand",
            "ligand_positions_from_pdbqt", "VinaScore", "VinaCalculator", "curl"]
@@ -237,6 +239,7 @@ class VinaLigand:
 
 
 def _meeko_setup(mol, preparation=None):
+    require_extra("ligand", "meeko", "gemmi", "rdkit")
     from meeko import MoleculePreparation
 
     setups = (preparation or MoleculePreparation()).prepare(mol)
@@ -267,6 +270,7 @@ def prepare_ligand(mol, preparation=None) -> VinaLigand:
     (a C-OH rotor counts 0.5, a C-C rotor between two non-terminal atoms 1).
     ``preparation``: a ``meeko.MoleculePreparation`` (default settings if None).
     """
+    require_extra("ligand", "meeko", "gemmi", "rdkit")
     from meeko import PDBQTWriterLegacy
     from rdkit import Chem
 

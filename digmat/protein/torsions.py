@@ -13,6 +13,7 @@ import numpy as np
 from ase import Atoms
 
 from digmat.protein.forcefield import topology_key
+from digmat.torsions import dihedral_angles, moving_side
 
 __all__ = [
     "Dihedral",
@@ -43,32 +44,6 @@ class Dihedral:
     name: str
     residue: int
     indices: tuple[int, int, int, int]
-
-
-def dihedral_angles(positions: np.ndarray, quads: np.ndarray) -> np.ndarray:
-    """Dihedral angles in radians, (−π, π].
-
-    Parameters
-    ----------
-    positions : ndarray, shape (..., N, 3)
-        Positions (any length unit), any number of leading frame dimensions.
-    quads : ndarray of int, shape (M, 4)
-        Atom indices of each dihedral.
-
-    Returns
-    -------
-    ndarray, shape (..., M)
-    """
-    positions = np.asarray(positions, dtype=float)
-    quads = np.asarray(quads, dtype=int).reshape(-1, 4)
-    p0, p1, p2, p3 = (positions[..., quads[:, k], :] for k in range(4))
-    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
-    b1n = b1 / np.linalg.norm(b1, axis=-1, keepdims=True)
-    v = b0 - np.sum(b0 * b1n, axis=-1, keepdims=True) * b1n
-    w = b2 - np.sum(b2 * b1n, axis=-1, keepdims=True) * b1n
-    x = np.sum(v * w, axis=-1)
-    y = np.sum(np.cross(b1n, v) * w, axis=-1)
-    return np.arctan2(y, x)
 
 
 def backbone_dihedrals(atoms: Atoms) -> list[Dihedral]:
@@ -138,28 +113,6 @@ def bond_graph(atoms: Atoms) -> list[list[int]]:
         neighbours[i].append(j)
         neighbours[j].append(i)
     return neighbours
-
-
-def moving_side(neighbours: list[list[int]], j: int, k: int) -> np.ndarray:
-    """Indices of the atoms on ``k``'s side of bond j–k (``k`` included).
-
-    Raises
-    ------
-    ValueError
-        If j–k is in a ring (no side can turn alone).
-    """
-    seen, stack = {k}, [k]
-    while stack:
-        a = stack.pop()
-        for b in neighbours[a]:
-            if a == k and b == j:
-                continue
-            if b == j:
-                raise ValueError(f"bond {j}-{k} is in a ring: its dihedral cannot be set alone")
-            if b not in seen:
-                seen.add(b)
-                stack.append(b)
-    return np.array(sorted(seen))
 
 
 def set_dihedrals(atoms: Atoms, dihedrals: list[Dihedral], angles_deg) -> Atoms:

@@ -10,7 +10,7 @@ from rdkit.Chem import AllChem  # noqa: E402
 
 from digmat.ligand.molecule import protonate, read_ligand  # noqa: E402
 from digmat.ligand.pose import PoseSpace, random_rotations, rotation_matrices  # noqa: E402
-from digmat.protein.torsions import dihedral_angles  # noqa: E402
+from digmat.torsions import dihedral_angles  # noqa: E402
 
 
 def _embedded(smiles: str):
