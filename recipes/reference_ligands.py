@@ -7,7 +7,8 @@ parallel-tempering Monte Carlo (:func:`digmat.ligand.temper_poses`) at ``--tempe
 E = Vina inter + intra (kcal/mol; Vina-style maps, :class:`digmat.ligand.energy.VinaPoseEnergy`),
 then importance-reweighted to the direct (map-free) Vina energy.  Binding modes are clusters
 of 2 Å symmetry-aware RMSD; their populations carry 95 % intervals over the independent
-chains, and the convergence check is that the even- and odd-numbered chains agree on every
+chains, each mode's representative (population ≥ 0.01, the ``--judge`` largest) is judged by
+PoseBusters' checks in the protein, and the convergence check is that the even- and odd-numbered chains agree on every
 mode's population within ``--tolerance`` (0.1).
 
 Written per complex: ``OUT/<name>/samples.npz`` (every recorded pose: centroid, rotation,
@@ -35,6 +36,7 @@ import torch
 
 from digmat.files import atomic_write_bytes
 from digmat.ligand import extract_pocket, ligand_atoms, read_ligand
+from digmat.ligand.checks import mols_at, posebusters_checks
 from digmat.ligand.energy import VinaPoseEnergy
 from digmat.ligand.modes import cluster_modes
 from digmat.ligand.pose import PoseSpace
@@ -54,7 +56,7 @@ def posebusters_case(name: str) -> tuple[Path, Path]:
 
 
 def run_case(protein, sdf, config: TemperingConfig, *, spacing: float, seed: int, tolerance: float,
-             log=print) -> tuple[dict, dict, bytes]:
+             judge: int = 10, log=print) -> tuple[dict, dict, bytes]:
     """Sample one complex; returns (summary, arrays, modes SDF bytes)."""
     mol = read_ligand(sdf)
     lig = ligand_atoms(mol)
@@ -83,6 +85,11 @@ def run_case(protein, sdf, config: TemperingConfig, *, spacing: float, seed: int
     with torch.no_grad():
         crystal_direct = energy.score(torch.as_tensor(crystal)[None])
     rmsd_best = float(space.rmsd(x[int(torch.argmin(direct))].numpy(), crystal)[0, 0])
+    table = modes.table(space, crystal)
+    judged = [k for k in range(len(table)) if table[k]["population"] >= 0.01][:judge]
+    for k, checks in zip(judged, posebusters_checks(mols_at(mol, modes.representatives[judged]), protein)):
+        table[k]["posebusters_pass"] = checks["all"]
+        table[k]["posebusters_failed"] = [name for name, ok in checks.items() if not ok and name != "all"]
     summary = {
         "ligand": lig.info["smiles"], "ligand_charge": lig.info["charge"], "pocket_atoms": len(pocket.atoms),
         "pocket_charge": pocket.charge, "hetero_groups": list(pocket.hetero), "torsions": space.num_torsions,
@@ -95,7 +102,7 @@ def run_case(protein, sdf, config: TemperingConfig, *, spacing: float, seed: int
         "crystal_energy_kcal_mol": float(crystal_direct["inter"][0] + crystal_direct["intra"][0]),
         "crystal_vina_score": float(crystal_direct["total"][0]),
         "lowest_energy_sampled": float(direct.min()), "rmsd_lowest_to_crystal_A": rmsd_best,
-        "modes": modes.table(space, crystal),
+        "modes": table,
         "max_half_difference": modes.max_half_difference, "tolerance": tolerance,
         "converged": bool(modes.max_half_difference <= tolerance),
         "setup_s": setup_s, "sampling_s": samples.wall_s,
@@ -112,13 +119,9 @@ def _modes_sdf(mol, modes) -> bytes:
 
     buffer = io.StringIO()
     writer = Chem.SDWriter(buffer)
-    for k, (pose, pop) in enumerate(zip(modes.representatives, modes.populations)):
-        m = Chem.Mol(mol)
-        conf = m.GetConformer()
-        for i, p in enumerate(pose):
-            conf.SetAtomPosition(i, p.tolist())
-        m.SetProp("_Name", f"mode {k + 1}")
-        m.SetProp("population", f"{pop:.4f}")
+    names = [f"mode {k + 1}" for k in range(len(modes.populations))]
+    for k, m in enumerate(mols_at(mol, modes.representatives, names=names)):
+        m.SetProp("population", f"{modes.populations[k]:.4f}")
         m.SetProp("energy_min_kcal_mol", f"{modes.energy_min[k]:.3f}")
         writer.write(m)
     writer.close()
@@ -142,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--box-radius", type=float, default=6.0, help="Å around the reference centroid")
     parser.add_argument("--spacing", type=float, default=0.375, help="map spacing, Å")
     parser.add_argument("--tolerance", type=float, default=0.1, help="halves' agreement per mode population")
+    parser.add_argument("--judge", type=int, default=10, help="modes checked by PoseBusters (~1 s each)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -169,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: sampling", flush=True)
         try:
             summary, arrays, sdf_bytes = run_case(protein, sdf, config, spacing=args.spacing, seed=args.seed,
-                                                  tolerance=args.tolerance, log=lambda m: print(m, flush=True))
+                                                  tolerance=args.tolerance, judge=args.judge,
+                                                  log=lambda m: print(m, flush=True))
         except ValueError as err:
             print(f"error: {name}: {err}", file=sys.stderr)
             return 2

@@ -15,12 +15,13 @@ def test_tiny_run_writes_modes_and_resumes(load_recipe, tmp_path, capsys):
 
     recipe = load_recipe("reference_ligands")
     args = ["1uou", "--out", str(tmp_path), "--steps", "60", "--burn-in", "20", "--record-every", "10",
-            "--chains", "4", "--replicas", "2", "--spacing", "0.8", "--box-radius", "1.0"]
+            "--chains", "4", "--replicas", "2", "--spacing", "0.8", "--box-radius", "1.0", "--judge", "2"]
     assert recipe.main(args) == 0
     folder = tmp_path / "1uou"
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["samples"] == 4 * 4 and summary["torsions"] == 2 and summary["ligand_charge"] == 1
     assert sum(m["population"] for m in summary["modes"]) == pytest.approx(1.0)
+    assert [isinstance(m.get("posebusters_pass"), bool) for m in summary["modes"][:3]] == [True, True, False]
     assert summary["crystal_vina_score"] == pytest.approx(-7.15, abs=0.05)  # Vina's own score of the crystal pose
     with np.load(folder / "samples.npz") as data:
         assert data["t"].shape == (4, 4, 3) and data["weights"].sum() == pytest.approx(1.0, abs=1e-5)

@@ -1,0 +1,67 @@
+"""Poses as RDKit molecules, and PoseBusters' validity checks on them.
+
+PoseBusters (Buttenschoen, Morris & Deane 2024) is the field's judge of generated poses: its
+``dock`` configuration checks a ligand's own chemistry (sanitisation, bond lengths and angles,
+planarity, internal clashes, internal energy against conformers) and its placement in the
+protein (minimum distance and volume overlap with the protein, cofactors and waters).  A pose
+passes when every check does.  About 0.8 s per pose on one core.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from digmat.extras import require_extra
+
+__all__ = ["mols_at", "posebusters_checks"]
+
+
+def mols_at(mol, positions, *, names=None) -> list:
+    """Copies of ``mol`` with their conformer at each pose.
+
+    Parameters
+    ----------
+    mol : rdkit.Chem.Mol
+        The ligand (explicit hydrogens; atom order of ``positions``).
+    positions : array_like
+        (B, N, 3) or (N, 3) Å.
+    names : sequence of str, optional
+        ``_Name`` of each copy.
+    """
+    require_extra("ligand", "rdkit")
+    from rdkit import Chem
+
+    x = np.asarray(positions, float).reshape(-1, mol.GetNumAtoms(), 3)
+    out = []
+    for k, pose in enumerate(x):
+        copy = Chem.Mol(mol)
+        conf = copy.GetConformer()
+        for i, p in enumerate(pose):
+            conf.SetAtomPosition(i, p.tolist())
+        if names is not None:
+            copy.SetProp("_Name", str(names[k]))
+        out.append(copy)
+    return out
+
+
+def posebusters_checks(mols, protein: str | os.PathLike, *, config: str = "dock") -> list[dict[str, bool]]:
+    """PoseBusters' checks of each pose in ``protein`` (PDB path).
+
+    Returns
+    -------
+    list of dict
+        Per pose: check name → passed, plus ``"all"`` (every check passed).
+    """
+    require_extra("ligand", "posebusters")
+    from posebusters import PoseBusters
+
+    frame = PoseBusters(config=config).bust(list(mols), None, str(protein))
+    checks = [c for c in frame.columns if frame[c].dtype == bool]
+    rows = []
+    for _, row in frame.iterrows():
+        result = {c: bool(row[c]) for c in checks}
+        result["all"] = all(result.values())
+        rows.append(result)
+    return rows
