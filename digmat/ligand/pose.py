@@ -29,37 +29,10 @@ from torch import Tensor
 from digmat.extras import require_extra
 from digmat.torsions import dihedral_angles, moving_side
 
-__all__ = ["ROTATABLE_SMARTS", "PoseSpace", "random_rotations", "rotation_matrices"]
+__all__ = ["ROTATABLE_SMARTS", "PoseSpace"]
 
 ROTATABLE_SMARTS = "[!$(C(=[O,S])[NX3])&!D1&!$(*#*)]-&!@[!$(C(=[O,S])[NX3])&!D1&!$(*#*)]"
 """Single acyclic bonds between non-terminal atoms, neither a (thio)amide C–N nor next to a triple bond."""
-
-
-def rotation_matrices(rotvec: Tensor) -> Tensor:
-    """Rotation matrices from rotation vectors (axis × angle in radians), shape (..., 3) → (..., 3, 3)."""
-    angle = rotvec.norm(dim=-1, keepdim=True).unsqueeze(-1)
-    k = torch.zeros(*rotvec.shape[:-1], 3, 3, dtype=rotvec.dtype, device=rotvec.device)
-    x, y, z = rotvec.unbind(-1)
-    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -z, y, -x
-    k[..., 1, 0], k[..., 2, 0], k[..., 2, 1] = z, -y, x
-    small = angle < 1e-6
-    safe = torch.where(small, torch.ones_like(angle), angle)
-    a = torch.where(small, 1 - angle**2 / 6, torch.sin(safe) / safe)
-    b = torch.where(small, 0.5 - angle**2 / 24, (1 - torch.cos(safe)) / safe**2)
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand_as(k)
-    return eye + a * k + b * (k @ k)
-
-
-def random_rotations(num: int, *, generator: torch.Generator | None = None, dtype=torch.float64) -> Tensor:
-    """``num`` rotation matrices uniform in SO(3) (Haar), from normalised Gaussian quaternions."""
-    q = torch.randn(num, 4, generator=generator, dtype=dtype)
-    q = q / q.norm(dim=-1, keepdim=True)
-    w, x, y, z = q.unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
-        2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
-        2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y),
-    ], dim=-1).reshape(num, 3, 3)
 
 
 @dataclass(frozen=True, eq=False)

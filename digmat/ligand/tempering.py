@@ -24,7 +24,8 @@ import torch
 from ase import units
 from torch import Tensor
 
-from digmat.ligand.pose import PoseSpace, random_rotations, rotation_matrices
+from digmat.core.so3 import exp_map, random_rotations
+from digmat.ligand.pose import PoseSpace
 
 __all__ = ["KB_KCAL", "PoseSamples", "TemperingConfig", "temper_poses"]
 
@@ -159,7 +160,7 @@ def temper_poses(space: PoseSpace, energy: EnergyFn, center, config: TemperingCo
     # state, replica-major: row r * c + j is chain j at temperature r
     u = torch.rand(b, 1, generator=g, dtype=dtype) ** (1 / 3)
     t = center_t + config.box_radius * u * _unit_vectors(b, g, dtype)
-    rot = random_rotations(b, generator=g, dtype=dtype)
+    rot = random_rotations(b, g, dtype=dtype)
     tau = (torch.rand(b, m, generator=g, dtype=dtype) * 2 - 1) * math.pi
     e = energy(space.positions(t, rot, tau))
     evaluations = b
@@ -178,7 +179,7 @@ def temper_poses(space: PoseSpace, energy: EnergyFn, center, config: TemperingCo
         sel = block == 0
         t_new[sel] = t[sel] + size[sel, None] * torch.randn(int(sel.sum()), 3, generator=g, dtype=dtype)
         sel = block == 1
-        kick = rotation_matrices(size[sel, None] * torch.randn(int(sel.sum()), 3, generator=g, dtype=dtype))
+        kick = exp_map(size[sel, None] * torch.randn(int(sel.sum()), 3, generator=g, dtype=dtype))
         rot_new[sel] = kick @ rot[sel]
         sel = block == 2
         if m:

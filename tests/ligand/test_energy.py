@@ -9,7 +9,8 @@ def test_maps_track_the_direct_score(pocket_1uou):
     pytest.importorskip("meeko", reason="needs the ligand extra (meeko)")
     from digmat.ligand.energy import VinaPoseEnergy
     from digmat.ligand.molecule import ligand_atoms
-    from digmat.ligand.pose import PoseSpace, rotation_matrices
+    from digmat.core.so3 import exp_map
+    from digmat.ligand.pose import PoseSpace
 
     pocket, mol = pocket_1uou
     lig = ligand_atoms(mol)
@@ -21,7 +22,7 @@ def test_maps_track_the_direct_score(pocket_1uou):
     t0, r0, tau0 = space.coordinates(lig.positions)
     n = 48
     t = t0 + 0.3 * torch.randn(n, 3, generator=g, dtype=torch.float64)
-    rot = rotation_matrices(0.15 * torch.randn(n, 3, generator=g, dtype=torch.float64)) @ r0
+    rot = exp_map(0.15 * torch.randn(n, 3, generator=g, dtype=torch.float64)) @ r0
     tau = tau0 + 0.3 * torch.randn(n, space.num_torsions, generator=g, dtype=torch.float64)
     x = torch.cat([torch.as_tensor(lig.positions)[None], space.positions(t, rot, tau)])
     direct = energy.score(x)

@@ -8,7 +8,8 @@ Chem = pytest.importorskip("rdkit.Chem", reason="needs the ligand extra (rdkit)"
 
 from digmat.ligand.modes import cluster_modes  # noqa: E402
 from digmat.ligand.molecule import read_ligand  # noqa: E402
-from digmat.ligand.pose import PoseSpace, rotation_matrices  # noqa: E402
+from digmat.core.so3 import exp_map  # noqa: E402
+from digmat.ligand.pose import PoseSpace  # noqa: E402
 
 
 def test_two_known_modes(posebusters_case):
@@ -16,13 +17,13 @@ def test_two_known_modes(posebusters_case):
     space = PoseSpace.from_mol(mol)
     crystal = mol.GetConformer().GetPositions()
     t0, r0, tau0 = space.coordinates(crystal)
-    flip = rotation_matrices(torch.tensor([[0.0, 0.0, np.pi]], dtype=torch.float64))
+    flip = exp_map(torch.tensor([[0.0, 0.0, np.pi]], dtype=torch.float64))
     rng = np.random.default_rng(0)
     chains, per_chain = 20, 50
     n = chains * per_chain
     truth = (rng.random(n) < 0.3).astype(int)
     chain_of = np.repeat(np.arange(chains), per_chain)
-    kick = rotation_matrices(torch.as_tensor(rng.normal(0, 0.05, (n, 3))))
+    kick = exp_map(torch.as_tensor(rng.normal(0, 0.05, (n, 3))))
     rot = kick @ torch.where(torch.as_tensor(truth, dtype=torch.bool)[:, None, None], flip @ r0, r0)
     t = t0 + torch.as_tensor(rng.normal(0, 0.2, (n, 3)))
     tau = tau0 + torch.as_tensor(rng.normal(0, 0.1, (n, space.num_torsions)))

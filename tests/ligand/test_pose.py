@@ -1,4 +1,4 @@
-"""Pose space: exact geometry under any pose, inverse coordinates, rotations, symmetric RMSD."""
+"""Pose space: exact geometry under any pose, inverse coordinates, symmetric RMSD."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,8 @@ Chem = pytest.importorskip("rdkit.Chem", reason="needs the ligand extra (rdkit)"
 from rdkit.Chem import AllChem  # noqa: E402
 
 from digmat.ligand.molecule import protonate, read_ligand  # noqa: E402
-from digmat.ligand.pose import PoseSpace, random_rotations, rotation_matrices  # noqa: E402
+from digmat.core.so3 import random_rotations  # noqa: E402
+from digmat.ligand.pose import PoseSpace  # noqa: E402
 from digmat.torsions import dihedral_angles  # noqa: E402
 
 
@@ -22,21 +23,7 @@ def _embedded(smiles: str):
 def _random_poses(space, num, seed=0):
     g = torch.Generator().manual_seed(seed)
     tau = (torch.rand(num, space.num_torsions, generator=g, dtype=torch.float64) * 2 - 1) * np.pi
-    return torch.randn(num, 3, generator=g, dtype=torch.float64) * 5, random_rotations(num, generator=g), tau
-
-
-def test_rotation_matrices_match_scipy():
-    from scipy.spatial.transform import Rotation
-
-    v = torch.randn(50, 3, dtype=torch.float64) * 2
-    v[0] = 0.0
-    v[1] = 1e-9
-    assert np.allclose(rotation_matrices(v).numpy(), Rotation.from_rotvec(v.numpy()).as_matrix(), atol=1e-12)
-    r = random_rotations(20000, generator=torch.Generator().manual_seed(1))
-    assert torch.allclose(r @ r.transpose(1, 2), torch.eye(3, dtype=r.dtype).expand_as(r), atol=1e-12)
-    assert torch.allclose(torch.linalg.det(r), torch.ones(len(r), dtype=r.dtype))
-    # Haar: E[R] = 0 and E[tr R] = 0 (the rotation angle has density (1 - cos ω)/π)
-    assert r.mean(0).abs().max() < 0.02 and abs(float(r.diagonal(dim1=1, dim2=2).sum(-1).mean())) < 0.03
+    return torch.randn(num, 3, generator=g, dtype=torch.float64) * 5, random_rotations(num, g, dtype=torch.float64), tau
 
 
 def test_rotatable_bonds_exclude_amides_and_h_rotors():
