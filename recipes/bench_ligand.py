@@ -1,0 +1,150 @@
+"""Benchmark of the ligand physics: what an energy costs, per evaluation, on real complexes.
+
+For each PoseBusters complex: GFN-FF (ALPB water) energy + forces of the crystal ligand in
+pockets of increasing radius (first call, which sets up the topology, and the median of
+repeated calls with the ligand moved); AutoDock Vina's own Python API (score of a loaded pose,
+and set_ligand_from_string + score for a new pose); digmat's torch Vina (direct pairs and
+maps) per pose in batches; and the agreement of the torch score with Vina's.  Prints JSON
+with the machine; ratios are against Vina's per-new-pose cost measured in the same run.
+
+Example::
+
+    python recipes/bench_ligand.py 1uou 1s3v --threads 1 --out docs/results/bench_ligand_physics.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from digmat.ligand import extract_pocket, ligand_atoms, read_ligand
+from digmat.ligand.energy import VinaPoseEnergy
+from digmat.ligand.physics import complex_atoms, gfnff_calculator
+from digmat.ligand.pose import PoseSpace
+from digmat.ligand.vina import prepare_ligand, receptor_ad_types, write_receptor_pdbqt
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_gfnff(protein, lig, radii, repeats: int) -> list[dict]:
+    rows = []
+    heavy = lig.positions[lig.numbers > 1]
+    for radius in radii:
+        pocket = extract_pocket(protein, heavy, radius=radius)
+        cx = complex_atoms(pocket, lig)
+        cx.calc = gfnff_calculator(cx.info["charge"])
+        start = time.perf_counter()
+        cx.get_forces()
+        first = time.perf_counter() - start
+
+        def again():
+            cx.positions[-1] += 1e-3  # a new geometry, same topology
+            cx.get_forces()
+
+        rows.append({"pocket_radius_A": radius, "atoms": len(cx), "first_call_s": first,
+                     "energy_forces_s": _median_time(again, repeats)})
+    return rows
+
+
+def bench_vina(protein, mol, lig, batch_sizes, repeats: int, spacing: float = 0.375) -> dict:
+    import vina
+
+    heavy = lig.positions[lig.numbers > 1]
+    center = heavy.mean(axis=0)
+    space = PoseSpace.from_mol(mol)
+    extent = float(np.linalg.norm(space.template[space.heavy], axis=1).max())
+    pocket = extract_pocket(protein, center, radius=(extent + 2.0) * np.sqrt(3) + 8.0)
+    atoms = pocket.atoms
+    types = receptor_ad_types(atoms.get_chemical_symbols(), list(atoms.arrays["atomtypes"]),
+                              list(atoms.arrays["residuenames"]), atoms.positions)
+    ligand = prepare_ligand(mol)
+    start = time.perf_counter()
+    energy = VinaPoseEnergy(pocket, mol, center, half_width=extent + 2.0, spacing=spacing)
+    maps_s = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        receptor = Path(tmp, "receptor.pdbqt")
+        receptor.write_text(write_receptor_pdbqt(types, atoms.positions, list(atoms.arrays["atomtypes"]),
+                                                 list(atoms.arrays["residuenames"])))
+        v = vina.Vina(sf_name="vina", cpu=1, verbosity=0)
+        v.set_receptor(str(receptor))
+        v.set_ligand_from_string(ligand.pdbqt)
+        v.compute_vina_maps(center=center.tolist(), box_size=[2 * (extent + 2.0)] * 3)
+        reference = float(v._vina.score()[0])
+        loaded_s = _median_time(v.score, repeats * 10)
+
+        def new_pose():
+            v.set_ligand_from_string(ligand.pdbqt)
+            v.score()
+
+        new_pose_s = _median_time(new_pose, repeats)
+    x0 = torch.as_tensor(lig.positions)[None]
+    with torch.no_grad():
+        ours = float(energy.score(x0)["total"][0])
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for b in batch_sizes:
+        x = x0 + 0.3 * torch.randn(b, *x0.shape[1:], generator=g, dtype=x0.dtype)
+        with torch.no_grad():
+            direct = _median_time(lambda: energy.score(x), repeats) / b
+            maps = _median_time(lambda: energy(x), repeats) / b
+        rows.append({"batch": b, "direct_s_per_pose": direct, "maps_s_per_pose": maps,
+                     "speedup_maps_vs_vina_new_pose": new_pose_s / maps})
+    return {"receptor_atoms": int(energy.score.rec_pos.shape[0]), "maps_points": list(energy.maps.shape),
+            "maps_types": len(energy.maps.types), "maps_build_s": maps_s, "vina_score_loaded_s": loaded_s,
+            "vina_set_ligand_and_score_s": new_pose_s, "crystal_vina_score": reference,
+            "crystal_torch_score": ours, "abs_difference_kcal_mol": abs(reference - ours), "batches": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("cases", nargs="+", help="PoseBusters examples (1ia1 1of6 1s3v 1uou)")
+    parser.add_argument("--radii", type=float, nargs="+", default=[5.0, 6.0, 8.0], help="GFN-FF pocket radii, Å")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--spacing", type=float, default=0.375, help="map spacing, Å")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    import posebusters
+
+    base = Path(posebusters.__file__).parent / "datasets" / "pdb"
+    results = {}
+    for name in args.cases:
+        protein, sdf = base / name / f"{name}_protein_one_lig_removed.pdb", base / name / f"{name}_ligand.sdf"
+        if not protein.is_file():
+            print(f"error: {name!r} is not a PoseBusters example", file=sys.stderr)
+            return 2
+        mol = read_ligand(sdf)
+        lig = ligand_atoms(mol)
+        results[name] = {"ligand_atoms": len(lig), "gfnff": bench_gfnff(protein, lig, args.radii, args.repeats),
+                         "vina": bench_vina(protein, mol, lig, args.batches, args.repeats, args.spacing)}
+    out = {"results": results, "threads": args.threads,
+           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__}}
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
