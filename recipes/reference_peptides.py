@@ -69,7 +69,7 @@ def _summarize(runs: list[MetadynamicsRun], tolerance: float) -> dict:
         row = {"seed": run.meta["seed"], "ns": run.meta["config"]["nanoseconds"],
                "wall_s": run.meta["wall_s"], "ns_per_day": run.meta["ns_per_day"],
                "effective_samples": float(1.0 / np.sum(w**2)), "residues": residues}
-        if run.free_energy_kj.ndim == 2:
+        if run.phi_psi.shape[1] == 1:  # one residue: φ, ψ (and χ1) grid
             g = run.grid_populations()
             row["grid_populations"] = g.tolist()
             row["grid_dF_kcal_mol"] = (-kt * np.log(g / g[0])).tolist()
