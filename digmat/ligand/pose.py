@@ -114,9 +114,8 @@ class PoseSpace:
             automorphisms=autos,
         )
 
-    @property
-    def _moving_index(self) -> list[np.ndarray]:
-        return [np.flatnonzero(row) for row in self.moving]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_moving_index", [np.flatnonzero(row) for row in self.moving])
 
     # ------------------------------------------------------------------ sizes
     @property
