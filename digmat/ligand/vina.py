@@ -127,8 +127,8 @@ def xs_types(ad_types, bonds) -> np.ndarray:
         if t is None:
             continue
         if t in ("G0", "G1", "G2", "G3", "CG0", "CG1", "CG2", "CG3", "W"):
-            raise NotImplementedError(f"Vina glue/water type {t!r} is not supported; "
-                                      "prepare macrocycles with rigid_macrocycles=True")
+            raise ValueError(f"Vina glue/water type {t!r} is not supported; "
+                             "prepare macrocycles with rigid_macrocycles=True")
         el = "Met" if t in _NON_AD_METALS else _AD_EL.get(t, t)
         nt = [ad_types[j] for j in nbrs[i]]
         donor, acceptor = "HD" in nt, t in ("NA", "OA")
@@ -242,7 +242,8 @@ def _meeko_setup(mol, preparation=None):
     require_extra("ligand", "meeko", "gemmi", "rdkit")
     from meeko import MoleculePreparation
 
-    setups = (preparation or MoleculePreparation()).prepare(mol)
+    # macrocycles stay rigid, as in digmat's pose space (ring bonds are not torsions): no glue atoms
+    setups = (preparation or MoleculePreparation(rigid_macrocycles=True)).prepare(mol)
     if len(setups) != 1 or setups[0].atom_true_count != mol.GetNumAtoms():
         raise ValueError("expected one meeko setup mapping 1:1 onto the RDKit atoms")
     return setups[0]

@@ -234,3 +234,15 @@ def test_calculator_forces_are_minus_gradient(vina_case, term):
     fd = -(e[..., 0] - e[..., 1]) / (2 * h) * units.kcal / units.mol
     np.testing.assert_allclose(forces[idx], fd, rtol=1e-5, atol=1e-6)
     assert np.abs(forces[case["lig"].xs < 0]).max() == 0.0
+
+
+def test_macrocycles_are_rigid_and_glue_types_are_refused():
+    """A 16-membered lactone: meeko's default would add glue atoms (G0/CG0); digmat keeps the ring rigid."""
+    from rdkit.Chem import AllChem
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("C1CCCCCCCCCCC(=O)OCC1"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    lig = V.prepare_ligand(mol)
+    assert not {t for t in lig.ad_types if t} - {"C", "OA"} and lig.num_tors == 0
+    with pytest.raises(ValueError, match="glue/water type 'G0'"):
+        V.xs_types(["C", "G0"], np.zeros((0, 2), int))
