@@ -16,6 +16,17 @@ def _seed_everything():
     yield
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for the module (tiny ops are much slower with several threads on a
+    shared CPU); the previous count is restored after it. Modules use it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``; module fixtures that compute request it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

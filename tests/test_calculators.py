@@ -31,15 +31,6 @@ def offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-@pytest.fixture
-def one_thread():
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _pt_o(site: str = "fcc") -> object:
     slab = fcc111("Pt", (2, 2, 3), vacuum=6.0)
     add_adsorbate(slab, "O", 1.3, site)

@@ -25,13 +25,7 @@ TOL = {"atol": 1e-5, "rtol": 1e-5}
 STRUCTURES = symmetry_test_structures()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny ops are much faster on one thread of a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def structure(name: str) -> Atoms:

@@ -43,17 +43,11 @@ def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """These tensors are small: intra-op threads only add overhead (5x on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: threads only add overhead
 
 
 @pytest.fixture(scope="module")
-def table() -> IGSO3Table:
+def table(one_thread) -> IGSO3Table:
     return IGSO3Table.geometric(0.05, 3.5, num_sigma=256, num_omega=1025)
 
 

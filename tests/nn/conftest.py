@@ -24,11 +24,6 @@ def small_config() -> GraphormerConfig:
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    """Deterministic weights; one intra-op thread (tiny ops are much slower with
-    several threads on a shared CPU). Restores the thread count afterwards."""
+def _seed_and_one_thread(one_thread):
+    """Deterministic weights and one intra-op thread (the root conftest's ``one_thread``)."""
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -13,20 +13,14 @@ import torch
 from digmat.boltzmann import SYSTEMS, find_boltzmann_dir, load_reference
 from digmat.nn.pairnet import PairNet, PairNetConfig
 
-pytestmark = pytest.mark.skipif(find_boltzmann_dir() is None,
-                                reason="Boltzmann reference samples (shared/data/boltzmann, $DIGMAT_BOLTZMANN) not available")
+pytestmark = [
+    pytest.mark.skipif(find_boltzmann_dir() is None,
+                       reason="Boltzmann reference samples (shared/data/boltzmann, $DIGMAT_BOLTZMANN) not available"),
+    pytest.mark.usefixtures("one_thread"),  # the recipe sets one thread only as a script
+]
 
 ROWS = ("pidp", "mala")
 METRICS = ("energy_w2", "energy_w2_squared", "x_w2", "distance_w2")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The recipe sets one thread only as a script; oversubscribed threads make the smoke runs crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +29,7 @@ def bench(load_recipe):
 
 
 @pytest.fixture(scope="module")
-def smoke(bench, tmp_path_factory):
+def smoke(bench, tmp_path_factory, one_thread):
     save = tmp_path_factory.mktemp("boltzmann") / "model.pt"
     return bench.main(["--smoke", "--save", str(save)]), save
 
