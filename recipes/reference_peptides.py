@@ -1,7 +1,8 @@
 """Reference ensembles of capped peptides: independent well-tempered metadynamics runs, compared in halves.
 
 For every sequence, two or more runs (``--seeds``, default 0 and 1; different starting conformers) of
-:func:`digmat.protein.run_metadynamics` (ff14SB + GBn2, 300 K, bias on every residue's φ/ψ)
+:func:`digmat.protein.run_metadynamics` (ff14SB + GBn2, 300 K, bias on every residue's φ/ψ
+and a dipeptide's χ1)
 are written to ``OUT/<SEQ>/run<seed>.npz`` (torsions every ps with final-bias weights, a
 frame every 10 ps, the free-energy grid; ~0.5 MB).  Each finished run is one file: rerun
 the same command after a kill and only unfinished runs are redone.  ``OUT/<SEQ>/summary.json``
@@ -37,6 +38,7 @@ from digmat.protein import (
     check_sequence,
     run_metadynamics,
 )
+
 
 def _finite(value):
     """JSON-safe copy: non-finite floats (an empty basin's free energy) become None."""

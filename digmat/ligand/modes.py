@@ -103,10 +103,9 @@ def cluster_modes(space: PoseSpace, positions, energies, *, chains=None, weights
     order = np.argsort(e, kind="stable")
     leaders: list[int] = []
     labels = np.full(s, -1)
-    heavy = x[:, space.heavy]
     for i in order:
         if leaders:
-            d = _rmsd_to_many(space, heavy[i], heavy[leaders])
+            d = space.rmsd(x[i], x[leaders])[0]
             near = np.flatnonzero(d <= cutoff)
             if len(near):
                 labels[i] = near[0]
@@ -136,13 +135,6 @@ def cluster_modes(space: PoseSpace, positions, energies, *, chains=None, weights
     e_mean = np.bincount(labels, weights=w * e, minlength=k) / np.bincount(labels, weights=w, minlength=k)
     return BindingModes(representatives=x[leaders], populations=pop, interval=interval, half_populations=halves,
                         energy_min=e[leaders], energy_mean=e_mean, labels=labels, cutoff=float(cutoff))
-
-
-def _rmsd_to_many(space: PoseSpace, pose: np.ndarray, others: np.ndarray) -> np.ndarray:
-    best = np.full(len(others), np.inf)
-    for perm in space.automorphisms:
-        best = np.minimum(best, ((pose[perm][None] - others) ** 2).sum(-1).mean(-1))
-    return np.sqrt(best)
 
 
 def _t_interval(per_chain: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from digmat.core.so3 import exp_map
 from digmat.extras import require_extra
 from digmat.torsions import dihedral_angles, moving_side
 
@@ -127,10 +128,6 @@ class PoseSpace:
         return len(self.torsions)
 
     # ------------------------------------------------------------------ pose -> positions
-    def template_torsions(self) -> np.ndarray:
-        """The template's torsion angles, radians, shape (M,)."""
-        return dihedral_angles(self.template, self.torsions) if self.num_torsions else np.zeros(0)
-
     def conformers(self, tau: Tensor) -> Tensor:
         """The template with torsions ``tau`` (B, M) set, heavy-atom centroid at the origin, (B, N, 3) Å."""
         x = torch.as_tensor(self.template, dtype=tau.dtype, device=tau.device).expand(tau.shape[0], -1, -1).clone()
@@ -140,12 +137,8 @@ class PoseSpace:
                 axis = x[:, k] - x[:, j]
                 axis = axis / axis.norm(dim=-1, keepdim=True)
                 delta = tau[:, m] - _dihedral(x[:, i], x[:, j], x[:, k], x[:, l])
-                cos, sin = torch.cos(delta)[:, None, None], torch.sin(delta)[:, None, None]
-                rel = x[:, side] - x[:, k, None]
-                ax = axis[:, None, :]
-                rotated = rel * cos + torch.cross(ax.expand_as(rel), rel, dim=-1) * sin \
-                    + ax * (rel * ax).sum(-1, keepdim=True) * (1 - cos)
-                x[:, side] = rotated + x[:, k, None]
+                turn = exp_map(axis * delta[:, None])
+                x[:, side] = (x[:, side] - x[:, k, None]) @ turn.transpose(1, 2) + x[:, k, None]
         heavy = torch.as_tensor(self.heavy, device=tau.device)
         return x - x[:, heavy].mean(dim=1, keepdim=True)
 
