@@ -2,13 +2,13 @@
 
 For every sequence, two or more runs (``--seeds``, default 0 and 1; different starting conformers) of
 :func:`digmat.protein.run_metadynamics` (ff14SB + GBn2, 300 K, bias on every residue's φ/ψ
-and a dipeptide's χ1)
-are written to ``OUT/<SEQ>/run<seed>.npz`` (torsions every ps with final-bias weights, a
+and a dipeptide's χ1) are written to ``OUT/<SEQ>/run<seed>.npz`` (torsions every ps with final-bias weights, a
 frame every 10 ps, the free-energy grid; ~0.5 MB).  Each finished run is one file: rerun
 the same command after a kill and only unfinished runs are redone.  ``OUT/<SEQ>/summary.json``
 gives each run's basin populations (frame reweighting and grid) and free energies, and the
-convergence check: the two runs agree on every basin's ΔF (relative to β/C7eq) within
-``--tolerance`` kcal/mol.
+convergence check: the two independent halves of the runs (even- and odd-numbered seeds, each
+the mean of its runs' populations) agree on every basin's ΔF (relative to β/C7eq) within
+``--tolerance`` kcal/mol.  A peptide that fails it gets more runs: ``--seeds 0 1 2 3``.
 
 Examples::
 
