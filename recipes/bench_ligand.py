@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from digmat.ligand import extract_pocket, ligand_atoms, read_ligand
-from digmat.ligand.energy import VinaPoseEnergy
+from digmat.ligand.checks import posebusters_example
+from digmat.ligand.energy import VinaPoseEnergy, pocket_radius_for_maps
 from digmat.ligand.physics import complex_atoms, gfnff_calculator
 from digmat.ligand.pose import PoseSpace
 from digmat.ligand.vina import prepare_ligand, receptor_ad_types, write_receptor_pdbqt
@@ -70,7 +71,7 @@ def bench_vina(protein, mol, lig, batch_sizes, repeats: int, spacing: float = 0.
     center = heavy.mean(axis=0)
     space = PoseSpace.from_mol(mol)
     extent = float(np.linalg.norm(space.template[space.heavy], axis=1).max())
-    pocket = extract_pocket(protein, center, radius=(extent + 2.0) * np.sqrt(3) + 8.0)
+    pocket = extract_pocket(protein, center, radius=pocket_radius_for_maps(extent + 2.0))
     atoms = pocket.atoms
     types = receptor_ad_types(atoms.get_chemical_symbols(), list(atoms.arrays["atomtypes"]),
                               list(atoms.arrays["residuenames"]), atoms.positions)
@@ -124,14 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    import posebusters
-
-    base = Path(posebusters.__file__).parent / "datasets" / "pdb"
     results = {}
     for name in args.cases:
-        protein, sdf = base / name / f"{name}_protein_one_lig_removed.pdb", base / name / f"{name}_ligand.sdf"
-        if not protein.is_file():
-            print(f"error: {name!r} is not a PoseBusters example", file=sys.stderr)
+        try:
+            protein, sdf = posebusters_example(name)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
             return 2
         mol = read_ligand(sdf)
         lig = ligand_atoms(mol)

@@ -36,23 +36,11 @@ import torch
 
 from digmat.files import atomic_write_bytes
 from digmat.ligand import extract_pocket, ligand_atoms, read_ligand
-from digmat.ligand.checks import mols_at, posebusters_checks
-from digmat.ligand.energy import VinaPoseEnergy
+from digmat.ligand.checks import mols_at, posebusters_checks, posebusters_example
+from digmat.ligand.energy import VinaPoseEnergy, pocket_radius_for_maps
 from digmat.ligand.modes import cluster_modes
 from digmat.ligand.pose import PoseSpace
 from digmat.ligand.tempering import KB_KCAL, TemperingConfig, temper_poses
-
-VINA_CUTOFF = 8.0  # Å
-
-
-def posebusters_case(name: str) -> tuple[Path, Path]:
-    """(protein PDB, crystal ligand SDF) of a complex shipped in the posebusters wheel."""
-    import posebusters
-
-    base = Path(posebusters.__file__).parent / "datasets" / "pdb" / name
-    if not base.is_dir():
-        raise ValueError(f"{name!r} is not a PoseBusters example (1ia1, 1of6, 1s3v, 1uou)")
-    return base / f"{name}_protein_one_lig_removed.pdb", base / f"{name}_ligand.sdf"
 
 
 def run_case(protein, sdf, config: TemperingConfig, *, spacing: float, seed: int, tolerance: float,
@@ -65,7 +53,7 @@ def run_case(protein, sdf, config: TemperingConfig, *, spacing: float, seed: int
     extent = float(np.linalg.norm(space.template[space.heavy], axis=1).max())
     half = config.box_radius + extent + 0.5
     start = time.perf_counter()
-    pocket = extract_pocket(protein, center, radius=half * np.sqrt(3) + VINA_CUTOFF)
+    pocket = extract_pocket(protein, center, radius=pocket_radius_for_maps(half))
     energy = VinaPoseEnergy(pocket, mol, center, half_width=half, spacing=spacing)
     setup_s = time.perf_counter() - start
     log(f"  pocket {len(pocket.atoms)} atoms, maps {energy.maps.shape} in {setup_s:.0f} s; sampling ...")
@@ -151,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
-        jobs = [(name, *posebusters_case(name)) for name in args.cases]
+        jobs = [(name, *posebusters_example(name)) for name in args.cases]
         if args.protein or args.ligand:
             if not (args.protein and args.ligand and args.name):
                 raise ValueError("--protein, --ligand and --name go together")

@@ -11,7 +11,8 @@ without it, and each function that needs a package says how to install it.
 - references: :func:`temper_poses` (parallel tempering) and :func:`cluster_modes`.
 """
 
-from digmat.ligand.energy import VinaPoseEnergy
+from digmat.ligand.checks import POSEBUSTERS_EXAMPLES, mols_at, posebusters_checks, posebusters_example
+from digmat.ligand.energy import VinaPoseEnergy, pocket_radius_for_maps
 from digmat.ligand.grid import GridMaps
 from digmat.ligand.modes import BindingModes, cluster_modes
 from digmat.ligand.molecule import (
@@ -32,6 +33,7 @@ __all__ = [
     "BindingModes",
     "GridMaps",
     "KB_KCAL",
+    "POSEBUSTERS_EXAMPLES",
     "PROTONATION_RULES",
     "Pocket",
     "PoseSamples",
@@ -49,6 +51,10 @@ __all__ = [
     "ligand_atoms",
     "ligand_from_smiles",
     "ligand_slice",
+    "mols_at",
+    "pocket_radius_for_maps",
+    "posebusters_checks",
+    "posebusters_example",
     "protonate",
     "read_ligand",
     "read_protein",

@@ -10,12 +10,33 @@ passes when every check does.  About 0.8 s per pose on one core.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
 from digmat.extras import require_extra
 
-__all__ = ["mols_at", "posebusters_checks"]
+__all__ = ["POSEBUSTERS_EXAMPLES", "mols_at", "posebusters_checks", "posebusters_example"]
+
+POSEBUSTERS_EXAMPLES = ("1ia1", "1of6", "1s3v", "1uou")
+"""The complexes the posebusters wheel ships (protein with one ligand removed + the crystal ligand)."""
+
+
+def posebusters_example(name: str) -> tuple[Path, Path]:
+    """(protein PDB, crystal ligand SDF) of a complex shipped in the posebusters wheel.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not one of :data:`POSEBUSTERS_EXAMPLES`.
+    """
+    if name not in POSEBUSTERS_EXAMPLES:
+        raise ValueError(f"{name!r} is not a PoseBusters example ({', '.join(POSEBUSTERS_EXAMPLES)})")
+    require_extra("ligand", "posebusters")
+    import posebusters
+
+    base = Path(posebusters.__file__).parent / "datasets" / "pdb" / name
+    return base / f"{name}_protein_one_lig_removed.pdb", base / f"{name}_ligand.sdf"
 
 
 def mols_at(mol, positions, *, names=None) -> list:

@@ -18,7 +18,16 @@ from digmat.ligand.grid import GridMaps
 from digmat.ligand.pocket import Pocket
 from digmat.ligand.vina import VinaScore, curl, prepare_ligand, receptor_ad_types
 
-__all__ = ["VinaPoseEnergy"]
+__all__ = ["VinaPoseEnergy", "pocket_radius_for_maps"]
+
+VINA_CUTOFF = 8.0
+"""Å, Vina's pair cutoff."""
+
+
+def pocket_radius_for_maps(half_width: float) -> float:
+    """Å: a pocket of this radius around the box centre holds every receptor atom within Vina's
+    cutoff of any point of a cubic box of ``half_width`` — the pocket that :class:`VinaPoseEnergy` needs."""
+    return float(half_width) * np.sqrt(3.0) + VINA_CUTOFF
 
 
 class VinaPoseEnergy:
@@ -52,7 +61,7 @@ class VinaPoseEnergy:
         ligand = prepare_ligand(mol)
         center = np.asarray(center, float)
         size = np.full(3, 2.0 * float(half_width))
-        self.score = VinaScore(atoms.positions, types, ligand, box_center=center, box_size=size)
+        self.score = VinaScore(atoms.positions, types, ligand, box_center=center, box_size=size, cutoff=VINA_CUTOFF)
         self.heavy = np.flatnonzero(ligand.xs >= 0)
         self.atom_types = ligand.xs[self.heavy]
         self.maps = GridMaps.compute(self.score.probe_energy, np.unique(self.atom_types), center, size,

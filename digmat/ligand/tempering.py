@@ -196,20 +196,16 @@ def temper_poses(space: PoseSpace, energy: EnergyFn, center, config: TemperingCo
         rot = torch.where(accept[:, None, None], rot_new, rot)
         tau = torch.where(accept[:, None], tau_new, tau)
         e = torch.where(accept, e_new, e)
+        hits = torch.zeros(k, 3, dtype=dtype).index_put_((replica, block), accept.to(dtype), accumulate=True)
+        moves = torch.zeros(k, 3, dtype=dtype).index_put_((replica, block), torch.ones(b, dtype=dtype), accumulate=True)
         if n < config.burn_in:  # adapt the step of each (replica, block) towards the target acceptance
-            for blk in range(3):
-                rows = block == blk
-                if rows.any():
-                    rate = torch.zeros(k, dtype=dtype).index_add_(0, replica[rows], accept[rows].to(dtype))
-                    count = torch.zeros(k, dtype=dtype).index_add_(0, replica[rows], torch.ones(int(rows.sum()), dtype=dtype))
-                    has = count > 0
-                    gain = 0.05 * (rate[has] / count[has] - config.target_acceptance)
-                    step[has, blk] = step[has, blk] * torch.exp(gain)
+            has = moves > 0
+            step[has] *= torch.exp(0.05 * (hits[has] / moves[has] - config.target_acceptance))
             step[:, 0].clamp_(max=config.box_radius)
             step[:, 1:].clamp_(max=math.pi)
         else:
-            accepted.index_put_((replica, block), accept.to(dtype), accumulate=True)
-            tried.index_put_((replica, block), torch.ones(b, dtype=dtype), accumulate=True)
+            accepted += hits
+            tried += moves
         if k > 1 and (n + 1) % config.swap_every == 0:
             parity = ((n + 1) // config.swap_every) % 2
             for r in range(parity, k - 1, 2):

@@ -1,7 +1,5 @@
 """Ligand fixtures: the PoseBusters wheel's real complexes (protein without the ligand + crystal SDF)."""
 
-from pathlib import Path
-
 import pytest
 
 
@@ -10,13 +8,10 @@ def posebusters_case():
     """``posebusters_case("1uou")`` -> (protein PDB path, crystal ligand SDF path)."""
     pytest.importorskip("rdkit", reason="needs the ligand extra (rdkit)")
     pytest.importorskip("openmm", reason="needs the ligand extra (openmm)")
-    posebusters = pytest.importorskip("posebusters", reason="needs the ligand extra (posebusters ships the complexes)")
-    base = Path(posebusters.__file__).parent / "datasets" / "pdb"
+    pytest.importorskip("posebusters", reason="needs the ligand extra (posebusters ships the complexes)")
+    from digmat.ligand.checks import posebusters_example
 
-    def case(name: str) -> tuple[Path, Path]:
-        return base / name / f"{name}_protein_one_lig_removed.pdb", base / name / f"{name}_ligand.sdf"
-
-    return case
+    return posebusters_example
 
 
 @pytest.fixture(scope="session")
