@@ -12,6 +12,8 @@ Euclidean entries, a wrapped variance-exploding SDE on periodic ones). On top of
   EDM grid, adaptive Dormand–Prince);
 - :func:`log_prob` — log-densities with the exact trace or Hutchinson's estimator;
 - :func:`interpolate` — paths through latent space;
+- :class:`RigidDiffusion` — a flat state times rotations in SO(3) (ligand poses), with
+  :func:`rigid_dsm_loss` and :func:`sample_rigid_sde`;
 - :func:`guided_score` — score + lambda grad log p(c | x_t);
 - :func:`log_density_residual`, :func:`score_residual` — the forward process's Fokker–Planck
   equation for a model; :func:`fit_pidp` / :func:`pidp_loss` — physics-informed diffusion
@@ -30,6 +32,7 @@ from .interpolate import InterpolationResult, interpolate, interpolate_latents
 from .mcmc import MALAResult, mala
 from .pidp import PIDPConfig, PIDPHistory, PIDPLoss, fit_pidp, pidp_loss
 from .loss import DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, dsm_loss, noise_batch, score_matching_error
+from .rigid import RigidDiffusion, RigidLoss, RigidScoreFn, RigidState, rigid_dsm_loss, sample_rigid_sde
 from .schedule import NoiseSchedule
 from .sampler import SAMPLERS, SampleConfig, SamplerConfig
 from .sde import SDEResult, sample_sde
@@ -52,6 +55,10 @@ __all__ = [
     "ODEConfig",
     "ProductMixture",
     "SAMPLERS",
+    "RigidDiffusion",
+    "RigidLoss",
+    "RigidScoreFn",
+    "RigidState",
     "SDEResult",
     "SampleConfig",
     "SamplerConfig",
@@ -73,7 +80,9 @@ __all__ = [
     "pidp_loss",
     "potential_score",
     "noise_batch",
+    "rigid_dsm_loss",
     "sample_ode",
+    "sample_rigid_sde",
     "sample_sde",
     "score_matching_error",
     "score_residual",

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .diffusion import Diffusion, ScoreFn
 
-__all__ = ["SDEResult", "sample_sde"]
+__all__ = ["SDEResult", "ancestral_step", "sample_sde"]
 
 
 @dataclass
@@ -53,27 +53,31 @@ def sample_sde(
     space = diffusion.space
     x = space.sample_prior(num, generator=generator, device=device, dtype=dtype) if x_init is None else space.check(x_init, "x_init")
     chain = diffusion.schedule.discretize(steps, power=grid_power)
-    mask = space.torus_mask(x)
-    scale2 = space.torus_scale(x) ** 2
-    st2 = diffusion.schedule.sigma_tilde(chain["t"]) ** 2
-    gen_device = generator.device if generator is not None else x.device
     for i in range(steps, 0, -1):
         t = torch.full((num,), float(chain["t"][i]), dtype=x.dtype, device=x.device)
-        score = score_fn(x, t)
-        beta = float(chain["beta"][i])
-        euclid_mean = (x + beta * score) / (1.0 - beta) ** 0.5
-        var_e = torch.full_like(x, beta)
-        if space.has_torus:
-            dv = scale2 * float(st2[i] - st2[i - 1])
-            torus_mean = x + dv * score
-            mean = torch.where(mask, torus_mean, euclid_mean)
-            var = torch.where(mask, dv.expand_as(x), var_e)
-        else:
-            mean, var = euclid_mean, var_e
-        if i > 1:
-            z = torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
-            x = mean + var.sqrt() * z
-        else:
-            x = mean
-        x = space.wrap(x)
+        x = ancestral_step(diffusion, x, score_fn(x, t), chain, i, generator=generator)
     return SDEResult(x=x, nfe=steps)
+
+
+def ancestral_step(diffusion: Diffusion, x: Tensor, score: Tensor, chain: dict[str, Tensor], i: int, *,
+                   generator: torch.Generator | None = None) -> Tensor:
+    """One step of the ancestral chain from ``chain["t"][i]`` to ``chain["t"][i - 1]``.
+
+    ``x`` and ``score`` (B, *shape) at t_i; ``chain`` from :meth:`NoiseSchedule.discretize`. The
+    step to t_0 (i = 1) adds no noise. Returns the new state, wrapped on periodic entries.
+    """
+    space = diffusion.space
+    beta = float(chain["beta"][i])
+    mean = (x + beta * score) / (1.0 - beta) ** 0.5
+    var = torch.full_like(x, beta)
+    if space.has_torus:
+        st2 = diffusion.schedule.sigma_tilde(chain["t"][i - 1 : i + 1]) ** 2
+        dv = space.torus_scale(x) ** 2 * float(st2[1] - st2[0])
+        mask = space.torus_mask(x)
+        mean = torch.where(mask, x + dv * score, mean)
+        var = torch.where(mask, dv.expand_as(x), var)
+    if i > 1:
+        gen_device = generator.device if generator is not None else x.device
+        z = torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
+        mean = mean + var.sqrt() * z
+    return space.wrap(mean)

@@ -437,6 +437,24 @@ class SO3Schedule:
             step = step + (g2 * dt).sqrt() * z
         return exp_map(step) @ R
 
+    def ancestral_step(
+        self, R: Tensor, t: float, t_next: float, score: Tensor, generator: torch.Generator | None = None,
+        *, noise: bool = True,
+    ) -> Tensor:
+        """Reverse step from t to t_next < t with the exact variance increment dv = sigma(t)^2 - sigma(t_next)^2
+        (the variance-exploding ancestral step of the torus entries, on the group):
+        R <- exp(hat(dv s + sqrt(dv) z)) R, z ~ N(0, I_3); ``score`` s (B, 3) in the left-action frame.
+        """
+        dv = float(self.sigma(t) ** 2 - self.sigma(t_next) ** 2)
+        if not dv >= 0:
+            raise ValueError(f"need t_next <= t, got {t_next} > {t}")
+        step = dv * score
+        if noise:
+            gen_device = generator.device if generator is not None else R.device
+            z = torch.randn(score.shape, generator=generator, device=gen_device, dtype=R.dtype).to(R.device)
+            step = step + dv**0.5 * z
+        return exp_map(step) @ R
+
     def ode_velocity(self, score: Tensor, t: Tensor | float) -> Tensor:
         """Probability-flow velocity u = -g(t)^2 s / 2 (B, 3): dR/dt = hat(u) R in forward time.
 
