@@ -13,7 +13,7 @@ score. For small sigma_R, IGSO3 is a Gaussian of std sigma_R per axis and eps_R 
 large sigma_R the target goes to 0 (the Haar prior has no score), so both targets stay O(1).
 
 The reverse chain takes the flat ancestral step (:func:`.sde.ancestral_step`) and the group's
-ancestral step (:meth:`SO3Schedule.ancestral_step`) on the same time grid.
+ancestral step (:func:`.so3.ancestral_rotation_step`) on the same time grid.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from torch import Tensor
 
 from .diffusion import Diffusion
 from .sde import ancestral_step
-from .so3 import SO3Schedule, igso3_sample, igso3_score, random_rotations
+from .so3 import SO3Schedule, ancestral_rotation_step, igso3_sample, igso3_score, random_rotations
 
 __all__ = ["RigidDiffusion", "RigidLoss", "RigidScoreFn", "RigidState", "rigid_dsm_loss", "sample_rigid_sde"]
 
@@ -52,11 +52,21 @@ class RigidDiffusion:
     flat
         Diffusion of the flat entries (its schedule's t_min and step grid are used for both).
     rotation
-        The SO(3) noise schedule; sigma_R(t) rad.
+        The SO(3) noise schedule: sigma_R(t) rad, geometric between its sigma_min and sigma_max.
+    rotation_scale
+        If given, sigma_R(t) = rotation_scale * sigma_tilde(t) of the flat schedule instead, clipped to
+        [rotation.sigma_min, rotation.sigma_max] (0 at t = 0): the orientation is noised on the same
+        clock as the Euclidean entries. For a body of radius r (in the flat entries' length unit) a
+        turn of sigma_R moves its atoms by about r sigma_R, so 1/r matches the two noise levels.
     """
 
     flat: Diffusion
     rotation: SO3Schedule = SO3Schedule()
+    rotation_scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.rotation_scale is not None and not self.rotation_scale > 0:
+            raise ValueError(f"rotation_scale must be > 0, got {self.rotation_scale}")
 
     def sample_prior(self, num: int, *, generator: torch.Generator | None = None, device=None,
                      dtype: torch.dtype = torch.float32) -> RigidState:
@@ -67,7 +77,12 @@ class RigidDiffusion:
 
     def rotation_sigma(self, t: Tensor) -> Tensor:
         """sigma_R(t) (B,), rad, in t's dtype."""
-        return self.rotation.sigma(t.to(torch.float64)).to(t.dtype)
+        t64 = torch.as_tensor(t, dtype=torch.float64)
+        if self.rotation_scale is None:
+            return self.rotation.sigma(t64).to(t.dtype)
+        tied = (self.rotation_scale * self.flat.schedule.sigma_tilde(t64)).clamp(self.rotation.sigma_min,
+                                                                                 self.rotation.sigma_max)
+        return torch.where(t64 > 0, tied, torch.zeros_like(tied)).to(t.dtype)
 
     def perturb(self, state: RigidState, t: Tensor, *, generator: torch.Generator | None = None
                 ) -> tuple[RigidState, Tensor, Tensor]:
@@ -79,7 +94,7 @@ class RigidDiffusion:
         -sigma_R(t) grad log p(R_t | R_0).
         """
         xt, eps_x = self.flat.perturb(state.x, t, generator=generator)
-        sigma = self.rotation.sigma(t.to(torch.float64))
+        sigma = self.rotation_sigma(t.to(torch.float64))
         noise = igso3_sample(len(t), sigma, generator, dtype=torch.float64, device=state.R.device)
         score = igso3_score(noise, sigma)
         Rt = noise.to(state.R.dtype) @ state.R
@@ -155,9 +170,10 @@ def sample_rigid_sde(
         raise ValueError(f"init.R has shape {tuple(R.shape)}, expected ({num}, 3, 3)")
     chain = diffusion.flat.schedule.discretize(steps, power=grid_power)
     times = chain["t"].tolist()
+    sigmas = diffusion.rotation_sigma(chain["t"]).tolist()
     for i in range(steps, 0, -1):
         t = torch.full((num,), times[i], dtype=x.dtype, device=x.device)
         score_x, score_R = score_fn(RigidState(x, R), t)
         x = ancestral_step(diffusion.flat, x, score_x, chain, i, generator=generator)
-        R = diffusion.rotation.ancestral_step(R, times[i], times[i - 1], score_R, generator, noise=i > 1)
+        R = ancestral_rotation_step(R, sigmas[i], sigmas[i - 1], score_R, generator, noise=i > 1)
     return RigidState(x, R)

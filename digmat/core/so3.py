@@ -42,7 +42,7 @@ from torch import Tensor
 __all__ = [
     "hat", "vee", "exp_map", "log_map", "rotation_angle", "geodesic_angle", "random_rotations",
     "igso3_angle_log_density", "igso3_log_density", "igso3_score", "igso3_sample", "IGSO3Table",
-    "SO3Schedule", "divergence_left_invariant", "SIGMA_SWITCH", "SERIES_TERMS", "CLOSED_TERMS",
+    "SO3Schedule", "ancestral_rotation_step", "divergence_left_invariant", "SIGMA_SWITCH", "SERIES_TERMS", "CLOSED_TERMS",
 ]
 
 SIGMA_SWITCH = 1.0
@@ -441,19 +441,8 @@ class SO3Schedule:
         self, R: Tensor, t: float, t_next: float, score: Tensor, generator: torch.Generator | None = None,
         *, noise: bool = True,
     ) -> Tensor:
-        """Reverse step from t to t_next < t with the exact variance increment dv = sigma(t)^2 - sigma(t_next)^2
-        (the variance-exploding ancestral step of the torus entries, on the group):
-        R <- exp(hat(dv s + sqrt(dv) z)) R, z ~ N(0, I_3); ``score`` s (B, 3) in the left-action frame.
-        """
-        dv = float(self.sigma(t) ** 2 - self.sigma(t_next) ** 2)
-        if not dv >= 0:
-            raise ValueError(f"need t_next <= t, got {t_next} > {t}")
-        step = dv * score
-        if noise:
-            gen_device = generator.device if generator is not None else R.device
-            z = torch.randn(score.shape, generator=generator, device=gen_device, dtype=R.dtype).to(R.device)
-            step = step + dv**0.5 * z
-        return exp_map(step) @ R
+        """Reverse step from t to t_next < t: :func:`ancestral_rotation_step` with sigma(t), sigma(t_next)."""
+        return ancestral_rotation_step(R, float(self.sigma(t)), float(self.sigma(t_next)), score, generator, noise=noise)
 
     def ode_velocity(self, score: Tensor, t: Tensor | float) -> Tensor:
         """Probability-flow velocity u = -g(t)^2 s / 2 (B, 3): dR/dt = hat(u) R in forward time.
@@ -463,6 +452,26 @@ class SO3Schedule:
         """
         g2 = torch.as_tensor(self.g2(t), dtype=score.dtype, device=score.device)
         return -0.5 * (g2[..., None] if g2.ndim else g2) * score
+
+
+def ancestral_rotation_step(
+    R: Tensor, sigma: float, sigma_next: float, score: Tensor, generator: torch.Generator | None = None,
+    *, noise: bool = True,
+) -> Tensor:
+    """Reverse step of a variance-exploding rotation process from noise level ``sigma`` to ``sigma_next``
+    <= sigma, with the exact variance increment dv = sigma^2 - sigma_next^2 (the ancestral step of the
+    torus entries, on the group): R <- exp(hat(dv s + sqrt(dv) z)) R, z ~ N(0, I_3); ``score`` s (B, 3)
+    in the left-action frame; ``noise=False`` drops z.
+    """
+    dv = float(sigma) ** 2 - float(sigma_next) ** 2
+    if not dv >= 0:
+        raise ValueError(f"need sigma_next <= sigma, got {sigma_next} > {sigma}")
+    step = dv * score
+    if noise:
+        gen_device = generator.device if generator is not None else R.device
+        z = torch.randn(score.shape, generator=generator, device=gen_device, dtype=R.dtype).to(R.device)
+        step = step + dv**0.5 * z
+    return exp_map(step) @ R
 
 
 def divergence_left_invariant(

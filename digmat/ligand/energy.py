@@ -18,7 +18,7 @@ from digmat.ligand.grid import GridMaps
 from digmat.ligand.pocket import Pocket
 from digmat.ligand.vina import VinaScore, curl, prepare_ligand, receptor_ad_types
 
-__all__ = ["VinaPoseEnergy", "pocket_radius_for_maps"]
+__all__ = ["vina_scorer", "VinaPoseEnergy", "pocket_radius_for_maps"]
 
 VINA_CUTOFF = 8.0
 """Å, Vina's pair cutoff."""
@@ -28,6 +28,17 @@ def pocket_radius_for_maps(half_width: float) -> float:
     """Å: a pocket of this radius around the box centre holds every receptor atom within Vina's
     cutoff of any point of a cubic box of ``half_width`` — the pocket that :class:`VinaPoseEnergy` needs."""
     return float(half_width) * np.sqrt(3.0) + VINA_CUTOFF
+
+
+def vina_scorer(pocket: Pocket, mol, center, half_width: float) -> VinaScore:
+    """The direct (map-free) :class:`VinaScore` of ``mol`` in ``pocket`` with a cubic box of
+    ``half_width`` Å around ``center`` (ligand prepared by meeko, receptor typed from the pocket)."""
+    atoms = pocket.atoms
+    types = receptor_ad_types(atoms.get_chemical_symbols(), list(atoms.arrays["atomtypes"]),
+                              list(atoms.arrays["residuenames"]), atoms.positions)
+    size = np.full(3, 2.0 * float(half_width))
+    return VinaScore(atoms.positions, types, prepare_ligand(mol), box_center=np.asarray(center, float),
+                     box_size=size, cutoff=VINA_CUTOFF)
 
 
 class VinaPoseEnergy:
@@ -55,13 +66,10 @@ class VinaPoseEnergy:
     """
 
     def __init__(self, pocket: Pocket, mol, center, half_width: float, *, spacing: float = 0.375):
-        atoms = pocket.atoms
-        types = receptor_ad_types(atoms.get_chemical_symbols(), list(atoms.arrays["atomtypes"]),
-                                  list(atoms.arrays["residuenames"]), atoms.positions)
-        ligand = prepare_ligand(mol)
+        self.score = vina_scorer(pocket, mol, center, half_width)
+        ligand = self.score.ligand
         center = np.asarray(center, float)
         size = np.full(3, 2.0 * float(half_width))
-        self.score = VinaScore(atoms.positions, types, ligand, box_center=center, box_size=size, cutoff=VINA_CUTOFF)
         self.heavy = np.flatnonzero(ligand.xs >= 0)
         self.atom_types = ligand.xs[self.heavy]
         self.maps = GridMaps.compute(self.score.probe_energy, np.unique(self.atom_types), center, size,

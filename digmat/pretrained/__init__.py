@@ -29,6 +29,7 @@ LOADERS = {
     "crystal": "digmat.models.crystal:CrystalScoreModel",
     "bandgap_predictor": "digmat.design.predictor:BandGapPredictor",
     "peptide": "digmat.models.peptide:PeptideScoreModel",
+    "ligand": "digmat.models.ligand:LigandScoreModel",
 }
 
 

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from digmat.core import Diffusion, StateSpace
@@ -11,8 +12,9 @@ from digmat.core.so3 import SO3Schedule, exp_map, geodesic_angle, igso3_log_dens
 F64 = torch.float64
 
 
-def _diffusion() -> RigidDiffusion:
-    return RigidDiffusion(Diffusion(StateSpace.euclidean(2)), SO3Schedule(sigma_min=0.1, sigma_max=3.0))
+def _diffusion(rotation_scale=None) -> RigidDiffusion:
+    return RigidDiffusion(Diffusion(StateSpace.euclidean(2)), SO3Schedule(sigma_min=0.1, sigma_max=3.0),
+                          rotation_scale=rotation_scale)
 
 
 def test_exact_predictor_of_a_point_mass_has_zero_loss_and_scores_round_trip():
@@ -23,7 +25,7 @@ def test_exact_predictor_of_a_point_mass_has_zero_loss_and_scores_round_trip():
     def exact(state, t):
         alpha = d.flat.schedule.alpha(t)[:, None]
         sigma = d.flat.schedule.sigma(t)[:, None]
-        s_R = igso3_score(state.R @ R0.transpose(1, 2), d.rotation.sigma(t))
+        s_R = igso3_score(state.R @ R0.transpose(1, 2), d.rotation_sigma(t))
         return (state.x - alpha * x0) / sigma, -d.rotation_sigma(t)[:, None] * s_R
 
     out = rigid_dsm_loss(d, exact, RigidState(x0, R0), generator=torch.Generator().manual_seed(0))
@@ -39,9 +41,11 @@ def test_exact_predictor_of_a_point_mass_has_zero_loss_and_scores_round_trip():
     torch.testing.assert_close(d.flat.score_to_eps(s_x, t), eps_x)
 
 
-def test_reverse_chain_with_the_exact_score_reproduces_a_two_mode_target():
-    """x ~ N(m, s0^2) per entry, R a 0.3/0.7 mixture of IGSO3(sigma_min) at I and at a 120° turn."""
-    d = _diffusion()
+@pytest.mark.parametrize("rotation_scale", [None, 0.8])
+def test_reverse_chain_with_the_exact_score_reproduces_a_two_mode_target(rotation_scale):
+    """x ~ N(m, s0^2) per entry, R a 0.3/0.7 mixture at I and at a 120° turn (blurred by IGSO3(sigma_min)
+    on the geometric clock; point masses on the tied clock, where sigma_R(0) = 0)."""
+    d = _diffusion(rotation_scale)
     m, s0 = torch.tensor([0.5, -0.8], dtype=F64), 0.3
     centres = torch.stack([torch.eye(3, dtype=F64), exp_map(torch.tensor([0.0, 0.0, 2 * math.pi / 3], dtype=F64))])
     w = torch.tensor([0.3, 0.7], dtype=F64)
@@ -50,7 +54,7 @@ def test_reverse_chain_with_the_exact_score_reproduces_a_two_mode_target():
         alpha = d.flat.schedule.alpha(t)[:, None]
         var = alpha**2 * s0**2 + d.flat.schedule.sigma(t)[:, None] ** 2
         s_x = -(state.x - alpha * m) / var
-        sig = d.rotation.sigma(t)
+        sig = d.rotation_sigma(t)
         rel = state.R[:, None] @ centres.transpose(1, 2)[None]  # (B, 2, 3, 3)
         logp = igso3_log_density(rel, sig[:, None]) + w.log()
         post = torch.softmax(logp, dim=1)
@@ -63,11 +67,23 @@ def test_reverse_chain_with_the_exact_score_reproduces_a_two_mode_target():
     nearest = to_centre.min(1)
     share = (nearest.indices == 1).double().mean()
     assert abs(float(share) - 0.7) < 0.03
-    # IGSO3(0.1) is nearly Maxwell with scale 0.1: mean angle 2 * 0.1 * sqrt(2 / pi) = 0.160
-    assert abs(float(nearest.values.mean()) - 0.160) < 0.02
-    assert float(nearest.values.max()) < 0.6
+    if rotation_scale is None:  # IGSO3(0.1) is nearly Maxwell with scale 0.1: mean angle 2 * 0.1 * sqrt(2 / pi) = 0.160
+        assert abs(float(nearest.values.mean()) - 0.160) < 0.02
+        assert float(nearest.values.max()) < 0.6
+    else:  # point masses: the last (noise-free) step lands on them
+        assert float(nearest.values.mean()) < 0.02
     torch.testing.assert_close(out.x.mean(0), m, atol=0.03, rtol=0)
     torch.testing.assert_close(out.x.std(0), torch.full((2,), s0, dtype=F64), atol=0.03, rtol=0)
+
+
+def test_tied_rotation_noise_follows_the_flat_clock():
+    d = _diffusion(0.8)
+    t = torch.tensor([0.0, 1e-3, 0.2, 0.5, 1.0], dtype=F64)
+    expected = (0.8 * d.flat.schedule.sigma_tilde(t)).clamp(0.1, 3.0)
+    expected[0] = 0.0
+    torch.testing.assert_close(d.rotation_sigma(t), expected)
+    with pytest.raises(ValueError, match="rotation_scale"):
+        _diffusion(0.0)
 
 
 def test_prior_is_haar_and_flat_prior():

@@ -1,0 +1,258 @@
+"""The ligand-pose score model: message passing over ligand and pocket atoms, read out as
+generalised forces on the pose's centroid, orientation and torsions.
+
+Per noisy pose the ligand's heavy atoms (features from :func:`~digmat.ligand.system.ligand_atom_features`
+plus Fourier features of the noise level) exchange messages with each other (all pairs) and
+receive messages from pocket heavy atoms within ``cutoff`` Å (static pocket features); the
+filters are learned functions of distance (Gaussian radial basis, smooth cosine cutoff). Three
+heads then give each ligand atom i an equivariant vector f_i^c = Σ_j a_ij^c (r_i − r_j)/|r_i − r_j|
+(scalars a from the two atoms' features and their distance, j over pocket and ligand atoms), and
+the noise predictions are the generalised forces of those vectors on the state's coordinates —
+the projection that turns atomic forces into a rigid body's force, torque and torsional torques:
+
+* centroid ε_t = Σ_i f_i^tr + s(t, |x_t|) x_t, x_t the centroid's offset from the site centre (world
+  frame, so it rotates with the complex; the second term, a learned radial pull, is what tells a
+  ligand far from every pocket atom where the site is);
+* orientation ε_R = Σ_i (r_i − c) × f_i^rot (a world-frame axial vector, the left-action frame of
+  :mod:`digmat.core.so3`);
+* torsion m ε_m = Σ_i f_i^tor · ∂r_i/∂τ_m, with ∂r_i/∂τ_m = â_m × (r_i − r_k) on the moving side of
+  bond j–k minus its mean over heavy atoms (the centroid stays fixed; :class:`~digmat.ligand.PoseSpace`).
+
+Each is scaled by a learned function of the noise level. The outputs are therefore exactly
+E(3)-equivariant (translations and rotations of pocket and ligand together), and at low noise
+they have the form of the true score of a Boltzmann density, whose components are these
+projections of the forces −∇E/kT.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from digmat.core import NoiseSchedule, RigidDiffusion, RigidLoss, RigidState, rigid_dsm_loss
+from digmat.ligand.system import LigandSystem
+
+__all__ = ["LigandModelConfig", "LigandScoreModel", "ligand_dsm_loss"]
+
+LIGAND_FEATURES = 20
+POCKET_FEATURES = 9
+
+
+@dataclass(frozen=True)
+class LigandModelConfig:
+    """Everything needed to rebuild a ligand score model (plain data in checkpoints).
+
+    Attributes
+    ----------
+    width : int
+        Hidden features per atom.
+    layers : int
+        Message-passing layers.
+    rbf : int
+        Gaussian radial basis functions per distance.
+    cutoff : float
+        Å, ligand–pocket interaction range.
+    ligand_range : float
+        Å, the largest ligand–ligand distance the radial basis resolves.
+    time_features : int
+        Fourier features of log σ̃(t).
+    schedule : NoiseSchedule
+        Centroid/torsion schedule.
+    rotation_sigma : (float, float)
+        rad: the range the orientation noise σ_R(t) = σ̃(t) L / r_g is clipped to.
+    length_scale : float
+        Å, centroid prior std (:class:`LigandSystem`).
+    time_power : float
+        Training times t = t_min + (1 − t_min)·u^time_power.
+    temperature : float
+        K, the temperature of the training ensembles (the model samples only this one).
+    training_complexes : tuple of str
+        Names of the complexes trained on.
+    """
+
+    width: int = 64
+    layers: int = 3
+    rbf: int = 24
+    cutoff: float = 6.0
+    ligand_range: float = 14.0
+    time_features: int = 16
+    schedule: NoiseSchedule = field(default_factory=NoiseSchedule)
+    rotation_sigma: tuple[float, float] = (0.01, 3.0)
+    length_scale: float = 3.0
+    time_power: float = 1.0
+    temperature: float = 300.0
+    training_complexes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rotation_sigma", tuple(float(v) for v in self.rotation_sigma))
+        object.__setattr__(self, "training_complexes", tuple(self.training_complexes))
+        if not 0 < self.rotation_sigma[0] < self.rotation_sigma[1]:
+            raise ValueError(f"rotation_sigma must be 0 < min < max, got {self.rotation_sigma}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rotation_sigma"] = list(self.rotation_sigma)
+        d["training_complexes"] = list(self.training_complexes)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LigandModelConfig:
+        data = dict(data)
+        data["schedule"] = NoiseSchedule(**data["schedule"])
+        return cls(**data)
+
+
+def _radial(d: Tensor, num: int, top: float) -> Tensor:
+    """Gaussian basis (..., num) of distances d (...) Å on [0, top] with a cosine cutoff at ``top``."""
+    centres = torch.linspace(0.0, top, num, dtype=d.dtype, device=d.device)
+    width = top / (num - 1)
+    envelope = 0.5 * (torch.cos(math.pi * (d / top).clamp(max=1.0)) + 1.0)
+    return torch.exp(-0.5 * ((d[..., None] - centres) / width) ** 2) * envelope[..., None]
+
+
+class _Layer(nn.Module):
+    """Messages from pocket atoms (edge list) and ligand atoms (dense), then a residual update."""
+
+    def __init__(self, width: int, rbf: int):
+        super().__init__()
+        self.filter_pocket = nn.Linear(rbf, width, bias=False)
+        self.filter_ligand = nn.Linear(rbf, width, bias=False)
+        self.value = nn.Linear(width, width, bias=False)
+        self.update = nn.Sequential(nn.LayerNorm(3 * width), nn.Linear(3 * width, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, h: Tensor, q: Tensor, edges: tuple[Tensor, Tensor, Tensor], e_lp: Tensor, e_ll: Tensor) -> Tensor:
+        b, i, j = edges
+        msg = self.filter_pocket(e_lp) * q[j]
+        m_p = torch.zeros_like(h).index_put_((b, i), msg, accumulate=True)
+        m_l = torch.einsum("bijf,bjf->bif", self.filter_ligand(e_ll), self.value(h))
+        return h + self.update(torch.cat([h, m_p / 8.0, m_l / 8.0], -1))
+
+
+class LigandScoreModel(nn.Module):
+    """Noise predictions (ε_x, ε_R) of ligand poses in any pocket (:class:`LigandSystem`)."""
+
+    def __init__(self, config: LigandModelConfig = LigandModelConfig()):
+        super().__init__()
+        self.config = config
+        w, k = config.width, config.rbf
+        self.embed_ligand = nn.Sequential(nn.Linear(LIGAND_FEATURES, w), nn.SiLU(), nn.Linear(w, w))
+        self.embed_pocket = nn.Sequential(nn.Linear(POCKET_FEATURES, w), nn.SiLU(), nn.Linear(w, w))
+        self.time = nn.Sequential(nn.Linear(2 * config.time_features, w), nn.SiLU(), nn.Linear(w, w))
+        self.register_buffer("frequencies", torch.exp(torch.linspace(0.0, math.log(50.0), config.time_features)),
+                             persistent=False)
+        self.layers = nn.ModuleList(_Layer(w, k) for _ in range(config.layers))
+        self.norm = nn.LayerNorm(w)
+        self.head_atom = nn.Linear(w, 3 * k)
+        self.head_pocket = nn.Linear(w, 3 * k)
+        self.head_ligand = nn.Linear(w, 3 * k)
+        self.out_scale = nn.Linear(w, 3)
+        self.site = nn.Sequential(nn.Linear(w + k, w), nn.SiLU(), nn.Linear(w, 1))
+        nn.init.zeros_(self.out_scale.weight)
+        nn.init.constant_(self.out_scale.bias, 0.1)
+
+    @classmethod
+    def from_payload(cls, ckpt: dict[str, Any], *, ema: bool = True) -> LigandScoreModel:
+        """A model (EMA weights by default, eval mode, ``.metadata``) from a loaded checkpoint payload."""
+        from digmat.checkpoint import model_from_payload
+
+        return model_from_payload(cls, LigandModelConfig, ckpt, ema=ema, what="ligand model")
+
+    def system(self, mol, pocket, center) -> LigandSystem:
+        """The :class:`LigandSystem` this model's diffusion uses (its length scale and SO(3) schedule)."""
+        from digmat.core.so3 import SO3Schedule
+
+        lo, hi = self.config.rotation_sigma
+        return LigandSystem(mol, pocket, center, length_scale=self.config.length_scale,
+                            rotation=SO3Schedule(sigma_min=lo, sigma_max=hi))
+
+    def diffusion(self, system: LigandSystem) -> RigidDiffusion:
+        return system.diffusion(self.config.schedule)
+
+    def eps(self, system: LigandSystem, state: RigidState, t: Tensor) -> tuple[Tensor, Tensor]:
+        """(ε_x (B, 3 + M), ε_R (B, 3)) of noisy poses ``state`` at times ``t`` (B,)."""
+        cfg = self.config
+        x = state.x
+        dt, dev = x.dtype, x.device
+        heavy = torch.as_tensor(system.pose.heavy, device=dev)
+        r = system.positions(state)[:, heavy]  # (B, n, 3)
+        B, n, _ = r.shape
+        P = torch.as_tensor(system.pocket_positions, dtype=dt, device=dev)
+        # ligand–pocket edges within the cutoff
+        d_lp = torch.cdist(r, P[None].expand(B, -1, -1))
+        b, i, j = torch.nonzero(d_lp < cfg.cutoff, as_tuple=True)
+        vec_lp = r[b, i] - P[j]
+        dist_lp = vec_lp.norm(dim=-1).clamp_min(1e-6)
+        e_lp = _radial(dist_lp, cfg.rbf, cfg.cutoff)
+        vec_ll = r[:, :, None] - r[:, None]
+        dist_ll = vec_ll.norm(dim=-1)
+        off = ~torch.eye(n, dtype=torch.bool, device=dev)
+        e_ll = _radial(dist_ll, cfg.rbf, cfg.ligand_range) * off[None, :, :, None]
+        # atoms and noise level
+        log_sigma = torch.log(cfg.schedule.sigma_tilde(t).clamp_min(1e-6)).to(dt)
+        z = log_sigma[:, None] * self.frequencies.to(dt)
+        tfeat = self.time(torch.cat([torch.sin(z), torch.cos(z)], -1))  # (B, w)
+        h = self.embed_ligand(torch.as_tensor(system.ligand_features, dtype=dt, device=dev))[None] + tfeat[:, None]
+        q = self.embed_pocket(torch.as_tensor(system.pocket_features, dtype=dt, device=dev))
+        for layer in self.layers:
+            h = layer(h, q, (b, i, j), e_lp, e_ll)
+        h = self.norm(h)
+        # per-atom vectors of three heads: pairwise scalars times unit vectors
+        k = cfg.rbf
+        A = self.head_atom(h).reshape(B, n, 3, k)
+        a_lp = (A[b, i] * self.head_pocket(q).reshape(-1, 3, k)[j] * e_lp[:, None]).sum(-1)  # (E, 3)
+        f = torch.zeros(B, n, 3, 3, dtype=dt, device=dev).index_put_(
+            (b, i), a_lp[:, :, None] * (vec_lp / dist_lp[:, None])[:, None], accumulate=True)
+        Hl = self.head_ligand(h).reshape(B, n, 3, k)
+        a_ll = torch.einsum("bick,bjck,bijk->bijc", A, Hl, e_ll)
+        unit_ll = vec_ll / dist_ll.clamp_min(1e-6)[..., None]
+        f = f + torch.einsum("bijc,bijx->bicx", a_ll, unit_ll)  # (B, n, head, 3)
+        scale = self.out_scale(tfeat)  # (B, 3)
+        centroid = r.mean(dim=1, keepdim=True)
+        # the pull towards the site centre: only it can tell a ligand far from every pocket atom
+        # where to go (at high noise the exact ε of the centroid is nearly x itself)
+        offset = x[:, :3]
+        site = self.site(torch.cat([tfeat, _radial(offset.norm(dim=1) * cfg.length_scale, k, 4 * cfg.ligand_range)], -1))
+        eps_t = f[:, :, 0].sum(1) * scale[:, :1] + site * offset
+        eps_R = torch.cross(r - centroid, f[:, :, 1], dim=-1).sum(1) * scale[:, 1:2]
+        eps_tau = self._torsion_forces(system, r, f[:, :, 2]) * scale[:, 2:3]
+        eps_x = torch.cat([eps_t, eps_tau], dim=1)
+        return eps_x * self.diffusion(system).flat.uniform_gate(t, eps_x), eps_R
+
+    @staticmethod
+    def _torsion_forces(system: LigandSystem, r: Tensor, f: Tensor) -> Tensor:
+        """Σ_i f_i · ∂r_i/∂τ_m (B, M) for heavy-atom positions r and vectors f (B, n, 3)."""
+        if system.num_torsions == 0:
+            return r.new_zeros(r.shape[0], 0)
+        axes = torch.as_tensor(system.torsion_axes, device=r.device)
+        moving = torch.as_tensor(system.torsion_moving, dtype=r.dtype, device=r.device)  # (M, n)
+        a, k = r[:, axes[:, 0]], r[:, axes[:, 1]]  # (B, M, 3)
+        u = (k - a) / (k - a).norm(dim=-1, keepdim=True)
+        lever = torch.cross(u[:, :, None].expand(-1, -1, r.shape[1], -1), r[:, None] - k[:, :, None], dim=-1)
+        lever = lever * moving[None, :, :, None]  # (B, M, n, 3)
+        lever = lever - lever.mean(dim=2, keepdim=True)
+        return torch.einsum("bmnx,bnx->bm", lever, f)
+
+    def forward(self, system: LigandSystem, state: RigidState, t: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`eps` (so that DDP wraps the model)."""
+        return self.eps(system, state, t)
+
+    def score_fn(self, system: LigandSystem):
+        """``(state, t) -> (score_x, score_R)`` for :func:`digmat.core.sample_rigid_sde`."""
+        diffusion = self.diffusion(system)
+
+        def score(state: RigidState, t: Tensor) -> tuple[Tensor, Tensor]:
+            return diffusion.eps_to_score(*self.eps(system, state, t), t)
+
+        return score
+
+
+def ligand_dsm_loss(model: nn.Module, system: LigandSystem, state0: RigidState, *, weights: Tensor | None = None,
+                    rotation_weight: float = 1.0, generator: torch.Generator | None = None) -> RigidLoss:
+    """Denoising score matching (ε form) of clean poses ``state0`` of one complex."""
+    core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    return rigid_dsm_loss(core.diffusion(system), lambda s, t: model(system, s, t), state0, time_power=core.config.time_power, rotation_weight=rotation_weight,
+                          weights=weights, generator=generator)

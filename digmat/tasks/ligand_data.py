@@ -1,0 +1,149 @@
+"""Training data of the ligand model from reference ensembles, the complexes they belong to, and the loop.
+
+A reference folder (``recipes/reference_ligands.py``) holds one subfolder per complex with
+``samples.npz`` (centroids, rotations, torsions and importance weights of every recorded pose)
+and ``summary.json`` (its settings). :func:`load_complex` rebuilds a complex — ligand, pocket,
+site centre and box — from a PoseBusters example name or the files the summary names;
+:class:`LigandDataset` resamples each complex's weighted poses into ``samples_per_complex``
+unweighted training states (seeded), so every complex weighs the same in training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from digmat.core import RigidState
+from digmat.ligand.checks import POSEBUSTERS_EXAMPLES, posebusters_example
+from digmat.ligand.molecule import ligand_atoms, read_ligand
+from digmat.ligand.pocket import extract_pocket
+from digmat.ligand.system import LigandSystem, site_pocket_radius
+from digmat.models.ligand import LigandModelConfig, LigandScoreModel, ligand_dsm_loss
+from digmat.train import TrainConfig, Trainer
+
+__all__ = ["LigandComplex", "LigandDataset", "load_complex", "train_ligand_model"]
+
+
+@dataclass
+class LigandComplex:
+    """A complex as the model sees it: the system (ligand, pocket, centre), the box radius (Å),
+    the input files and the crystal pose (N, 3) Å."""
+
+    name: str
+    system: LigandSystem
+    box_radius: float
+    protein: Path
+    ligand_file: Path
+    crystal: np.ndarray
+
+
+def complex_files(name: str, folder: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """(protein, ligand SDF) of a PoseBusters example, or those named in ``folder/name/summary.json``."""
+    if name in POSEBUSTERS_EXAMPLES:
+        return posebusters_example(name)
+    summary = Path(folder or ".", name, "summary.json")
+    if not summary.is_file():
+        raise FileNotFoundError(f"{name!r} is not a PoseBusters example and {summary} does not exist")
+    data = json.loads(summary.read_text())
+    return Path(data["protein"]), Path(data["ligand_file"])
+
+
+def load_complex(name: str, model: LigandScoreModel, *, box_radius: float = 6.0,
+                 folder: str | os.PathLike | None = None) -> LigandComplex:
+    """The :class:`LigandComplex` ``name`` for ``model`` (its pocket radius, schedules)."""
+    protein, sdf = complex_files(name, folder)
+    mol = read_ligand(sdf)
+    lig = ligand_atoms(mol)
+    center = lig.positions[lig.numbers > 1].mean(axis=0)
+    extent = float(np.linalg.norm(lig.positions[lig.numbers > 1] - center, axis=1).max())
+    pocket = extract_pocket(protein, center, radius=site_pocket_radius(box_radius, extent, model.config.cutoff))
+    return LigandComplex(name, model.system(mol, pocket, center), box_radius, Path(protein), Path(sdf), lig.positions)
+
+
+class LigandDataset:
+    """Resampled reference poses of several complexes, as ``(complex index, x, R)`` items.
+
+    Parameters
+    ----------
+    folder
+        Reference folder (module docstring).
+    complexes
+        The :class:`LigandComplex` of each name to include, in order.
+    samples_per_complex
+        Resampled poses per complex.
+    seed
+        Seed of the resampling.
+    """
+
+    def __init__(self, folder: str | os.PathLike, complexes: Sequence[LigandComplex], *,
+                 samples_per_complex: int = 20000, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.complexes = list(complexes)
+        self.states: list[RigidState] = []
+        self.effective_samples: list[float] = []
+        for c in self.complexes:
+            path = Path(folder, c.name, "samples.npz")
+            if not path.is_file():
+                raise FileNotFoundError(f"no reference samples for {c.name!r} at {path}")
+            data = np.load(path)
+            w = data["weights"].reshape(-1).astype(np.float64)
+            w = w / w.sum()
+            pick = rng.choice(len(w), size=samples_per_complex, p=w)
+            t = torch.as_tensor(data["t"].reshape(-1, 3)[pick], dtype=torch.float64)
+            tau = torch.as_tensor(data["tau"].reshape(len(w), -1)[pick], dtype=torch.float64)
+            R = torch.as_tensor(data["rotation"].reshape(-1, 3, 3)[pick], dtype=torch.float64)
+            if tau.shape[1] != c.system.num_torsions:
+                raise ValueError(f"{c.name}: samples have {tau.shape[1]} torsions, the system {c.system.num_torsions}")
+            x = torch.cat([(t - torch.as_tensor(c.system.center)) / c.system.length_scale, tau], dim=1)
+            self.states.append(RigidState(c.system.space.wrap(x).float(), R.float()))
+            self.effective_samples.append(float(1.0 / np.sum(w**2)))
+        self.index = [(k, i) for k, s in enumerate(self.states) for i in range(len(s.x))]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.complexes]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> tuple[int, int]:
+        return self.index[item]
+
+    def collate(self, items: list[tuple[int, int]], device: torch.device) -> list[tuple[LigandSystem, RigidState]]:
+        """Group items by complex: ``[(system, clean states)]``."""
+        groups: dict[int, list[int]] = {}
+        for k, i in items:
+            groups.setdefault(k, []).append(i)
+        out = []
+        for k in sorted(groups):
+            idx = torch.as_tensor(groups[k])
+            s = self.states[k]
+            out.append((self.complexes[k].system, RigidState(s.x[idx].to(device), s.R[idx].to(device))))
+        return out
+
+
+def ligand_batch_loss(model, groups, generator: torch.Generator) -> torch.Tensor:
+    """Mean DSM loss over the poses of every complex in the batch (each pose weighs the same)."""
+    total = sum(len(s.x) for _, s in groups)
+    return sum(ligand_dsm_loss(model, system, s, generator=generator).loss * (len(s.x) / total) for system, s in groups)
+
+
+def train_ligand_model(dataset: LigandDataset, model: LigandScoreModel, out_dir: str | os.PathLike, *,
+                       train_config: TrainConfig = TrainConfig(), metadata: dict[str, Any] | None = None,
+                       progress: bool = True) -> dict[str, Any]:
+    """Train ``model`` on ``dataset`` (resumable from ``out_dir``); returns the last log record."""
+    config = LigandModelConfig(**{**model.config.to_dict(), "schedule": model.config.schedule,
+                                  "training_complexes": tuple(dataset.names)})
+    model.config = config
+    meta = {"kind": "ligand", "complexes": dataset.names,
+            "effective_samples": [round(n, 1) for n in dataset.effective_samples], **(metadata or {})}
+    trainer = Trainer(model, ligand_batch_loss, dataset, dataset.collate, train_config, out_dir,
+                      model_config=config.to_dict(), metadata=meta, progress=progress, deterministic=False)
+    return trainer.fit()

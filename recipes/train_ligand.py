@@ -1,0 +1,75 @@
+"""Train the ligand-pose score model on reference ensembles (and ship it).
+
+Data: ``--data`` (default ``data/ligands``), one folder per complex written by
+``recipes/reference_ligands.py``. Complexes named in ``--train`` are trained on; the others are
+never read here (``recipes/bench_ligand.py --model`` scores them). Training resumes from
+``OUT/checkpoint.pt`` when rerun with the same settings.
+
+Examples::
+
+    python recipes/train_ligand.py --train 1uou --out runs/ligand --steps 200
+    python recipes/train_ligand.py --train 1uou 1s3v 1of6 --out runs/ligand --steps 3000 --ship
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from digmat.checkpoint import SHIPPED_DIR, load_checkpoint, save_checkpoint
+from digmat.models.ligand import LigandModelConfig, LigandScoreModel
+from digmat.tasks.ligand_data import LigandDataset, load_complex, train_ligand_model
+from digmat.train import TrainConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("data/ligands"), help="reference folder")
+    parser.add_argument("--train", nargs="+", required=True, help="training complexes")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, log, model.pt)")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=48)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--time-power", type=float, default=1.0)
+    parser.add_argument("--samples-per-complex", type=int, default=12800)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--ship", action="store_true", help=f"copy the EMA weights to {SHIPPED_DIR}/ligand.pt")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = LigandScoreModel(LigandModelConfig(width=args.width, layers=args.layers, time_power=args.time_power))
+    start = time.perf_counter()
+    complexes = []
+    for name in args.train:
+        box = json.loads((args.data / name / "summary.json").read_text())["box_radius_A"]
+        complexes.append(load_complex(name, model, box_radius=box, folder=args.data))
+        print(f"{name}: {complexes[-1].system}", flush=True)
+    dataset = LigandDataset(args.data, complexes, samples_per_complex=args.samples_per_complex, seed=args.seed)
+    train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(200, args.steps // 10),
+                        ema_decay=0.995, log_every=50, checkpoint_every=250, seed=args.seed)
+    last = train_ligand_model(dataset, model, args.out, train_config=train,
+                              metadata={"data": str(args.data), "name": "ligand"}, progress=True)
+    summary = {"complexes": dataset.names, "effective_samples": dataset.effective_samples,
+               "parameters": sum(p.numel() for p in model.parameters()), "seconds": round(time.perf_counter() - start, 1),
+               "threads": torch.get_num_threads(), **last}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    if args.ship:
+        ckpt = load_checkpoint(args.out / "model.pt")
+        meta = {**ckpt["metadata"], "train_seconds": summary["seconds"], "command": " ".join(sys.argv)}
+        save_checkpoint(SHIPPED_DIR / "ligand.pt", config=ckpt["config"], state_dict=ckpt["ema_state_dict"],
+                        ema_state_dict=None, metadata=meta, kind="ligand")
+        print(f"shipped {SHIPPED_DIR / 'ligand.pt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
