@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "interpolate": ("digmat.cli.interpolate", "path between two adsorbate configurations through the model's latent space"),
     "generate": ("digmat.cli.generate", "crystals from a crystal score model (shipped: carbon24), unguided or band-gap guided"),
     "peptide": ("digmat.cli.peptide", "conformational ensemble of a capped peptide: Ramachandran basins with probabilities (protein extra)"),
+    "ligand": ("digmat.cli.ligand", "binding modes of a ligand in a protein pocket with probabilities, PoseBusters-checked (ligand extra)"),
     "demo": ("digmat.cli.demo", "sample, score and interpolate an exact target with the diffusion core"),
     "train": ("digmat.cli.train", "train a model (adsorption) from an OC20-format LMDB, with resume and DDP"),
     "reference": ("digmat.cli.reference", "reference adsorption-site search: minima, sites, free energies, probabilities"),

@@ -28,7 +28,7 @@ from digmat.ligand.system import LigandSystem, site_pocket_radius
 from digmat.models.ligand import LigandModelConfig, LigandScoreModel, ligand_dsm_loss
 from digmat.train import TrainConfig, Trainer
 
-__all__ = ["LigandComplex", "LigandDataset", "load_complex", "train_ligand_model"]
+__all__ = ["LigandComplex", "LigandDataset", "build_complex", "complex_files", "load_complex", "train_ligand_model"]
 
 
 @dataclass
@@ -55,16 +55,33 @@ def complex_files(name: str, folder: str | os.PathLike | None = None) -> tuple[P
     return Path(data["protein"]), Path(data["ligand_file"])
 
 
+def build_complex(name: str, protein, mol, model: LigandScoreModel, *, center=None,
+                  box_radius: float = 6.0) -> LigandComplex:
+    """The :class:`LigandComplex` of ``mol`` (RDKit, explicit H; its conformer is the template and the
+    reference pose) in ``protein`` (a PDB/mmCIF path) for ``model``: the site centre is ``center``
+    (3,) Å or the ligand's heavy-atom centroid, the pocket holds every residue the model and Vina
+    scoring can see from the box (:func:`~digmat.ligand.system.site_pocket_radius`)."""
+    if not box_radius > 0:
+        raise ValueError(f"the box radius must be > 0 Å, got {box_radius}")
+    lig = ligand_atoms(mol)
+    heavy = lig.positions[lig.numbers > 1]
+    center = heavy.mean(axis=0) if center is None else np.asarray(center, dtype=float).reshape(3)
+    extent = float(np.linalg.norm(heavy - heavy.mean(axis=0), axis=1).max())
+    pocket = extract_pocket(protein, center, radius=site_pocket_radius(box_radius, extent, model.config.cutoff))
+    gap = float(np.linalg.norm(pocket.atoms.positions - center, axis=1).min())
+    if gap > box_radius:
+        raise ValueError(f"the site centre lies {gap:.1f} Å from the nearest protein atom, beyond the {box_radius:g} Å "
+                         "box: it is outside the protein (give --center inside the binding site)")
+    return LigandComplex(name, model.system(mol, pocket, center), float(box_radius), Path(protein), Path(), lig.positions)
+
+
 def load_complex(name: str, model: LigandScoreModel, *, box_radius: float = 6.0,
                  folder: str | os.PathLike | None = None) -> LigandComplex:
-    """The :class:`LigandComplex` ``name`` for ``model`` (its pocket radius, schedules)."""
+    """The :class:`LigandComplex` ``name`` (PoseBusters example or reference folder) for ``model``."""
     protein, sdf = complex_files(name, folder)
-    mol = read_ligand(sdf)
-    lig = ligand_atoms(mol)
-    center = lig.positions[lig.numbers > 1].mean(axis=0)
-    extent = float(np.linalg.norm(lig.positions[lig.numbers > 1] - center, axis=1).max())
-    pocket = extract_pocket(protein, center, radius=site_pocket_radius(box_radius, extent, model.config.cutoff))
-    return LigandComplex(name, model.system(mol, pocket, center), box_radius, Path(protein), Path(sdf), lig.positions)
+    found = build_complex(name, protein, read_ligand(sdf), model, box_radius=box_radius)
+    found.ligand_file = Path(sdf)
+    return found
 
 
 class LigandDataset:

@@ -66,6 +66,90 @@ class PoseEnsemble:
             self._modes = modes
         return modes
 
+    def mode_table(self, reference=None, *, min_population: float = 0.0) -> list[dict]:
+        """One row per mode (population ≥ ``min_population``): population, 95 % interval over the
+        sampling batches, lowest and mean Vina energy (kcal/mol) and, with a ``reference`` pose
+        (N, 3) Å, the representative's symmetry-aware RMSD to it (Å)."""
+        rows = self.modes().table(self.system.pose, reference)
+        return [r for r in rows if r["population"] >= min_population]
+
+    def summary(self, reference=None) -> dict:
+        """JSON-able figures of the ensemble (modes with population ≥ 0.01)."""
+        modes = self.mode_table(reference, min_population=0.01)
+        out = {"num_samples": int(len(self.positions)), "seconds": round(self.seconds, 2),
+               "in_box_fraction": float(self.in_box.mean()), "box_radius_A": self.box_radius,
+               "num_modes": int(len(self.modes().populations)), "vina_energy_median": float(np.median(self.energy)),
+               "modes": modes}
+        if reference is not None:
+            rmsd = self.system.pose.rmsd(self.positions, reference)[:, 0]
+            out["fraction_within_2A_of_reference"] = float((rmsd <= 2.0).mean())
+        return out
+
+    def sdf(self, which: str = "poses", names=None) -> bytes:
+        """SDF text of every pose (``"poses"``, with mode and energies as properties) or of each mode's
+        representative (``"modes"``, with population); coordinates in the protein's frame."""
+        import io
+
+        from rdkit import Chem
+
+        from digmat.ligand.checks import mols_at
+
+        modes = self.modes()
+        if which == "modes":
+            mols = mols_at(self.system.mol, modes.representatives, names=[f"mode {k + 1}" for k in range(len(modes.populations))])
+            props = [{"population": f"{p:.4f}", "vina_energy_min": f"{e:.3f}"} for p, e in zip(modes.populations, modes.energy_min)]
+        elif which == "poses":
+            mols = mols_at(self.system.mol, self.positions, names=[f"pose {k + 1}" for k in range(len(self.positions))])
+            props = [{"mode": str(int(m) + 1), "vina_energy": f"{e:.3f}", "vina_score": f"{v:.3f}", "in_box": str(bool(b))}
+                     for m, e, v, b in zip(modes.labels, self.energy, self.vina_score, self.in_box)]
+        else:
+            raise ValueError(f"which must be 'poses' or 'modes', got {which!r}")
+        buffer = io.StringIO()
+        writer = Chem.SDWriter(buffer)
+        for mol, prop in zip(mols, props):
+            for key, value in prop.items():
+                mol.SetProp(key, value)
+            writer.write(mol)
+        writer.close()
+        return buffer.getvalue().encode()
+
+    def plot(self, fh, *, top: int = 5) -> None:
+        """PNG of the ``top`` modes' representatives in the pocket, projected on the plane of the two
+        largest principal axes of the pocket atoms near them (pocket heavy atoms grey)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        modes = self.modes()
+        reps = modes.representatives[:top]
+        heavy = self.system.pose.heavy
+        centre = reps[:, heavy].reshape(-1, 3).mean(axis=0)
+        pocket = self.system.pocket_positions
+        near = pocket[np.linalg.norm(pocket - centre, axis=1) < 10.0]
+        cloud = near if len(near) >= 3 else reps.reshape(-1, 3)
+        _, _, vt = np.linalg.svd(cloud - cloud.mean(axis=0), full_matrices=False)
+        axes = vt[:2].T
+        fig, ax = plt.subplots(figsize=(6, 6))
+        if len(near):
+            p = (near - centre) @ axes
+            ax.scatter(p[:, 0], p[:, 1], s=12, c="0.8", label="pocket heavy atoms")
+        bonds = [(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in self.system.mol.GetBonds()
+                 if heavy[b.GetBeginAtomIdx()] and heavy[b.GetEndAtomIdx()]]
+        colours = plt.cm.tab10.colors
+        for k, rep in enumerate(reps):
+            q = (rep - centre) @ axes
+            for i, j in bonds:
+                ax.plot(q[[i, j], 0], q[[i, j], 1], color=colours[k % 10], lw=2)
+            ax.plot([], [], color=colours[k % 10], lw=2, label=f"mode {k + 1}: {modes.populations[k]:.2f}")
+        ax.set_aspect("equal")
+        ax.set_xlabel("Å")
+        ax.set_ylabel("Å")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.set_title("binding modes (population)")
+        fig.savefig(fh, format="png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
+
 
 @torch.no_grad()
 def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6.0, steps: int = 200,

@@ -1,0 +1,118 @@
+"""``digmat ligand``: binding modes of a ligand in a protein pocket, with probabilities.
+
+Draws ``-n`` poses of the ligand (an SDF/MOL/MOL2 file, whose pose is the reference and whose
+geometry is kept; or a SMILES with ``--center``) in the fixed protein (PDB/mmCIF) with the
+shipped ``ligand`` model or any ligand checkpoint, clusters them into binding modes (2 Å
+symmetry-aware RMSD) and reports each mode's population with a 95 % interval, its Vina energy
+and its RMSD to the input pose. PoseBusters judges the modes' representatives (``--check-all``:
+every pose). Writes ``poses.sdf`` and ``modes.sdf`` (the protein's frame), ``modes.png`` and
+``ligand.json``. Needs the ligand extra (``pip install "digmat[ligand]"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from digmat.cli.io import finish
+from digmat.cli.options import (add_device_option, add_json_option, add_out_option, add_temperature_option, at_least,
+                                check_output_dir, positive, resolve_device)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("protein", help="protein structure without the ligand (PDB or mmCIF)")
+    parser.add_argument("ligand", help="ligand file (SDF/MOL/MOL2, with a pose) or a SMILES string with --center")
+    parser.add_argument("--center", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                        help="site centre, Å (default: the input ligand's centroid)")
+    parser.add_argument("--box", type=positive(float), default=6.0, help="Å: ligand centroids within this radius of the centre (default 6)")
+    parser.add_argument("--ph", type=float, default=7.0, help="protonation pH of the ligand (default 7)")
+    parser.add_argument("--model", default="ligand", help="ligand checkpoint path or shipped model name (default ligand)")
+    parser.add_argument("-n", "--num-samples", type=at_least(1), default=256, help="poses to draw (default 256)")
+    add_temperature_option(parser, default=300.0)
+    parser.add_argument("--steps", type=at_least(1), default=200, help="reverse-SDE steps (default 200)")
+    parser.add_argument("--check-all", action="store_true", help="run PoseBusters on every pose (about 0.1-1 s each)")
+    parser.add_argument("--no-checks", action="store_true", help="skip PoseBusters")
+    parser.add_argument("--seed", type=at_least(0), default=0)
+    add_device_option(parser)
+    add_out_option(parser, "ligand_out")
+    add_json_option(parser)
+
+
+def _ligand(spec: str, center, ph: float):
+    from digmat.ligand import ligand_from_smiles, read_ligand
+
+    path = Path(spec)
+    if path.is_file():
+        return read_ligand(path, ph=ph), True
+    if path.suffix.lower() in (".sdf", ".mol", ".mol2"):
+        raise FileNotFoundError(f"no such file: {spec}")
+    if center is None:
+        raise ValueError(f"{spec!r} is not a file; a SMILES ligand needs --center X Y Z (Å)")
+    return ligand_from_smiles(spec, center, ph=ph), False
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from digmat.extras import require_extra
+
+    require_extra("ligand", "rdkit", "openmm", "vina", "meeko")
+    device = resolve_device(args.device)
+    check_output_dir(args.out)
+    if not Path(args.protein).is_file():
+        raise FileNotFoundError(f"no such file: {args.protein}")
+    mol, has_pose = _ligand(args.ligand, args.center, args.ph)
+    from digmat.pretrained import load_model
+    from digmat.tasks.ligand_data import build_complex
+    from digmat.tasks.ligand_sampling import sample_poses
+
+    model = load_model(args.model, device=device)
+    if getattr(model, "kind", None) != "ligand":
+        raise ValueError(f"--model {args.model}: a {getattr(model, 'kind', '?')} model, not a ligand model")
+    if abs(args.temperature - model.config.temperature) > 1e-6:
+        raise ValueError(f"this model was trained at {model.config.temperature:g} K only; got -T {args.temperature:g}")
+    found = build_complex(Path(args.protein).stem, args.protein, mol, model, center=args.center, box_radius=args.box)
+    reference = found.crystal if has_pose else None
+    bar = None
+    if not args.json:
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.num_samples, desc="poses", unit="pose")
+    ensemble = sample_poses(model, found.system, args.num_samples, box_radius=args.box, steps=args.steps, seed=args.seed,
+                            device=device, progress=None if bar is None else (lambda done, total: bar.update(done - bar.n)))
+    if bar is not None:
+        bar.close()
+    summary = {"model": str(args.model), "protein": str(args.protein), "ligand": found.system.conditioning()["smiles"],
+               "center_A": [float(v) for v in found.system.center], "temperature_K": float(args.temperature),
+               "pocket_residues": len(found.system.pocket.residues), "torsions": found.system.num_torsions,
+               **ensemble.summary(reference)}
+    if not args.no_checks:
+        from digmat.ligand.checks import mols_at, posebusters_checks
+
+        modes = ensemble.modes()
+        judged = [k for k, row in enumerate(summary["modes"])][:10]
+        for k, checks in zip(judged, posebusters_checks(mols_at(mol, modes.representatives[judged]), args.protein)):
+            summary["modes"][k]["posebusters_pass"] = checks["all"]
+            summary["modes"][k]["posebusters_failed"] = [n for n, ok in checks.items() if not ok and n != "all"]
+        if args.check_all:
+            passed = [c["all"] for c in posebusters_checks(mols_at(mol, ensemble.positions), args.protein)]
+            summary["posebusters_pass_fraction"] = float(np.mean(passed))
+
+    def table(summary: dict) -> None:
+        print(f"{summary['ligand']} in {summary['protein']}: {summary['num_samples']} poses in {summary['seconds']:.1f} s, "
+              f"{summary['num_modes']} modes, {100 * summary['in_box_fraction']:.0f} % within the {summary['box_radius_A']:g} Å box")
+        print(" mode  population   95% interval    Vina min / mean (kcal/mol)   RMSD to input (Å)  PoseBusters")
+        for row in summary["modes"]:
+            rmsd = f"{row['rmsd_to_reference']:8.2f}" if "rmsd_to_reference" in row else "       -"
+            pb = {True: "pass", False: "fail: " + ",".join(row.get("posebusters_failed", []))}.get(row.get("posebusters_pass"), "-")
+            print(f" {row['mode']:4d}  {row['population']:9.3f}    [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]"
+                  f"    {row['energy_min']:7.2f} / {row['energy_mean']:7.2f}        {rmsd}          {pb}")
+        if "posebusters_pass_fraction" in summary:
+            print(f"PoseBusters: {100 * summary['posebusters_pass_fraction']:.1f} % of all poses pass")
+        print(f"written to {args.out}")
+
+    files = {"poses": ("poses.sdf", lambda fh: fh.write(ensemble.sdf("poses"))),
+             "modes": ("modes.sdf", lambda fh: fh.write(ensemble.sdf("modes"))),
+             "plot": ("modes.png", ensemble.plot),
+             "summary": ("ligand.json", summary)}
+    return finish(args, summary, files, table)
