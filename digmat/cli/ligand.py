@@ -102,11 +102,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{summary['ligand']} in {summary['protein']}: {summary['num_samples']} poses in {summary['seconds']:.1f} s, "
               f"{summary['num_modes']} modes, {100 * summary['in_box_fraction']:.0f} % within the {summary['box_radius_A']:g} Å box")
         print(" mode  population   95% interval    Vina min / mean (kcal/mol)   RMSD to input (Å)  PoseBusters")
-        for row in summary["modes"]:
+        for row in summary["modes"][:10]:
             rmsd = f"{row['rmsd_to_reference']:8.2f}" if "rmsd_to_reference" in row else "       -"
             pb = {True: "pass", False: "fail: " + ",".join(row.get("posebusters_failed", []))}.get(row.get("posebusters_pass"), "-")
             print(f" {row['mode']:4d}  {row['population']:9.3f}    [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]"
                   f"    {row['energy_min']:7.2f} / {row['energy_mean']:7.2f}        {rmsd}          {pb}")
+        if len(summary["modes"]) > 10:
+            print(f" ... {len(summary['modes']) - 10} more modes with population >= 0.01 in ligand.json")
         if "posebusters_pass_fraction" in summary:
             print(f"PoseBusters: {100 * summary['posebusters_pass_fraction']:.1f} % of all poses pass")
         print(f"written to {args.out}")

@@ -1,0 +1,66 @@
+"""``digmat ligand``: files, table, JSON, SMILES input, and one-line errors before any sampling."""
+
+import json
+
+import pytest
+import torch
+
+for _name in ("rdkit", "openmm", "vina", "meeko", "posebusters"):
+    pytest.importorskip(_name, reason="needs the ligand extra")
+
+from digmat.checkpoint import save_checkpoint  # noqa: E402
+from digmat.cli.main import main  # noqa: E402
+from digmat.models.ligand import LigandModelConfig, LigandScoreModel  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ligand_model(tmp_path_factory):
+    """An untrained one-layer ligand checkpoint (for I/O and messages, not accuracy)."""
+    torch.manual_seed(0)
+    config = LigandModelConfig(width=16, layers=1, rbf=8, training_complexes=("1uou",))
+    path = tmp_path_factory.mktemp("model") / "ligand.pt"
+    save_checkpoint(path, config=config.to_dict(), state_dict=LigandScoreModel(config).state_dict(), kind="ligand")
+    return str(path)
+
+
+def test_sdf_input_writes_poses_modes_picture_and_json(ligand_model, posebusters_case, tmp_path, capsys):
+    protein, sdf = posebusters_case("1uou")
+    out = tmp_path / "out"
+    assert main(["ligand", str(protein), str(sdf), "--model", ligand_model, "-n", "6", "--steps", "3",
+                 "--no-checks", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["num_samples"] == 6 and summary["torsions"] == 2
+    assert all("rmsd_to_reference" in row for row in summary["modes"])
+    assert sum(row["population"] for row in summary["modes"]) <= 1.0 + 1e-9
+    for name in ("poses.sdf", "modes.sdf", "modes.png", "ligand.json"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_smiles_input_with_a_centre_prints_a_table(ligand_model, posebusters_case, tmp_path, capsys):
+    protein, _ = posebusters_case("1uou")
+    assert main(["ligand", str(protein), "OC(=O)c1ccccc1", "--center", "-3.5", "2.0", "29.2", "--model", ligand_model,
+                 "-n", "4", "--steps", "2", "--no-checks", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "population" in text and "written to" in text and "RMSD" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["OC(=O)c1ccccc1"], "needs --center"),
+    (["missing.sdf"], "no such file"),
+    (["LIGAND", "-T", "400"], "trained at 300 K only"),
+    (["LIGAND", "--center", "500", "500", "500"], "no protein atom within"),
+    (["LIGAND", "-n", "0"], ">= 1"),
+])
+def test_bad_input_is_one_line(ligand_model, posebusters_case, tmp_path, capsys, args, message):
+    protein, sdf = posebusters_case("1uou")
+    args = [str(sdf) if a == "LIGAND" else a for a in args]
+    code = main(["ligand", str(protein), *args, "--model", ligand_model, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "poses.sdf").exists()
+
+
+def test_a_model_of_another_kind_is_refused(tiny_model, posebusters_case, tmp_path, capsys):
+    protein, sdf = posebusters_case("1uou")
+    assert main(["ligand", str(protein), str(sdf), "--model", str(tiny_model), "--out", str(tmp_path)]) == 2
+    assert "not a ligand model" in capsys.readouterr().err

@@ -1,0 +1,72 @@
+"""Pose sampling and its reports: shapes, box flags, Vina energies, SDF and PNG output, and the
+reference-mode populations and total variation on hand-made poses."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("rdkit", reason="needs the ligand extra (rdkit)")
+pytest.importorskip("vina", reason="needs the ligand extra (vina, meeko)")
+pytest.importorskip("meeko", reason="needs the ligand extra (vina, meeko)")
+
+from digmat.models.ligand import LigandModelConfig, LigandScoreModel  # noqa: E402
+from digmat.tasks.ligand_sampling import reference_populations, sample_poses, total_variation  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def system(pocket_1uou):
+    pocket, mol = pocket_1uou
+    heavy = np.array([a.GetAtomicNum() > 1 for a in mol.GetAtoms()])
+    model = LigandScoreModel(LigandModelConfig(width=16, layers=1, rbf=8))
+    return model, model.system(mol, pocket, mol.GetConformer().GetPositions()[heavy].mean(axis=0))
+
+
+def test_reference_populations_of_hand_made_poses(system):
+    _, sys_ = system
+    crystal = sys_.mol.GetConformer().GetPositions()
+    rng = np.random.default_rng(0)
+    near = crystal + 0.2 * rng.standard_normal((3, *crystal.shape))
+    shifted = crystal + np.array([5.0, 0.0, 0.0])
+    far = crystal + np.array([0.0, 12.0, 0.0])
+    poses = np.concatenate([near, shifted[None] + 0.1, far[None]])
+    p = reference_populations(sys_, poses, np.stack([crystal, shifted]))
+    np.testing.assert_allclose(p, [0.6, 0.2, 0.2])
+    assert total_variation(p, [0.6, 0.4, 0.0]) == pytest.approx(0.2)
+    w = np.array([1, 1, 1, 3, 0.0])
+    np.testing.assert_allclose(reference_populations(sys_, poses, np.stack([crystal, shifted]), weights=w), [0.5, 0.5, 0.0])
+
+
+def test_sample_poses_reports_what_it_drew(system, tmp_path):
+    from rdkit import Chem
+
+    from digmat.ligand.energy import vina_scorer
+
+    model, sys_ = system
+    ens = sample_poses(model, sys_, 6, box_radius=4.0, steps=3, seed=5, batch_size=4)
+    assert ens.positions.shape == (6, sys_.mol.GetNumAtoms(), 3)
+    np.testing.assert_array_equal(ens.batch, [0, 0, 0, 0, 1, 1])
+    centroid = ens.positions[:, sys_.pose.heavy].mean(1)
+    np.testing.assert_array_equal(ens.in_box, np.linalg.norm(centroid - sys_.center, axis=1) <= 4.0)
+    extent = float(np.linalg.norm(sys_.pose.template[sys_.pose.heavy], axis=1).max())
+    direct = vina_scorer(sys_.pocket, sys_.mol, sys_.center, 4.0 + extent + 0.5)(torch.as_tensor(ens.positions))
+    np.testing.assert_allclose(ens.energy, (direct["inter"] + direct["intra"]).numpy())
+    # the same seed draws the same poses
+    again = sample_poses(model, sys_, 6, box_radius=4.0, steps=3, seed=5, batch_size=4)
+    np.testing.assert_array_equal(again.positions, ens.positions)
+    modes = ens.modes()
+    assert modes.populations.sum() == pytest.approx(1.0)
+    summary = ens.summary(sys_.mol.GetConformer().GetPositions())
+    assert summary["num_samples"] == 6 and 0 <= summary["fraction_within_2A_of_reference"] <= 1
+    mols = [m for m in Chem.ForwardSDMolSupplier(io.BytesIO(ens.sdf("poses")), removeHs=False)]
+    assert len(mols) == 6
+    np.testing.assert_allclose(np.array([m.GetConformer().GetPositions() for m in mols]), ens.positions, atol=1e-4)
+    assert [int(m.GetProp("mode")) for m in mols] == list(modes.labels + 1)
+    reps = [m for m in Chem.ForwardSDMolSupplier(io.BytesIO(ens.sdf("modes")), removeHs=False)]
+    assert len(reps) == len(modes.populations)
+    png = io.BytesIO()
+    ens.plot(png)
+    assert png.getvalue()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="poses"):
+        ens.sdf("everything")
