@@ -16,7 +16,9 @@ the projection that turns atomic forces into a rigid body's force, torque and to
 * orientation ε_R = Σ_i (r_i − c) × f_i^rot (a world-frame axial vector, the left-action frame of
   :mod:`digmat.core.so3`);
 * torsion m ε_m = Σ_i f_i^tor · ∂r_i/∂τ_m, with ∂r_i/∂τ_m = â_m × (r_i − r_k) on the moving side of
-  bond j–k minus its mean over heavy atoms (the centroid stays fixed; :class:`~digmat.ligand.PoseSpace`).
+  bond j–k minus its mean over heavy atoms (the centroid stays fixed; :class:`~digmat.ligand.PoseSpace`),
+  plus a torsion token: an MLP of the bond atoms' features, harmonics of τ_m and the noise level
+  (the ligand's own torsional preferences, which the force read-out learns slowly).
 
 Each is scaled by a learned function of the noise level. The outputs are therefore exactly
 E(3)-equivariant (translations and rotations of pocket and ligand together), and at low noise
@@ -40,6 +42,7 @@ __all__ = ["LigandModelConfig", "LigandScoreModel", "ligand_dsm_loss"]
 
 LIGAND_FEATURES = 20
 POCKET_FEATURES = 9
+TORSION_HARMONICS = 3
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,8 @@ class LigandScoreModel(nn.Module):
         self.head_ligand = nn.Linear(w, 3 * k)
         self.out_scale = nn.Linear(w, 3)
         self.site = nn.Sequential(nn.Linear(w + k, w), nn.SiLU(), nn.Linear(w, 1))
+        self.torsion = nn.Sequential(nn.Linear(3 * w + 2 * TORSION_HARMONICS, w), nn.SiLU(), nn.Linear(w, w), nn.SiLU(),
+                                     nn.Linear(w, 1))
         nn.init.zeros_(self.out_scale.weight)
         nn.init.constant_(self.out_scale.bias, 0.1)
 
@@ -218,9 +223,21 @@ class LigandScoreModel(nn.Module):
         site = self.site(torch.cat([tfeat, _radial(offset.norm(dim=1) * cfg.length_scale, k, 4 * cfg.ligand_range)], -1))
         eps_t = f[:, :, 0].sum(1) * scale[:, :1] + site * offset
         eps_R = torch.cross(r - centroid, f[:, :, 1], dim=-1).sum(1) * scale[:, 1:2]
-        eps_tau = self._torsion_forces(system, r, f[:, :, 2]) * scale[:, 2:3]
+        eps_tau = self._torsion_forces(system, r, f[:, :, 2]) * scale[:, 2:3] + self._torsion_tokens(system, h, x, tfeat)
         eps_x = torch.cat([eps_t, eps_tau], dim=1)
         return eps_x * self.diffusion(system).flat.uniform_gate(t, eps_x), eps_R
+
+    def _torsion_tokens(self, system: LigandSystem, h: Tensor, x: Tensor, tfeat: Tensor) -> Tensor:
+        """Per torsion (B, M): an MLP of the bond's two atoms' features, harmonics of its angle and the
+        noise level — the ligand's own torsional preferences, invariant by construction."""
+        if system.num_torsions == 0:
+            return x.new_zeros(x.shape[0], 0)
+        axes = torch.as_tensor(system.torsion_axes, device=x.device)
+        k = torch.arange(1, TORSION_HARMONICS + 1, dtype=x.dtype, device=x.device)
+        phase = x[:, 3:, None] * k  # (B, M, H)
+        feats = torch.cat([h[:, axes[:, 0]], h[:, axes[:, 1]], tfeat[:, None].expand(-1, system.num_torsions, -1),
+                           torch.sin(phase), torch.cos(phase)], -1)
+        return self.torsion(feats).squeeze(-1)
 
     @staticmethod
     def _torsion_forces(system: LigandSystem, r: Tensor, f: Tensor) -> Tensor:

@@ -1,0 +1,118 @@
+"""Scores of a ligand model on one complex against its crystal pose, PoseBusters and a reference ensemble.
+
+:func:`evaluate_complex` draws poses with :func:`~digmat.tasks.ligand_sampling.sample_poses` and
+reports what issue-level targets ask for:
+
+* the most probable mode's and the top-5 modes' symmetry-aware RMSD to the crystal pose
+  (success: < 2 Å);
+* the share of sampled poses that pass every PoseBusters check (a random subset of ``judge``);
+* total variation between the model's and the reference's populations over the reference's
+  modes (poses near no reference mode form one extra bin);
+* ligand-conformer coverage COV-R: the share of reference conformers (drawn by weight) that
+  have a sampled conformer within ``cov_threshold`` Å heavy-atom RMSD after optimal
+  superposition and over the graph's automorphisms, and MAT-R, the mean of those nearest RMSDs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from digmat.tasks.ligand_sampling import PoseEnsemble, reference_populations, sample_poses, total_variation
+
+__all__ = ["aligned_rmsd", "conformer_coverage", "evaluate_complex", "read_reference_modes"]
+
+
+def aligned_rmsd(space, a, b) -> np.ndarray:
+    """Heavy-atom RMSD (Å) after optimal superposition, minimised over automorphisms: a (A, N, 3),
+    b (B, N, 3) -> (A, B)."""
+    ha = torch.as_tensor(np.asarray(a, float)[:, space.heavy])
+    hb = torch.as_tensor(np.asarray(b, float)[:, space.heavy])
+    ha = ha - ha.mean(1, keepdim=True)
+    hb = hb - hb.mean(1, keepdim=True)
+    best = torch.full((len(ha), len(hb)), float("inf"), dtype=ha.dtype)
+    for perm in space.automorphisms:
+        pa = ha[:, torch.as_tensor(perm)]  # (A, n, 3)
+        h = torch.einsum("ani,bnj->abij", pa, hb)
+        u, s, vt = torch.linalg.svd(h)
+        sign = torch.sign(torch.linalg.det(u @ vt))
+        s = s.clone()
+        s[..., -1] = s[..., -1] * sign
+        n = pa.shape[1]
+        sq = ((pa**2).sum((1, 2))[:, None] + (hb**2).sum((1, 2))[None] - 2 * s.sum(-1)) / n
+        best = torch.minimum(best, sq.clamp_min(0.0))
+    return best.sqrt().numpy()
+
+
+def conformer_coverage(space, reference, samples, *, threshold: float = 0.75) -> tuple[float, float]:
+    """(COV-R, MAT-R Å): share of ``reference`` conformers (R, N, 3) with a ``samples`` conformer
+    (S, N, 3) within ``threshold`` Å aligned RMSD, and the mean nearest aligned RMSD."""
+    nearest = np.concatenate([aligned_rmsd(space, chunk, samples).min(1) for chunk in np.array_split(reference, max(1, len(reference) // 64))])
+    return float((nearest <= threshold).mean()), float(nearest.mean())
+
+
+def read_reference_modes(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Representatives (K, N, 3) Å and populations (K,) of a reference's ``modes.sdf``."""
+    from rdkit import Chem
+
+    mols = list(Chem.SDMolSupplier(str(Path(folder, "modes.sdf")), removeHs=False, sanitize=False))
+    return (np.array([m.GetConformer().GetPositions() for m in mols]),
+            np.array([float(m.GetProp("population")) for m in mols]))
+
+
+def _reference_conformers(system, folder: Path, num: int, seed: int) -> np.ndarray:
+    data = np.load(folder / "samples.npz")
+    w = data["weights"].reshape(-1).astype(float)
+    pick = np.random.default_rng(seed).choice(len(w), size=num, p=w / w.sum())
+    tau = torch.as_tensor(data["tau"].reshape(len(w), -1)[pick], dtype=torch.float64)
+    return system.pose.conformers(tau).numpy()
+
+
+def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None, num: int = 256, steps: int = 200,
+                     seed: int = 0, judge: int = 128, cov_reference: int = 300, cov_threshold: float = 0.75,
+                     progress=None) -> tuple[dict, PoseEnsemble]:
+    """Sample ``num`` poses of ``found`` (:class:`~digmat.tasks.ligand_data.LigandComplex`) and score them.
+
+    ``reference`` is the complex's reference folder (``modes.sdf``, ``samples.npz``); ``judge`` poses
+    (random, seeded; 0: none) go through PoseBusters. Returns (figures, ensemble).
+    """
+    system = found.system
+    ensemble = sample_poses(model, system, num, box_radius=found.box_radius, steps=steps, seed=seed, progress=progress)
+    modes = ensemble.modes()
+    rmsd = modes.rmsd_to(system.pose, found.crystal)
+    out = {"num_samples": num, "steps": steps, "seconds": round(ensemble.seconds, 2),
+           "seconds_per_256_poses": round(ensemble.seconds * 256 / num, 2), "in_box_fraction": float(ensemble.in_box.mean()),
+           "num_modes": int(len(modes.populations)),
+           "top_modes": [{"population": float(p), "rmsd_to_crystal_A": float(r), "vina_energy_min": float(e)}
+                         for p, r, e in zip(modes.populations[:5], rmsd[:5], modes.energy_min[:5])],
+           "top1_rmsd_A": float(rmsd[0]), "top1_within_2A": bool(rmsd[0] < 2.0),
+           "top5_within_2A": bool((rmsd[:5] < 2.0).any()),
+           "fraction_poses_within_2A": float((system.pose.rmsd(ensemble.positions, found.crystal)[:, 0] < 2.0).mean())}
+    if judge:
+        from digmat.ligand.checks import mols_at, posebusters_checks
+
+        pick = np.sort(np.random.default_rng(seed).choice(num, size=min(judge, num), replace=False))
+        checks = posebusters_checks(mols_at(system.mol, ensemble.positions[pick]), found.protein)
+        out["posebusters_judged"] = len(pick)
+        out["posebusters_pass_fraction"] = float(np.mean([c["all"] for c in checks]))
+        failed: dict[str, int] = {}
+        for c in checks:
+            for name, ok in c.items():
+                if not ok and name != "all":
+                    failed[name] = failed.get(name, 0) + 1
+        out["posebusters_failures"] = dict(sorted(failed.items(), key=lambda kv: -kv[1]))
+    if reference is not None:
+        folder = Path(reference)
+        reps, pops = read_reference_modes(folder)
+        p = reference_populations(system, ensemble.positions, reps)
+        q = np.append(pops / pops.sum(), 0.0)
+        out["tv_to_reference"] = total_variation(p, q)
+        out["reference_top_modes"] = [{"reference": float(q[k]), "model": float(p[k])} for k in range(min(5, len(reps)))]
+        out["model_outside_reference_modes"] = float(p[-1])
+        ref_conf = _reference_conformers(system, folder, cov_reference, seed)
+        ours = system.pose.conformers(system.to_state(ensemble.positions).x[:, 3:]).numpy()
+        out["cov_r"], out["mat_r_A"] = conformer_coverage(system.pose, ref_conf, ours, threshold=cov_threshold)
+    return out, ensemble
