@@ -158,9 +158,16 @@ class LigandSystem:
                 "pocket_residues": list(self.pocket.residues), "hetero": list(self.pocket.hetero),
                 "center": self.center.tolist(), "torsions": self.num_torsions}
 
-    def to_state(self, positions, *, dtype: torch.dtype = torch.float64) -> RigidState:
-        """States of poses (B, N, 3) or (N, 3) Å (Mol atom order); inputs are not modified."""
-        t, R, tau = self.pose.coordinates(positions)
+    def to_state(self, configurations, *, dtype: torch.dtype = torch.float64) -> RigidState:
+        """States of poses: ``ase.Atoms`` (one or a list) or positions (B, N, 3) / (N, 3) Å, in the
+        Mol's atom order; inputs are not modified."""
+        if isinstance(configurations, Atoms):
+            configurations = [configurations]
+        if isinstance(configurations, (list, tuple)) and configurations and isinstance(configurations[0], Atoms):
+            if any(a.get_chemical_symbols() != list(self.pose.symbols) for a in configurations):
+                raise ValueError("the configurations are not this ligand (elements or atom order differ)")
+            configurations = np.stack([a.positions for a in configurations])
+        t, R, tau = self.pose.coordinates(configurations)
         x = torch.cat([(t - torch.as_tensor(self.center)) / self.length_scale, tau], dim=1)
         return RigidState(self.space.wrap(x).to(dtype), R.to(dtype))
 

@@ -36,7 +36,12 @@ class SystemAdapter(Protocol):
     dim: int
 
     def to_state(self, configurations: Atoms | Sequence[Atoms], *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """States of configurations, shape ``(B, dim)``; inputs are not modified."""
+        """States of configurations, shape ``(B, dim)``; inputs are not modified.
+
+        A system with a rigid-body orientation (a ligand in a pocket) returns a
+        :class:`~digmat.core.RigidState` whose ``x`` is ``(B, dim)`` on :attr:`space` and whose
+        ``R`` holds the orientations; its :meth:`diffusion` is then a
+        :class:`~digmat.core.RigidDiffusion` with ``flat.space`` = :attr:`space`."""
         ...
 
     def to_atoms(self, states: torch.Tensor) -> list[Atoms]:

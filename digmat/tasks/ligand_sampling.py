@@ -153,7 +153,7 @@ class PoseEnsemble:
 
 @torch.no_grad()
 def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6.0, steps: int = 200,
-                 seed: int = 0, batch_size: int = 64, device=None, progress=None) -> PoseEnsemble:
+                 grid_power: float = 1.0, seed: int = 0, batch_size: int = 64, device=None, progress=None) -> PoseEnsemble:
     """Draw ``num`` poses of ``system`` from ``model`` (:class:`~digmat.models.LigandScoreModel`).
 
     Parameters
@@ -162,6 +162,8 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
         Å: poses whose centroid lies farther from the site centre are flagged (``in_box``).
     steps
         Reverse-chain steps (network evaluations per pose).
+    grid_power
+        Step grid t = u^grid_power (> 1: more steps at low noise, where poses are refined).
     batch_size
         Poses per batch; each batch is an independent replicate for the 95 % intervals.
     progress
@@ -178,7 +180,7 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
     for k, lo in enumerate(range(0, num, batch_size)):
         n = min(batch_size, num - lo)
         prior = diffusion.sample_prior(n, generator=g, dtype=torch.float32)
-        out = sample_rigid_sde(diffusion, score, n, steps=steps, generator=g, dtype=torch.float32,
+        out = sample_rigid_sde(diffusion, score, n, steps=steps, grid_power=grid_power, generator=g, dtype=torch.float32,
                                init=RigidState(prior.x.to(device), prior.R.to(device)))
         xs.append(out.x.double().cpu())
         Rs.append(out.R.double().cpu())

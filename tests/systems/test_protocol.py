@@ -54,3 +54,33 @@ def test_adapter_implements_the_protocol(make):
 
 def test_something_else_is_not_an_adapter():
     assert not isinstance(object(), SystemAdapter)
+
+
+def test_ligand_adapter_implements_the_protocol_with_a_rigid_state(pocket_1uou):
+    """The ligand's state is a RigidState: flat entries on ``space`` plus the orientation."""
+    from ase import Atoms
+
+    from digmat.core import RigidDiffusion, RigidState
+    from digmat.ligand.system import LigandSystem
+
+    pocket, mol = pocket_1uou
+    x0 = mol.GetConformer().GetPositions()
+    system = LigandSystem(mol, pocket, x0.mean(axis=0))
+    assert isinstance(system, SystemAdapter)
+    atoms = Atoms([a.GetSymbol() for a in mol.GetAtoms()], positions=x0)
+    before = atoms.positions.copy()
+    state = system.to_state([atoms, atoms])
+    assert isinstance(state, RigidState) and state.x.shape == (2, system.dim) and state.R.shape == (2, 3, 3)
+    np.testing.assert_array_equal(atoms.positions, before)
+    back = system.to_state(system.to_atoms(state))
+    torch.testing.assert_close(system.space.difference(back.x, state.x), torch.zeros_like(state.x), atol=1e-6, rtol=0)
+    torch.testing.assert_close(back.R, state.R, atol=1e-6, rtol=0)
+    diffusion = system.diffusion(NoiseSchedule())
+    assert isinstance(diffusion, RigidDiffusion) and diffusion.flat.space is system.space
+    noised, _, _ = diffusion.perturb(state, torch.full((2,), 0.3, dtype=torch.float64),
+                                     generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(noised.x, state.x) and not torch.equal(noised.R, state.R)
+    assert system.conditioning()["kind"] == "ligand"
+    json.dumps(system.conditioning())
+    with pytest.raises(ValueError, match="not this ligand"):
+        system.to_state(Atoms("H" * len(atoms), positions=x0))
