@@ -138,7 +138,8 @@ def bench_model(args) -> dict:
         box = json.loads((folder / "summary.json").read_text())["box_radius_A"] if folder.is_dir() else 6.0
         found = load_complex(name, model, box_radius=box, folder=args.reference)
         figures, _ = evaluate_complex(model, found, reference=folder if folder.is_dir() else None, num=args.num,
-                                      steps=args.steps, grid_power=args.grid_power, seed=args.seed, judge=args.judge)
+                                      steps=args.steps, grid_power=args.grid_power, refine_steps=args.refine,
+                                      seed=args.seed, judge=args.judge)
         results[name] = {"held_out": name not in trained, **figures}
         print(f"{name}: {json.dumps(results[name])}", file=sys.stderr, flush=True)
     return {"model": str(args.model), "training_complexes": sorted(trained), "results": results}
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--num", type=int, default=256, help="poses per complex (model mode)")
     parser.add_argument("--steps", type=int, default=200, help="reverse-SDE steps (model mode)")
     parser.add_argument("--grid-power", type=float, default=1.0, help="step grid t = u^p (model mode)")
+    parser.add_argument("--refine", type=int, default=0, help="Metropolis steps under Vina after sampling (model mode)")
     parser.add_argument("--judge", type=int, default=128, help="poses checked by PoseBusters (model mode)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -27,7 +27,7 @@ from torch import Tensor
 from digmat.core.so3 import exp_map, random_rotations
 from digmat.ligand.pose import PoseSpace
 
-__all__ = ["KB_KCAL", "PoseSamples", "TemperingConfig", "temper_poses"]
+__all__ = ["KB_KCAL", "PoseSamples", "TemperingConfig", "metropolis_sweep", "refine_poses", "temper_poses"]
 
 KB_KCAL = units.kB / (units.kcal / units.mol)
 """Boltzmann constant in kcal/(mol K)."""
@@ -174,28 +174,9 @@ def temper_poses(space: PoseSpace, energy: EnergyFn, center, config: TemperingCo
     beta_rows = beta[replica]
     for n in range(config.steps):
         block = torch.randint(0, 3 if m else 2, (b,), generator=g)
-        size = step[replica, block]
-        t_new, rot_new, tau_new = t.clone(), rot.clone(), tau.clone()
-        sel = block == 0
-        t_new[sel] = t[sel] + size[sel, None] * torch.randn(int(sel.sum()), 3, generator=g, dtype=dtype)
-        sel = block == 1
-        kick = exp_map(size[sel, None] * torch.randn(int(sel.sum()), 3, generator=g, dtype=dtype))
-        rot_new[sel] = kick @ rot[sel]
-        sel = block == 2
-        if m:
-            moved = tau[sel] + size[sel, None] * torch.randn(int(sel.sum()), m, generator=g, dtype=dtype)
-            tau_new[sel] = torch.remainder(moved + math.pi, 2 * math.pi) - math.pi
-        inside = (t_new - center_t).norm(dim=-1) <= config.box_radius
-        e_new = torch.full_like(e, math.inf)
-        if inside.any():
-            e_new[inside] = energy(space.positions(t_new[inside], rot_new[inside], tau_new[inside]))
-            evaluations += int(inside.sum())
-        log_ratio = -beta_rows * (e_new - e)
-        accept = inside & (torch.log(torch.rand(b, generator=g, dtype=dtype)) < log_ratio)
-        t = torch.where(accept[:, None], t_new, t)
-        rot = torch.where(accept[:, None, None], rot_new, rot)
-        tau = torch.where(accept[:, None], tau_new, tau)
-        e = torch.where(accept, e_new, e)
+        (t, rot, tau, e), accept, n_new = metropolis_sweep(space, energy, (t, rot, tau, e), block, step[replica, block],
+                                                           beta_rows, center_t, config.box_radius, g)
+        evaluations += n_new
         hits = torch.zeros(k, 3, dtype=dtype).index_put_((replica, block), accept.to(dtype), accumulate=True)
         moves = torch.zeros(k, 3, dtype=dtype).index_put_((replica, block), torch.ones(b, dtype=dtype), accumulate=True)
         if n < config.burn_in:  # adapt the step of each (replica, block) towards the target acceptance
@@ -233,6 +214,78 @@ def temper_poses(space: PoseSpace, energy: EnergyFn, center, config: TemperingCo
         evaluations=evaluations,
         wall_s=time.perf_counter() - start,
     )
+
+
+def metropolis_sweep(space: PoseSpace, energy: EnergyFn, pose: tuple[Tensor, Tensor, Tensor, Tensor], block: Tensor,
+                     size: Tensor, beta: Tensor, center: Tensor, box_radius: float, g: torch.Generator
+                     ) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor], Tensor, int]:
+    """One Metropolis move of every pose in a batch.
+
+    ``pose`` = (t (B, 3) Å, R (B, 3, 3), τ (B, M) rad, E (B,) kcal/mol); pose b moves its ``block[b]``
+    (0 centroid: Gaussian of std ``size[b]`` Å; 1 orientation: R <- exp(hat(size[b] z)) R, symmetric for
+    Haar; 2 torsions: wrapped Gaussian of std ``size[b]`` rad) and is accepted with probability
+    min(1, exp(−β_b ΔE)); moves that leave the ball of ``box_radius`` around ``center`` are refused.
+    Returns the new pose tuple, the acceptance mask (B,) and the number of energy evaluations.
+    """
+    t, rot, tau, e = pose
+    dtype, b, m = t.dtype, t.shape[0], tau.shape[1]
+    t_new, rot_new, tau_new = t.clone(), rot.clone(), tau.clone()
+    sel = block == 0
+    t_new[sel] = t[sel] + size[sel, None] * torch.randn(int(sel.sum()), 3, generator=g, dtype=dtype)
+    sel = block == 1
+    kick = exp_map(size[sel, None] * torch.randn(int(sel.sum()), 3, generator=g, dtype=dtype))
+    rot_new[sel] = kick @ rot[sel]
+    sel = block == 2
+    if m:
+        moved = tau[sel] + size[sel, None] * torch.randn(int(sel.sum()), m, generator=g, dtype=dtype)
+        tau_new[sel] = torch.remainder(moved + math.pi, 2 * math.pi) - math.pi
+    inside = (t_new - center).norm(dim=-1) <= box_radius
+    e_new = torch.full_like(e, math.inf)
+    if inside.any():
+        e_new[inside] = energy(space.positions(t_new[inside], rot_new[inside], tau_new[inside]))
+    accept = inside & (torch.log(torch.rand(b, generator=g, dtype=dtype)) < -beta * (e_new - e))
+    new = (torch.where(accept[:, None], t_new, t), torch.where(accept[:, None, None], rot_new, rot),
+           torch.where(accept[:, None], tau_new, tau), torch.where(accept, e_new, e))
+    return new, accept, int(inside.sum())
+
+
+def refine_poses(space: PoseSpace, energy: EnergyFn, t: Tensor, rotation: Tensor, tau: Tensor, center, *,
+                 box_radius: float, temperature: float = 300.0, steps: int = 100,
+                 step_sizes: tuple[float, float, float] = (0.1, 0.05, 0.1), target_acceptance: float = 0.3,
+                 seed: int = 0) -> tuple[PoseSamples, Tensor]:
+    """Metropolis Monte Carlo at ``temperature`` K from given poses (each an independent chain), e.g.
+    a few hundred steps that settle a generative model's samples in the exact Boltzmann density of
+    ``energy``. Step sizes (Å, rad, rad) adapt towards ``target_acceptance`` during the first half;
+    every move leaves the target invariant in the second half. Returns the final poses as
+    :class:`PoseSamples` with one record, and the per-pose energies before refinement.
+    """
+    start = time.perf_counter()
+    g = torch.Generator().manual_seed(int(seed))
+    dtype = torch.float64
+    t, rotation, tau = (torch.as_tensor(v, dtype=dtype) for v in (t, rotation, tau))
+    center_t = torch.as_tensor(np.asarray(center, float), dtype=dtype)
+    b, m = t.shape[0], tau.shape[1]
+    beta = torch.full((b,), 1.0 / (KB_KCAL * temperature), dtype=dtype)
+    e0 = energy(space.positions(t, rotation, tau))
+    pose, evaluations = (t, rotation, tau, e0), b
+    step = torch.tensor(step_sizes, dtype=dtype)
+    accepted, tried = torch.zeros(3, dtype=dtype), torch.zeros(3, dtype=dtype)
+    for n in range(steps):
+        block = torch.full((b,), n % (3 if m else 2), dtype=torch.long)
+        pose, accept, n_new = metropolis_sweep(space, energy, pose, block, step[block], beta, center_t, box_radius, g)
+        evaluations += n_new
+        rate = float(accept.to(dtype).mean())
+        if n < steps // 2:
+            step[block[0]] *= math.exp(0.2 * (rate - target_acceptance))
+        else:
+            accepted[block[0]] += rate
+            tried[block[0]] += 1
+    rates = (accepted / tried.clamp(min=1)).numpy()
+    samples = PoseSamples(t=pose[0][None], rotation=pose[1][None], tau=pose[2][None], energy=pose[3][None],
+                          acceptance={name: np.array([rates[i]]) for i, name in enumerate(BLOCKS)},
+                          swap_rate=np.zeros(0), step_sizes=step[None].numpy(), evaluations=evaluations,
+                          wall_s=time.perf_counter() - start)
+    return samples, e0
 
 
 def _unit_vectors(num: int, g: torch.Generator, dtype) -> Tensor:

@@ -72,7 +72,7 @@ def _reference_conformers(system, folder: Path, num: int, seed: int) -> np.ndarr
 
 
 def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None, num: int = 256, steps: int = 200,
-                     grid_power: float = 1.0, seed: int = 0, judge: int = 128, cov_reference: int = 300, cov_threshold: float = 0.75,
+                     grid_power: float = 1.0, refine_steps: int = 0, seed: int = 0, judge: int = 128, cov_reference: int = 300, cov_threshold: float = 0.75,
                      progress=None) -> tuple[dict, PoseEnsemble]:
     """Sample ``num`` poses of ``found`` (:class:`~digmat.tasks.ligand_data.LigandComplex`) and score them.
 
@@ -81,10 +81,10 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
     """
     system = found.system
     ensemble = sample_poses(model, system, num, box_radius=found.box_radius, steps=steps, grid_power=grid_power,
-                            seed=seed, progress=progress)
+                            refine_steps=refine_steps, seed=seed, progress=progress)
     modes = ensemble.modes()
     rmsd = modes.rmsd_to(system.pose, found.crystal)
-    out = {"num_samples": num, "steps": steps, "grid_power": grid_power, "seconds": round(ensemble.seconds, 2),
+    out = {"num_samples": num, "steps": steps, "grid_power": grid_power, "refinement": ensemble.refinement, "seconds": round(ensemble.seconds, 2),
            "seconds_per_256_poses": round(ensemble.seconds * 256 / num, 2), "in_box_fraction": float(ensemble.in_box.mean()),
            "num_modes": int(len(modes.populations)),
            "top_modes": [{"population": float(p), "rmsd_to_crystal_A": float(r), "vina_energy_min": float(e)}

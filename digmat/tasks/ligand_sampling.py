@@ -21,6 +21,7 @@ from digmat.core import RigidState, sample_rigid_sde
 from digmat.ligand.energy import vina_scorer
 from digmat.ligand.modes import BindingModes, cluster_modes
 from digmat.ligand.system import LigandSystem
+from digmat.ligand.tempering import refine_poses
 
 __all__ = ["PoseEnsemble", "reference_populations", "sample_poses", "total_variation"]
 
@@ -45,6 +46,8 @@ class PoseEnsemble:
     box_radius : float
     seconds : float
         Wall time of sampling (network evaluations only).
+    refinement : dict or None
+        Steps, poses, seconds and acceptance of the Metropolis refinement, if any.
     """
 
     system: LigandSystem
@@ -55,6 +58,7 @@ class PoseEnsemble:
     batch: np.ndarray
     box_radius: float
     seconds: float
+    refinement: dict | None = None
     _modes: BindingModes | None = field(default=None, repr=False)
 
     def modes(self, cutoff: float = 2.0) -> BindingModes:
@@ -76,7 +80,7 @@ class PoseEnsemble:
     def summary(self, reference=None) -> dict:
         """JSON-able figures of the ensemble (modes with population ≥ 0.01)."""
         modes = self.mode_table(reference, min_population=0.01)
-        out = {"num_samples": int(len(self.positions)), "seconds": round(self.seconds, 2),
+        out = {"num_samples": int(len(self.positions)), "seconds": round(self.seconds, 2), "refinement": self.refinement,
                "in_box_fraction": float(self.in_box.mean()), "box_radius_A": self.box_radius,
                "num_modes": int(len(self.modes().populations)), "vina_energy_median": float(np.median(self.energy)),
                "modes": modes}
@@ -153,7 +157,8 @@ class PoseEnsemble:
 
 @torch.no_grad()
 def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6.0, steps: int = 200,
-                 grid_power: float = 1.0, seed: int = 0, batch_size: int = 64, device=None, progress=None) -> PoseEnsemble:
+                 grid_power: float = 1.0, refine_steps: int = 0, temperature: float = 300.0, seed: int = 0,
+                 batch_size: int = 64, device=None, progress=None) -> PoseEnsemble:
     """Draw ``num`` poses of ``system`` from ``model`` (:class:`~digmat.models.LigandScoreModel`).
 
     Parameters
@@ -164,6 +169,11 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
         Reverse-chain steps (network evaluations per pose).
     grid_power
         Step grid t = u^grid_power (> 1: more steps at low noise, where poses are refined).
+    refine_steps
+        Metropolis steps per pose under the direct Vina energy (inter + intra) at ``temperature`` K
+        after sampling (:func:`~digmat.ligand.tempering.refine_poses`; 0: none). Each move leaves the
+        Boltzmann density of that energy invariant, so refinement only moves the samples towards the
+        ensemble the references sample.
     batch_size
         Poses per batch; each batch is an independent replicate for the 95 % intervals.
     progress
@@ -189,14 +199,31 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
             progress(lo + n, num)
     seconds = time.perf_counter() - start
     state = RigidState(torch.cat(xs), torch.cat(Rs))
-    positions = system.positions(state)
     extent = float(np.linalg.norm(system.pose.template[system.pose.heavy], axis=1).max())
     scorer = vina_scorer(system.pocket, system.mol, system.center, box_radius + extent + 0.5)
+    refinement = None
+    if refine_steps > 0:
+        t = state.x[:, :3] * system.length_scale + torch.as_tensor(system.center)
+        inside = (t - torch.as_tensor(system.center)).norm(dim=1) <= box_radius
+        if inside.any():  # poses outside the box stay as sampled (flagged by in_box)
+            energy = lambda x: torch.cat([(lambda p: p["inter"] + p["intra"])(scorer(c)) for c in x.split(256)])  # noqa: E731
+            refined, _ = refine_poses(system.pose, energy, t[inside], state.R[inside], state.x[inside, 3:], system.center,
+                                      box_radius=box_radius, temperature=temperature, steps=refine_steps, seed=seed)
+            x = state.x.clone()
+            R = state.R.clone()
+            x[inside, :3] = (refined.t[0] - torch.as_tensor(system.center)) / system.length_scale
+            x[inside, 3:] = refined.tau[0]
+            R[inside] = refined.rotation[0]
+            state = RigidState(system.space.wrap(x), R)
+            refinement = {"steps": refine_steps, "poses": int(inside.sum()), "seconds": round(refined.wall_s, 2),
+                          "acceptance": {k: float(v[0]) for k, v in refined.acceptance.items()}}
+    positions = system.positions(state)
     parts = [scorer(chunk) for chunk in positions.split(256)]
     energy = torch.cat([p["inter"] + p["intra"] for p in parts]).numpy()
     vina = torch.cat([p["total"] for p in parts]).numpy()
     in_box = (system.centroid_distance(state) <= box_radius).numpy()
-    return PoseEnsemble(system, positions.numpy(), energy, vina, in_box, np.concatenate(batch), float(box_radius), seconds)
+    return PoseEnsemble(system, positions.numpy(), energy, vina, in_box, np.concatenate(batch), float(box_radius), seconds,
+                        refinement)
 
 
 def reference_populations(system: LigandSystem, positions, representatives, *, cutoff: float = 2.0,

@@ -12,7 +12,7 @@ from rdkit.Chem import AllChem  # noqa: E402
 
 from digmat.ligand.molecule import protonate  # noqa: E402
 from digmat.ligand.pose import PoseSpace  # noqa: E402
-from digmat.ligand.tempering import KB_KCAL, TemperingConfig, temper_poses  # noqa: E402
+from digmat.ligand.tempering import KB_KCAL, TemperingConfig, refine_poses, temper_poses  # noqa: E402
 
 
 def test_marginals_match_analytic_boltzmann():
@@ -60,6 +60,38 @@ def test_marginals_match_analytic_boltzmann():
     # the energies recorded are the energies of the recorded poses
     x = s.positions(space)
     assert torch.allclose(energy(x[-1]), s.energy[-1], atol=1e-8)
+
+
+def test_refinement_from_one_pose_relaxes_to_the_boltzmann_marginals():
+    """refine_poses from a single far-off pose (every chain) reaches the analytic centroid and torsion
+    marginals of E/kT = a/2 |t - c|^2 - κ_τ Σ cos(τ - τ0) (orientation free)."""
+    from scipy.special import i0, i1
+
+    mol = protonate(Chem.MolFromSmiles("CCCCC"))
+    AllChem.EmbedMolecule(mol, randomSeed=3)
+    space = PoseSpace.from_mol(mol)
+    center = np.array([1.0, -2.0, 0.5])
+    a, kappa_t = 4.0, 2.0
+    tau0 = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    kt = KB_KCAL * 300.0
+
+    def energy(x):
+        t, _, tau = space.coordinates(x)
+        return kt * (0.5 * a * ((t - torch.as_tensor(center)) ** 2).sum(-1) - kappa_t * torch.cos(tau - tau0).sum(-1))
+
+    n = 600
+    t0 = torch.as_tensor(center + np.array([1.5, 0.0, 0.0])).expand(n, 3)
+    tau_start = (tau0 + math.pi).expand(n, 2)  # the opposite of the torsion minimum
+    samples, e0 = refine_poses(space, energy, t0, torch.eye(3, dtype=torch.float64).expand(n, 3, 3), tau_start,
+                               center, box_radius=4.0, steps=600, step_sizes=(0.3, 0.3, 0.5), seed=1)
+    assert samples.t.shape == (1, n, 3) and float(e0.min()) > float(samples.energy.mean())
+    r2 = ((samples.t[0] - torch.as_tensor(center)) ** 2).sum(-1)
+    assert float(r2.mean()) == pytest.approx(3 / a, rel=0.1)
+    cos_tau = torch.cos(samples.tau[0] - tau0).mean(0)
+    assert np.allclose(cos_tau.numpy(), i1(kappa_t) / i0(kappa_t), atol=0.05)
+    assert torch.allclose(energy(samples.positions(space)[0]), samples.energy[0], atol=1e-8)
+    for name in ("translation", "torsions"):  # the orientation is free here: every turn is accepted
+        assert 0.15 < samples.acceptance[name][0] < 0.5
 
 
 def test_config_errors():

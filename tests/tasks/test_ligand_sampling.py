@@ -20,6 +20,9 @@ def system(pocket_1uou):
     pocket, mol = pocket_1uou
     heavy = np.array([a.GetAtomicNum() > 1 for a in mol.GetAtoms()])
     model = LigandScoreModel(LigandModelConfig(width=16, layers=1, rbf=8))
+    with torch.no_grad():  # the centroid's ε = x: the score of the N(0, 1) prior, so centroids stay ~N(centre, L²)
+        model.site[-1].weight.zero_()
+        model.site[-1].bias.fill_(1.0)
     return model, model.system(mol, pocket, mol.GetConformer().GetPositions()[heavy].mean(axis=0))
 
 
@@ -70,3 +73,20 @@ def test_sample_poses_reports_what_it_drew(system, tmp_path):
     assert png.getvalue()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="poses"):
         ens.sdf("everything")
+
+
+def test_refinement_moves_the_poses_in_the_box_and_rescores_them(system):
+    from digmat.ligand.energy import vina_scorer
+
+    model, sys_ = system
+    raw = sample_poses(model, sys_, 6, box_radius=30.0, steps=3, seed=2)
+    refined = sample_poses(model, sys_, 6, box_radius=30.0, steps=3, seed=2, refine_steps=6)
+    assert refined.refinement["steps"] == 6 and refined.refinement["poses"] == int(raw.in_box.sum()) > 0
+    assert not np.allclose(refined.positions, raw.positions)
+    extent = float(np.linalg.norm(sys_.pose.template[sys_.pose.heavy], axis=1).max())
+    direct = vina_scorer(sys_.pocket, sys_.mol, sys_.center, 30.0 + extent + 0.5)(torch.as_tensor(refined.positions))
+    np.testing.assert_allclose(refined.energy, (direct["inter"] + direct["intra"]).numpy())
+    # bonds stay exact through the Monte Carlo moves
+    bonds = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in sys_.mol.GetBonds()])
+    length = lambda p: np.linalg.norm(p[..., bonds[:, 0], :] - p[..., bonds[:, 1], :], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(length(refined.positions), length(raw.positions), atol=1e-8)
