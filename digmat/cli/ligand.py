@@ -19,6 +19,10 @@ from digmat.cli.options import (add_device_option, add_json_option, add_out_opti
                                 check_output_dir, positive, resolve_device)
 
 
+DEFAULT_GRID_POWER = 1.0
+DEFAULT_REFINE = 200
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("protein", help="protein structure without the ligand (PDB or mmCIF)")
     parser.add_argument("ligand", help="ligand file (SDF/MOL/MOL2, with a pose) or a SMILES string with --center")
@@ -30,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--num-samples", type=at_least(1), default=256, help="poses to draw (default 256)")
     add_temperature_option(parser, default=300.0)
     parser.add_argument("--steps", type=at_least(1), default=200, help="reverse-SDE steps (default 200)")
+    parser.add_argument("--grid-power", type=positive(float), default=DEFAULT_GRID_POWER,
+                        help=f"SDE step grid t = u^p, > 1 refines more at low noise (default {DEFAULT_GRID_POWER:g})")
+    parser.add_argument("--refine", type=at_least(0), default=DEFAULT_REFINE, metavar="STEPS",
+                        help="Metropolis steps per pose under the Vina energy at -T after sampling; each leaves the "
+                             f"Boltzmann density invariant (default {DEFAULT_REFINE}; 0: raw model samples)")
     parser.add_argument("--check-all", action="store_true", help="run PoseBusters on every pose (about 0.1-1 s each)")
     parser.add_argument("--no-checks", action="store_true", help="skip PoseBusters")
     parser.add_argument("--seed", type=at_least(0), default=0)
@@ -78,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         bar = tqdm(total=args.num_samples, desc="poses", unit="pose")
-    ensemble = sample_poses(model, found.system, args.num_samples, box_radius=args.box, steps=args.steps, seed=args.seed,
-                            device=device, progress=None if bar is None else (lambda done, total: bar.update(done - bar.n)))
+    ensemble = sample_poses(model, found.system, args.num_samples, box_radius=args.box, steps=args.steps,
+                            grid_power=args.grid_power, refine_steps=args.refine, temperature=args.temperature,
+                            seed=args.seed, device=device, progress=None if bar is None else (lambda done, total: bar.update(done - bar.n)))
     if bar is not None:
         bar.close()
     summary = {"model": str(args.model), "protein": str(args.protein), "ligand": found.system.conditioning()["smiles"],
