@@ -62,7 +62,7 @@ def test_reverse_chain_with_the_exact_score_reproduces_a_two_mode_target(rotatio
         return s_x, s_R
 
     g = torch.Generator().manual_seed(3)
-    out = sample_rigid_sde(d, score, 4000, steps=300, generator=g, dtype=F64)
+    out = sample_rigid_sde(d, score, 2000, steps=200, generator=g, dtype=F64)
     to_centre = geodesic_angle(out.R[:, None], centres[None])  # (B, 2)
     nearest = to_centre.min(1)
     share = (nearest.indices == 1).double().mean()

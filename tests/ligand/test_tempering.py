@@ -79,16 +79,16 @@ def test_refinement_from_one_pose_relaxes_to_the_boltzmann_marginals():
         t, _, tau = space.coordinates(x)
         return kt * (0.5 * a * ((t - torch.as_tensor(center)) ** 2).sum(-1) - kappa_t * torch.cos(tau - tau0).sum(-1))
 
-    n = 600
+    n = 300
     t0 = torch.as_tensor(center + np.array([1.5, 0.0, 0.0])).expand(n, 3)
     tau_start = (tau0 + math.pi).expand(n, 2)  # the opposite of the torsion minimum
     samples, e0 = refine_poses(space, energy, t0, torch.eye(3, dtype=torch.float64).expand(n, 3, 3), tau_start,
-                               center, box_radius=4.0, steps=600, step_sizes=(0.3, 0.3, 0.5), seed=1)
+                               center, box_radius=4.0, steps=400, step_sizes=(0.3, 0.3, 0.5), seed=1)
     assert samples.t.shape == (1, n, 3) and float(e0.min()) > float(samples.energy.mean())
     r2 = ((samples.t[0] - torch.as_tensor(center)) ** 2).sum(-1)
-    assert float(r2.mean()) == pytest.approx(3 / a, rel=0.1)
+    assert float(r2.mean()) == pytest.approx(3 / a, rel=0.15)  # 3 standard errors at 300 chains
     cos_tau = torch.cos(samples.tau[0] - tau0).mean(0)
-    assert np.allclose(cos_tau.numpy(), i1(kappa_t) / i0(kappa_t), atol=0.05)
+    assert np.allclose(cos_tau.numpy(), i1(kappa_t) / i0(kappa_t), atol=0.06)
     assert torch.allclose(energy(samples.positions(space)[0]), samples.energy[0], atol=1e-8)
     for name in ("translation", "torsions"):  # the orientation is free here: every turn is accepted
         assert 0.15 < samples.acceptance[name][0] < 0.5
