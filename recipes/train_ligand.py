@@ -57,14 +57,17 @@ def main(argv: list[str] | None = None) -> int:
                         ema_decay=0.995, log_every=50, checkpoint_every=250, seed=args.seed)
     last = train_ligand_model(dataset, model, args.out, train_config=train,
                               metadata={"data": str(args.data), "name": "ligand"}, progress=True)
+    log = (args.out / "log.jsonl").read_text().splitlines()
+    trained_s = json.loads(log[-1]).get("seconds") if log else None  # the trainer's own clock, across resumes
     summary = {"complexes": dataset.names, "effective_samples": dataset.effective_samples,
-               "parameters": sum(p.numel() for p in model.parameters()), "seconds": round(time.perf_counter() - start, 1),
-               "threads": torch.get_num_threads(), **last}
+               "parameters": sum(p.numel() for p in model.parameters()), **last,
+               "train_seconds": trained_s, "wall_seconds_this_call": round(time.perf_counter() - start, 1),
+               "threads": torch.get_num_threads()}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     if args.ship:
         ckpt = load_checkpoint(args.out / "model.pt")
-        meta = {**ckpt["metadata"], "train_seconds": summary["seconds"], "command": " ".join(sys.argv)}
+        meta = {**ckpt["metadata"], "train_seconds": summary["train_seconds"], "command": " ".join(sys.argv)}
         save_checkpoint(SHIPPED_DIR / "ligand.pt", config=ckpt["config"], state_dict=ckpt["ema_state_dict"],
                         ema_state_dict=None, metadata=meta, kind="ligand")
         print(f"shipped {SHIPPED_DIR / 'ligand.pt'}")

@@ -46,17 +46,16 @@ def test_load_model_loads_every_shipped_model_by_its_kind():
     """One loader: every shipped checkpoint records (or, for the oldest, implies) its kind."""
     from digmat import load_model
     from digmat.design.predictor import BandGapPredictor
-    from digmat.models import AdsorptionScoreModel
-
-    from digmat.models import PeptideScoreModel
+    from digmat.models import AdsorptionScoreModel, PeptideScoreModel
+    from digmat.models.ligand import LigandScoreModel
 
     expected = {"adsorption": AdsorptionScoreModel, "carbon24": CrystalScoreModel, "carbon24_gap": BandGapPredictor,
-                "peptide": PeptideScoreModel}
+                "peptide": PeptideScoreModel, "ligand": LigandScoreModel}
     assert set(expected) <= set(shipped_models())
     for name in shipped_models():
         model = load_model(name)
         assert isinstance(model, expected[name]) and not model.training
-        assert isinstance(model.metadata, dict) and model.kind in ("adsorption", "crystal", "bandgap_predictor", "peptide")
+        assert isinstance(model.metadata, dict) and model.kind in ("adsorption", "crystal", "bandgap_predictor", "peptide", "ligand")
 
 
 def test_predictor_agrees_with_the_tight_binding_oracle_on_prototypes():
