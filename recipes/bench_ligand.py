@@ -139,7 +139,7 @@ def bench_model(args) -> dict:
         found = load_complex(name, model, box_radius=box, folder=args.reference)
         figures, _ = evaluate_complex(model, found, reference=folder if folder.is_dir() else None, num=args.num,
                                       steps=args.steps, grid_power=args.grid_power, refine_steps=args.refine,
-                                      seed=args.seed, judge=args.judge)
+                                      seed=args.seed, judge=args.judge, judge_reference=args.judge_reference)
         results[name] = {"held_out": name not in trained, **figures}
         print(f"{name}: {json.dumps(results[name])}", file=sys.stderr, flush=True)
     return {"model": str(args.model), "training_complexes": sorted(trained), "results": results}
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="reverse-SDE steps (model mode)")
     parser.add_argument("--grid-power", type=float, default=1.0, help="step grid t = u^p (model mode)")
     parser.add_argument("--refine", type=int, default=0, help="Metropolis steps under Vina after sampling (model mode)")
+    parser.add_argument("--judge-reference", type=int, default=0,
+                        help="reference poses checked by PoseBusters, the baseline (model mode)")
     parser.add_argument("--judge", type=int, default=128, help="poses checked by PoseBusters (model mode)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -5,7 +5,8 @@ reports what issue-level targets ask for:
 
 * the most probable mode's and the top-5 modes' symmetry-aware RMSD to the crystal pose
   (success: < 2 Å);
-* the share of sampled poses that pass every PoseBusters check (a random subset of ``judge``);
+* the share of sampled poses that pass every PoseBusters check (a random subset of ``judge``),
+  beside the share of reference poses that do (the exact ensemble's own rate);
 * total variation between the model's and the reference's populations over the reference's
   modes (poses near no reference mode form one extra bin);
 * ligand-conformer coverage COV-R: the share of reference conformers (drawn by weight) that
@@ -23,7 +24,7 @@ import torch
 
 from digmat.tasks.ligand_sampling import PoseEnsemble, reference_populations, sample_poses, total_variation
 
-__all__ = ["aligned_rmsd", "conformer_coverage", "evaluate_complex", "read_reference_modes"]
+__all__ = ["aligned_rmsd", "conformer_coverage", "evaluate_complex", "read_reference_modes", "reference_poses"]
 
 
 def aligned_rmsd(space, a, b) -> np.ndarray:
@@ -63,21 +64,39 @@ def read_reference_modes(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndar
             np.array([float(m.GetProp("population")) for m in mols]))
 
 
-def _reference_conformers(system, folder: Path, num: int, seed: int) -> np.ndarray:
-    data = np.load(folder / "samples.npz")
+def reference_poses(system, folder: str | os.PathLike, num: int, seed: int = 0) -> np.ndarray:
+    """``num`` poses (num, N, 3) Å drawn by weight from a reference's ``samples.npz``."""
+    data = np.load(Path(folder) / "samples.npz")
     w = data["weights"].reshape(-1).astype(float)
     pick = np.random.default_rng(seed).choice(len(w), size=num, p=w / w.sum())
-    tau = torch.as_tensor(data["tau"].reshape(len(w), -1)[pick], dtype=torch.float64)
-    return system.pose.conformers(tau).numpy()
+    t, R, tau = (torch.as_tensor(data[k].reshape(len(w), *data[k].shape[2:])[pick], dtype=torch.float64)
+                 for k in ("t", "rotation", "tau"))
+    return system.pose.positions(t, R, tau).numpy()
+
+
+def _posebusters_figures(system, positions, protein) -> dict:
+    from digmat.ligand.checks import mols_at, posebusters_checks
+
+    checks = posebusters_checks(mols_at(system.mol, positions), protein)
+    failed: dict[str, int] = {}
+    for c in checks:
+        for name, ok in c.items():
+            if not ok and name != "all":
+                failed[name] = failed.get(name, 0) + 1
+    return {"judged": len(checks), "pass_fraction": float(np.mean([c["all"] for c in checks])),
+            "failures": dict(sorted(failed.items(), key=lambda kv: -kv[1]))}
 
 
 def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None, num: int = 256, steps: int = 200,
-                     grid_power: float = 1.0, refine_steps: int = 0, seed: int = 0, judge: int = 128, cov_reference: int = 300, cov_threshold: float = 0.75,
+                     grid_power: float = 1.0, refine_steps: int = 0, seed: int = 0, judge: int = 128,
+                     judge_reference: int = 0, cov_reference: int = 300, cov_threshold: float = 0.75,
                      progress=None) -> tuple[dict, PoseEnsemble]:
     """Sample ``num`` poses of ``found`` (:class:`~digmat.tasks.ligand_data.LigandComplex`) and score them.
 
     ``reference`` is the complex's reference folder (``modes.sdf``, ``samples.npz``); ``judge`` poses
-    (random, seeded; 0: none) go through PoseBusters. Returns (figures, ensemble).
+    (random, seeded; 0: none) go through PoseBusters, and ``judge_reference`` reference poses (drawn
+    by weight) too — the baseline: how often the exact Boltzmann ensemble itself passes. Returns
+    (figures, ensemble).
     """
     system = found.system
     ensemble = sample_poses(model, system, num, box_radius=found.box_radius, steps=steps, grid_power=grid_power,
@@ -93,18 +112,10 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
            "top5_within_2A": bool((rmsd[:5] < 2.0).any()),
            "fraction_poses_within_2A": float((system.pose.rmsd(ensemble.positions, found.crystal)[:, 0] < 2.0).mean())}
     if judge:
-        from digmat.ligand.checks import mols_at, posebusters_checks
-
         pick = np.sort(np.random.default_rng(seed).choice(num, size=min(judge, num), replace=False))
-        checks = posebusters_checks(mols_at(system.mol, ensemble.positions[pick]), found.protein)
-        out["posebusters_judged"] = len(pick)
-        out["posebusters_pass_fraction"] = float(np.mean([c["all"] for c in checks]))
-        failed: dict[str, int] = {}
-        for c in checks:
-            for name, ok in c.items():
-                if not ok and name != "all":
-                    failed[name] = failed.get(name, 0) + 1
-        out["posebusters_failures"] = dict(sorted(failed.items(), key=lambda kv: -kv[1]))
+        pb = _posebusters_figures(system, ensemble.positions[pick], found.protein)
+        out["posebusters_judged"], out["posebusters_pass_fraction"] = pb["judged"], pb["pass_fraction"]
+        out["posebusters_failures"] = pb["failures"]
     if reference is not None:
         folder = Path(reference)
         reps, pops = read_reference_modes(folder)
@@ -113,7 +124,10 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
         out["tv_to_reference"] = total_variation(p, q)
         out["reference_top_modes"] = [{"reference": float(q[k]), "model": float(p[k])} for k in range(min(5, len(reps)))]
         out["model_outside_reference_modes"] = float(p[-1])
-        ref_conf = _reference_conformers(system, folder, cov_reference, seed)
+        if judge_reference:
+            out["posebusters_reference"] = _posebusters_figures(
+                system, reference_poses(system, folder, judge_reference, seed), found.protein)
+        ref_conf = system.pose.conformers(system.to_state(reference_poses(system, folder, cov_reference, seed)).x[:, 3:]).numpy()
         ours = system.pose.conformers(system.to_state(ensemble.positions).x[:, 3:]).numpy()
         out["cov_r"], out["mat_r_A"] = conformer_coverage(system.pose, ref_conf, ours, threshold=cov_threshold)
     return out, ensemble
