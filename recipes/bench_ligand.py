@@ -168,13 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     if args.model:
-        out = {**bench_model(args), "threads": args.threads,
-               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__}}
-        text = json.dumps(out, indent=1)
-        print(text)
-        if args.out:
-            args.out.write_text(text + "\n")
-        return 0
+        return _report(bench_model(args), args)
     results = {}
     for name in args.cases:
         try:
@@ -186,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         lig = ligand_atoms(mol)
         results[name] = {"ligand_atoms": len(lig), "gfnff": bench_gfnff(protein, lig, args.radii, args.repeats),
                          "vina": bench_vina(protein, mol, lig, args.batches, args.repeats, args.spacing)}
-    out = {"results": results, "threads": args.threads,
+    return _report({"results": results}, args)
+
+
+def _report(figures: dict, args) -> int:
+    """Print the figures with the threads and the machine as JSON (and write them to ``--out``)."""
+    out = {**figures, "threads": args.threads,
            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__}}
     text = json.dumps(out, indent=1)
     print(text)

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         from digmat.ligand.checks import mols_at, posebusters_checks
 
         modes = ensemble.modes()
-        judged = [k for k, row in enumerate(summary["modes"])][:10]
+        judged = list(range(min(10, len(summary["modes"]))))
         for k, checks in zip(judged, posebusters_checks(mols_at(mol, modes.representatives[judged]), args.protein)):
             summary["modes"][k]["posebusters_pass"] = checks["all"]
             summary["modes"][k]["posebusters_failed"] = [n for n, ok in checks.items() if not ok and n != "all"]

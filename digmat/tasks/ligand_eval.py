@@ -64,14 +64,18 @@ def read_reference_modes(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndar
             np.array([float(m.GetProp("population")) for m in mols]))
 
 
-def reference_poses(system, folder: str | os.PathLike, num: int, seed: int = 0) -> np.ndarray:
-    """``num`` poses (num, N, 3) Å drawn by weight from a reference's ``samples.npz``."""
+def _reference_draw(folder: str | os.PathLike, num: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(t, R, τ) of ``num`` poses drawn by weight from a reference's ``samples.npz``."""
     data = np.load(Path(folder) / "samples.npz")
     w = data["weights"].reshape(-1).astype(float)
     pick = np.random.default_rng(seed).choice(len(w), size=num, p=w / w.sum())
-    t, R, tau = (torch.as_tensor(data[k].reshape(len(w), *data[k].shape[2:])[pick], dtype=torch.float64)
+    return tuple(torch.as_tensor(data[k].reshape(len(w), *data[k].shape[2:])[pick], dtype=torch.float64)
                  for k in ("t", "rotation", "tau"))
-    return system.pose.positions(t, R, tau).numpy()
+
+
+def reference_poses(system, folder: str | os.PathLike, num: int, seed: int = 0) -> np.ndarray:
+    """``num`` poses (num, N, 3) Å drawn by weight from a reference's ``samples.npz``."""
+    return system.pose.positions(*_reference_draw(folder, num, seed)).numpy()
 
 
 def _posebusters_figures(system, positions, protein) -> dict:
@@ -127,7 +131,7 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
         if judge_reference:
             out["posebusters_reference"] = _posebusters_figures(
                 system, reference_poses(system, folder, judge_reference, seed), found.protein)
-        ref_conf = system.pose.conformers(system.to_state(reference_poses(system, folder, cov_reference, seed)).x[:, 3:]).numpy()
+        ref_conf = system.pose.conformers(_reference_draw(folder, cov_reference, seed)[2]).numpy()
         ours = system.pose.conformers(system.to_state(ensemble.positions).x[:, 3:]).numpy()
         out["cov_r"], out["mat_r_A"] = conformer_coverage(system.pose, ref_conf, ours, threshold=cov_threshold)
     return out, ensemble

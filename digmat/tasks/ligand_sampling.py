@@ -204,9 +204,13 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
     refinement = None
     if refine_steps > 0:
         t = state.x[:, :3] * system.length_scale + torch.as_tensor(system.center)
-        inside = (t - torch.as_tensor(system.center)).norm(dim=1) <= box_radius
+        inside = system.centroid_distance(state) <= box_radius
         if inside.any():  # poses outside the box stay as sampled (flagged by in_box)
-            energy = lambda x: torch.cat([(lambda p: p["inter"] + p["intra"])(scorer(c)) for c in x.split(256)])  # noqa: E731
+
+            def energy(x: torch.Tensor) -> torch.Tensor:
+                parts = [scorer(chunk) for chunk in x.split(256)]
+                return torch.cat([p["inter"] + p["intra"] for p in parts])
+
             refined, _ = refine_poses(system.pose, energy, t[inside], state.R[inside], state.x[inside, 3:], system.center,
                                       box_radius=box_radius, temperature=temperature, steps=refine_steps, seed=seed)
             x = state.x.clone()
