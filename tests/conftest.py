@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n 2: each worker owns one core (two intra-op threads per worker would oversubscribe)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core, at most 4 (each holds its own torch, ~0.5 GB)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 @pytest.fixture(autouse=True)

@@ -245,9 +245,20 @@ def dask_client(scheduler: str, workers: int):
                                dashboard_address=None, silence_logs=40)
         return Client(cluster)
     try:
+        _probe_tcp(scheduler)  # a refused connection fails now, not after dask's 10 s of retries
         return Client(scheduler, timeout=10)
     except (OSError, TimeoutError) as exc:
         raise ValueError(f"cannot reach the dask scheduler at {scheduler!r}: {exc}") from None
+
+
+def _probe_tcp(address: str) -> None:
+    """Open and close a TCP connection to a ``tcp://host:port`` address (others are left to dask)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    if parts.scheme == "tcp" and parts.hostname and parts.port:
+        socket.create_connection((parts.hostname, parts.port), timeout=10).close()
 
 
 def _cache_path(cache: Path | None, key: str) -> Path | None:

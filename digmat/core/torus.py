@@ -96,18 +96,28 @@ def wrapped_normal_log_prob_and_score(
     x, mean, std, period = _broadcast(x, mean, std, period)
     d = wrap_centered(x - mean, period)
     small = std <= 0.5 * period
-    # direct series (evaluated everywhere with a safe std, selected where small)
-    s_d = torch.where(small, std, period)
-    shifted, logits = _direct_terms(d, s_d, period)
-    direct_lp = torch.logsumexp(logits, dim=-1) - 0.5 * torch.log(2 * math.pi * s_d**2)
-    direct_score = -(torch.softmax(logits, dim=-1) * shifted).sum(-1) / s_d**2
-    # Fourier series
-    s_f = torch.where(small, 0.5 * period, std)
-    coef, omega, phase = _fourier_terms(d, s_f, period)
-    bracket = 1 + (coef * torch.cos(phase)).sum(-1)
-    fourier_lp = torch.log(bracket) - torch.log(period)
-    fourier_score = -(coef * omega * torch.sin(phase)).sum(-1) / bracket
+    # one series where every entry is on the same side (the common case: one noise level per call)
+    if bool(small.all()):
+        return _direct_series(d, std, period)
+    if not bool(small.any()):
+        return _fourier_series(d, std, period)
+    # mixed: both series, each with a safe std where the other one is selected
+    direct_lp, direct_score = _direct_series(d, torch.where(small, std, period), period)
+    fourier_lp, fourier_score = _fourier_series(d, torch.where(small, 0.5 * period, std), period)
     return torch.where(small, direct_lp, fourier_lp), torch.where(small, direct_score, fourier_score)
+
+
+def _direct_series(d: Tensor, std: Tensor, period: Tensor) -> tuple[Tensor, Tensor]:
+    shifted, logits = _direct_terms(d, std, period)
+    log_prob = torch.logsumexp(logits, dim=-1) - 0.5 * torch.log(2 * math.pi * std**2)
+    score = -(torch.softmax(logits, dim=-1) * shifted).sum(-1) / std**2
+    return log_prob, score
+
+
+def _fourier_series(d: Tensor, std: Tensor, period: Tensor) -> tuple[Tensor, Tensor]:
+    coef, omega, phase = _fourier_terms(d, std, period)
+    bracket = 1 + (coef * torch.cos(phase)).sum(-1)
+    return torch.log(bracket) - torch.log(period), -(coef * omega * torch.sin(phase)).sum(-1) / bracket
 
 
 def wrapped_normal_log_prob(x: Tensor, mean: Tensor | float, std: Tensor | float, period: Tensor | float) -> Tensor:

@@ -10,8 +10,8 @@ The score ``grad log p`` is computed below by an independent lattice-series sum.
 The period must be the substrate's own period: the network sees only atoms, so
 any field it outputs is invariant under the substrate's symmetries.
 
-Measured (CPU, float32, seed 0, 1200 Adam steps of 64 samples, ~25 s):
-relative MSE on 256 held-out points 0.04 after training versus 1.0 untrained.
+Measured (CPU, float32, seed 0, 600 Adam steps of 32 samples, ~13 s):
+relative MSE on 256 held-out points 0.066 after training (0.040 after 1200 steps of 64) versus 1.0 untrained.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ SIGMA_XY = 0.6      # Å, in-plane width of the wrapped normal
 SIGMA_Z = 0.4       # Å, height width
 HEIGHT = 2.0        # Å, mean height of the adatom above the top layer
 THRESHOLD = 0.1     # relative MSE required after training
-STEPS = 1200
-BATCH = 64
+STEPS = 600
+BATCH = 32
 
 
 def slab_with_adatom() -> tuple[Atoms, np.ndarray, float]:
@@ -91,8 +91,12 @@ def test_learns_wrapped_normal_score_of_an_adatom():
                               cutoff=5.0, time_embed_dim=16, scalar_out=0)
     model = PeriodicGraphormer(config)
 
+    templates: dict[int, AtomsBatch] = {}
+
     def batch_at(points: np.ndarray) -> tuple[AtomsBatch, torch.Tensor, torch.Tensor]:
-        template = AtomsBatch.from_atoms([slab] * len(points))
+        if len(points) not in templates:
+            templates[len(points)] = AtomsBatch.from_atoms([slab] * len(points))
+        template = templates[len(points)]
         pos = template.positions.clone()
         adatom = template.tags == 2
         pos[adatom] = torch.as_tensor(points, dtype=pos.dtype)
