@@ -5,7 +5,9 @@ model, scored against the crystal pose (most probable mode and top-5 within 2 Å
 (share of ``--judge`` random poses passing every check), the reference ensemble in
 ``--reference`` (total variation of the binding-mode populations, ligand-conformer coverage
 COV-R at 0.75 Å) and time per 256 poses; complexes the model was not trained on are marked
-held out (:func:`digmat.tasks.ligand_eval.evaluate_complex`). Example::
+held out (:func:`digmat.tasks.ligand_eval.evaluate_complex`). ``--profile T ...`` adds the
+model's noise-prediction errors (centroid, orientation, torsions) at those times beside the
+Bayes-optimal denoiser of the reference ensemble (:mod:`digmat.tasks.ligand_profile`). Example::
 
     python recipes/bench_ligand.py 1uou 1s3v 1of6 1ia1 --model ligand --out docs/results/bench_ligand_model.json
 
@@ -141,8 +143,25 @@ def bench_model(args) -> dict:
                                       steps=args.steps, grid_power=args.grid_power, refine_steps=args.refine,
                                       seed=args.seed, judge=args.judge, judge_reference=args.judge_reference)
         results[name] = {"held_out": name not in trained, **figures}
+        if args.profile and folder.is_dir():
+            results[name]["denoising_profile"] = profile(model, found.system, folder, args)
         print(f"{name}: {json.dumps(results[name])}", file=sys.stderr, flush=True)
     return {"model": str(args.model), "training_complexes": sorted(trained), "results": results}
+
+
+def profile(model, system, folder: Path, args) -> dict:
+    """The model's noise-prediction errors per block beside the oracle's at each ``--profile`` time:
+    the oracle pooling every reference pose (the training loss's floor) and, on poses of chains
+    0-7, the oracle knowing only chains 8-15 (:mod:`digmat.tasks.ligand_profile`)."""
+    from digmat.tasks.ligand_profile import denoising_profile, reference_states
+
+    chains = np.load(folder / "samples.npz")["weights"].shape[1]
+    half_a = reference_states(system, folder, chains=range(chains // 2))
+    half_b = reference_states(system, folder, chains=range(chains // 2, chains))
+    full = reference_states(system, folder)
+    kwargs = dict(num=args.profile_poses, seed=args.seed)
+    return {"floor_all_poses": denoising_profile(model, system, *full, args.profile, **kwargs),
+            "other_half": denoising_profile(model, system, *half_a, args.profile, pool=half_b, **kwargs)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judge-reference", type=int, default=0,
                         help="reference poses checked by PoseBusters, the baseline (model mode)")
     parser.add_argument("--judge", type=int, default=128, help="poses checked by PoseBusters (model mode)")
+    parser.add_argument("--profile", type=float, nargs="*", default=[],
+                        help="also the denoising profile at these times against the reference's oracle (model mode)")
+    parser.add_argument("--profile-poses", type=int, default=256, help="noised poses per profile time")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

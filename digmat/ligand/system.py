@@ -167,9 +167,14 @@ class LigandSystem:
             if any(a.get_chemical_symbols() != list(self.pose.symbols) for a in configurations):
                 raise ValueError("the configurations are not this ligand (elements or atom order differ)")
             configurations = np.stack([a.positions for a in configurations])
-        t, R, tau = self.pose.coordinates(configurations)
-        x = torch.cat([(t - torch.as_tensor(self.center)) / self.length_scale, tau], dim=1)
-        return RigidState(self.space.wrap(x).to(dtype), R.to(dtype))
+        return self.state_of(*self.pose.coordinates(configurations), dtype=dtype)
+
+    def state_of(self, centroid, rotation, torsions, *, dtype: torch.dtype = torch.float64) -> RigidState:
+        """States of pose coordinates: heavy-atom centroids (B, 3) Å, rotations (B, 3, 3) and
+        torsions (B, M) rad (:meth:`~digmat.ligand.pose.PoseSpace.coordinates`)."""
+        t, tau = torch.as_tensor(centroid, dtype=torch.float64), torch.as_tensor(torsions, dtype=torch.float64)
+        x = torch.cat([(t - torch.as_tensor(self.center)) / self.length_scale, tau.reshape(len(t), -1)], dim=1)
+        return RigidState(self.space.wrap(x).to(dtype), torch.as_tensor(rotation).to(dtype))
 
     def positions(self, state: RigidState) -> Tensor:
         """Atom positions (B, N, 3) Å of states, Mol atom order."""

@@ -113,13 +113,11 @@ class LigandDataset:
             w = data["weights"].reshape(-1).astype(np.float64)
             w = w / w.sum()
             pick = rng.choice(len(w), size=samples_per_complex, p=w)
-            t = torch.as_tensor(data["t"].reshape(-1, 3)[pick], dtype=torch.float64)
-            tau = torch.as_tensor(data["tau"].reshape(len(w), -1)[pick], dtype=torch.float64)
-            R = torch.as_tensor(data["rotation"].reshape(-1, 3, 3)[pick], dtype=torch.float64)
+            tau = data["tau"].reshape(len(w), -1)[pick]
             if tau.shape[1] != c.system.num_torsions:
                 raise ValueError(f"{c.name}: samples have {tau.shape[1]} torsions, the system {c.system.num_torsions}")
-            x = torch.cat([(t - torch.as_tensor(c.system.center)) / c.system.length_scale, tau], dim=1)
-            self.states.append(RigidState(c.system.space.wrap(x).float(), R.float()))
+            self.states.append(c.system.state_of(data["t"].reshape(-1, 3)[pick], data["rotation"].reshape(-1, 3, 3)[pick],
+                                                 tau, dtype=torch.float32))
             self.effective_samples.append(float(1.0 / np.sum(w**2)))
         self.index = [(k, i) for k, s in enumerate(self.states) for i in range(len(s.x))]
 

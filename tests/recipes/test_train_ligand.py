@@ -24,10 +24,14 @@ def test_train_then_benchmark(load_recipe, tmp_path, capsys):
     bench = load_recipe("bench_ligand")
     out = tmp_path / "bench.json"
     assert bench.main(["1uou", "--model", str(run / "model.pt"), "--reference", str(DATA), "-n", "4", "--steps", "2",
-                       "--judge", "2", "--judge-reference", "2", "--out", str(out)]) == 0
+                       "--judge", "2", "--judge-reference", "2", "--profile", "0.2", "--profile-poses", "4",
+                       "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     row = result["results"]["1uou"]
     assert result["training_complexes"] == ["1uou"] and row["held_out"] is False
     assert row["posebusters_judged"] == 2 and 0 <= row["tv_to_reference"] <= 1 and 0 <= row["cov_r"] <= 1
     assert row["posebusters_reference"]["judged"] == 2 and 0 <= row["posebusters_reference"]["pass_fraction"] <= 1
     assert len(row["top_modes"]) >= 1 and row["num_samples"] == 4
+    for rows in row["denoising_profile"].values():
+        (only,) = rows
+        assert only["t"] == 0.2 and set(only["model"]) == set(only["oracle"]) == {"centroid", "orientation", "torsions"}
