@@ -4,7 +4,11 @@
   grouped into sites with probabilities (:func:`sample_adsorbates`), with calculator-verified
   populations (``AdsorptionResult.refine`` / ``.reweight``);
 - :mod:`digmat.tasks.density` — log-densities, in-plane density maps and latent paths;
-- :mod:`digmat.tasks.datasets` — the adsorption training dataset (LMDB records → model states).
+- :mod:`digmat.tasks.datasets` — the adsorption training dataset (LMDB records → model states);
+- ``peptide_*`` — peptide references as training data, ensembles from sequences;
+- ``ligand_*`` — ligand poses: reference data and training (``ligand_data``), sampling and binding
+  modes (``ligand_sampling``), scores against crystal, PoseBusters and references (``ligand_eval``),
+  and the denoising profile against the references' Bayes-optimal denoiser (``ligand_profile``).
 
 Imports flow downwards only: ``tasks`` uses ``models``, ``systems``, ``adsorption`` (the
 torch-free data engine), ``data`` and ``core``; nothing below imports ``tasks``.
