@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--cutoff", type=float, default=LigandModelConfig.cutoff, help="Å, ligand–pocket interaction range")
     parser.add_argument("--time-power", type=float, default=1.0)
     parser.add_argument("--samples-per-complex", type=int, default=12800)
     parser.add_argument("--seed", type=int, default=0)
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = LigandScoreModel(LigandModelConfig(width=args.width, layers=args.layers, time_power=args.time_power))
+    model = LigandScoreModel(LigandModelConfig(width=args.width, layers=args.layers, cutoff=args.cutoff,
+                                                    time_power=args.time_power))
     start = time.perf_counter()
     complexes = []
     for name in args.train:
