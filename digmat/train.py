@@ -257,6 +257,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step = 0
+        self._resumed: dict[str, Any] = {}  # last log record kept on resume
         self.train_model: nn.Module = self.model
         if self.ctx.distributed:
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
@@ -316,10 +317,12 @@ class Trainer:
         return True
 
     def _truncate_log(self, step: int) -> None:
+        """Drop records past ``step``; the last one kept becomes :attr:`_resumed` (its clock continues)."""
         log = self.out_dir / "log.jsonl"
         if log.is_file():
             kept = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
             log.write_text("".join(line + "\n" for line in kept))
+            self._resumed = json.loads(kept[-1]) if kept else {}
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.ctx.is_main:
@@ -357,14 +360,16 @@ class Trainer:
     def fit(self, *, resume: bool = True) -> dict[str, Any]:
         """Train until ``config.steps``; resumes from ``out_dir`` when possible.
 
-        Returns the last log record. Writes ``model.pt`` (weights + EMA) at the end.
+        Returns the last log record (the resumed one when there was nothing left to do); its
+        ``seconds`` count training time across resumes. Writes ``model.pt`` (weights + EMA) at the end.
         """
         from tqdm import tqdm
 
         c, ctx = self.config, self.ctx
         if resume:
             self.resume()
-        t0, window, last = time.perf_counter(), [], {}
+        last = self._resumed
+        t0, window = time.perf_counter() - last.get("seconds", 0.0), []
         bar = tqdm(total=c.steps, initial=self.step, desc="train", disable=not (self.progress and ctx.is_main), dynamic_ncols=True)
         while self.step < c.steps:
             window.append(self.train_step())

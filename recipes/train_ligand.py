@@ -59,11 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                         ema_decay=0.995, log_every=50, checkpoint_every=250, seed=args.seed)
     last = train_ligand_model(dataset, model, args.out, train_config=train,
                               metadata={"data": str(args.data), "name": "ligand"}, progress=True)
-    log = (args.out / "log.jsonl").read_text().splitlines()
-    trained_s = json.loads(log[-1]).get("seconds") if log else None  # the trainer's own clock, across resumes
     summary = {"complexes": dataset.names, "effective_samples": dataset.effective_samples,
                "parameters": sum(p.numel() for p in model.parameters()), **last,
-               "train_seconds": trained_s, "wall_seconds_this_call": round(time.perf_counter() - start, 1),
+               "train_seconds": last.get("seconds"), "wall_seconds_this_call": round(time.perf_counter() - start, 1),
                "threads": torch.get_num_threads()}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

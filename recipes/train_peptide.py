@@ -54,10 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     model, last = train_peptide_model(dataset, args.out, config=config, train_config=train,
                                       metadata={"data": str(args.data), "name": "peptide"}, progress=True)
-    log = (args.out / "log.jsonl").read_text().splitlines()
-    trained_s = json.loads(log[-1]).get("seconds") if log else None  # the trainer's own clock, across resumes
     summary = {"sequences": dataset.sequences, "effective_samples": dataset.effective_samples,
-               "parameters": sum(p.numel() for p in model.parameters()), **last, "train_seconds": trained_s,
+               "parameters": sum(p.numel() for p in model.parameters()), **last, "train_seconds": last.get("seconds"),
                "wall_seconds_this_call": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads()}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

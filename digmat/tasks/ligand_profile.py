@@ -58,21 +58,20 @@ def oracle_eps(diffusion, noisy: RigidState, t: float, pool: RigidState, pool_we
     a = flat.signal_coef(tt, pool.x[:1])[0]  # (D,): per-entry signal coefficient and noise std
     s = flat.noise_std(tt, pool.x[:1])[0]
     sigma_R = float(diffusion.rotation_sigma(tt))
-    mask = space.torus_mask(pool.x)  # (D,)
-    period = space.periods(pool.x)
-    period = torch.where(mask, period, torch.ones_like(period))
+    torus = space.torus_mask(pool.x)  # (D,)
+    period = space.periods(pool.x)[torus]
     mean = a * pool.x  # (N, D)
     log_w = torch.log(pool_weights.clamp_min(1e-300))
     out_x, out_R = [], []
     for start in range(0, len(noisy.x), chunk):
         y = noisy.x[start:start + chunk, None]  # (b, 1, D)
-        diff = y - mean[None]
-        lp_e = -0.5 * (diff / s) ** 2
-        eps_e = diff / s
-        lp_t, score_t = wrapped_normal_log_prob_and_score(y.expand_as(diff), mean[None].expand_as(diff),
-                                                          s.expand_as(diff), period.expand_as(diff))
-        logp = torch.where(mask, lp_t, lp_e).sum(-1)  # (b, N); constants cancel in π
-        eps_k = torch.where(mask, -s * score_t, eps_e)
+        diff = y - mean[None]  # (b, N, D)
+        eps_k = diff / s  # Euclidean entries; the torus ones are replaced below
+        logp = -0.5 * (eps_k[..., ~torus] ** 2).sum(-1)  # (b, N); constants cancel in π
+        if torus.any():
+            lp_t, score_t = wrapped_normal_log_prob_and_score(diff[..., torus], 0.0, s[torus], period)
+            logp = logp + lp_t.sum(-1)
+            eps_k[..., torus] = -s[torus] * score_t
         rel = noisy.R[start:start + chunk, None] @ pool.R.transpose(-1, -2)[None]  # (b, N, 3, 3)
         logp = logp + igso3_log_density(rel, sigma_R)
         post = torch.softmax(logp + log_w, dim=1)  # (b, N)
