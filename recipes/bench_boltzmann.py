@@ -58,10 +58,11 @@ PUBLISHED = {"dw4": {"idem_energy_w2": 0.435, "long_mcmc_energy_w2": 0.148},
 # ``powers``: how the pair MLP may grow beyond the cutoff (DW-4's pair energy is quartic).
 SYSTEM_SETTINGS = {"dw4": {"powers": (1, 2, 4), "mala_h0": 5e-3, "refresh_h": 5e-3},
                    "lj13": {"powers": (1,), "mala_h0": 1e-5, "refresh_h": 1e-4}}
-FULL = {"steps": 2000, "batch_size": 128, "width": 32, "lr": 2e-3, "n": 1000, "sampler_steps": 200, "buffer_size": 1024,
-        "refresh_every": 200, "init_mala_steps": 100, "xw2_n": 200}
+FULL = {"steps": 8000, "batch_size": 128, "width": 32, "lr": 2e-3, "n": 1000, "sampler_steps": 200, "buffer_size": 2000,
+        "refresh_every": 100000, "init_mala_steps": 200, "xw2_n": 200, "corrector_steps": 100}
 SMOKE = {"steps": 20, "batch_size": 16, "width": 8, "lr": 2e-3, "n": 48, "sampler_steps": 8, "buffer_size": 64,
-         "refresh_every": 10, "init_mala_steps": 10, "xw2_n": 16}
+         "refresh_every": 10, "init_mala_steps": 10, "xw2_n": 16, "corrector_steps": 4}
+WEIGHTS = {"score": 0.0, "value": 0.0, "fpe": 0.0, "tsm": 1.0}
 EXPLODED_KT = 100.0
 METRICS = ("energy_w2", "energy_w2_squared", "x_w2", "distance_w2")
 
@@ -85,9 +86,16 @@ def _resolve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for key in ("steps", "batch_size", "width", "n", "sampler_steps", "buffer_size", "refresh_every"):
         if getattr(args, key) < 1:
             parser.error(f"{_flag(key)} must be a positive integer, got {getattr(args, key)}")
-    for key in ("init_mala_steps", "xw2_n", "log_every"):
+    for key in ("init_mala_steps", "xw2_n", "log_every", "corrector_steps"):
         if getattr(args, key) < 0:
             parser.error(f"{_flag(key)} must be >= 0, got {getattr(args, key)}")
+    for term in WEIGHTS:
+        if not getattr(args, f"{term}_weight") >= 0:
+            parser.error(f"--{term}-weight must be >= 0, got {getattr(args, f'{term}_weight')}")
+    if not any(getattr(args, f"{term}_weight") > 0 for term in ("score", "fpe", "tsm")):
+        parser.error("nothing to train: one of --score-weight, --fpe-weight, --tsm-weight must be > 0")
+    if not args.time_power > 0:
+        parser.error(f"--time-power must be > 0, got {args.time_power}")
     if not (args.lr > 0 and args.init_std > 0):
         parser.error(f"--lr and --init-std must be > 0, got {args.lr} and {args.init_std}")
 
@@ -130,9 +138,15 @@ def evaluate(system, x: np.ndarray, ref: np.ndarray, ref_energy: np.ndarray, xw2
     return out
 
 
+def config_weight(config, term: str) -> float:
+    """The weight of a PIDP loss term in ``config`` (1 for the total ``loss``)."""
+    return 1.0 if term == "loss" else getattr(config, f"{term}_weight")
+
+
 def run_system(name: str, args, ref_all: np.ndarray, dtype: torch.dtype) -> dict:
     from digmat.boltzmann import SYSTEMS
-    from digmat.core import Diffusion, NoiseSchedule, PIDPConfig, StateSpace, fit_pidp, mala, potential_score, sample_sde
+    from digmat.core import (Diffusion, NoiseSchedule, PIDPConfig, StateSpace, fit_pidp, mala, metropolis_corrector,
+                             potential_score, sample_sde)
     from digmat.nn.pairnet import PairNet, PairNetConfig
 
     system, setting = SYSTEMS[name], SYSTEM_SETTINGS[name]
@@ -149,33 +163,48 @@ def run_system(name: str, args, ref_all: np.ndarray, dtype: torch.dtype) -> dict
     model = PairNet(net_config).to(dtype)
     config = PIDPConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, divergence=args.divergence,
                         buffer_size=args.buffer_size, refresh_every=args.refresh_every, sampler_steps=args.sampler_steps,
-                        mala_step_size=setting["refresh_h"])
+                        mala_step_size=setting["refresh_h"], score_weight=args.score_weight, value_weight=args.value_weight,
+                        fpe_weight=args.fpe_weight, tsm_weight=args.tsm_weight, time_power=args.time_power)
     gen = torch.Generator().manual_seed(args.seed)
     t0 = time.perf_counter()
     init = args.init_std * torch.randn(args.buffer_size, system.numel, generator=gen, dtype=dtype)
-    start = mala(space, log_target, init, steps=args.init_mala_steps, step_size=setting["mala_h0"], adapt=True, generator=gen)
+    burn = mala(space, log_target, init, steps=args.init_mala_steps // 2, step_size=setting["mala_h0"], adapt=True, generator=gen)
+    start = mala(space, log_target, burn.x, steps=args.init_mala_steps - args.init_mala_steps // 2, step_size=burn.step_size,
+                 generator=gen)
+    init_evaluations = burn.evaluations + start.evaluations
 
     def log(step: int, loss) -> None:
         if args.log_every and (step + 1) % args.log_every == 0:
-            print(f"[{name}] step {step + 1}: loss {float(loss.loss.detach()):.4g} score {float(loss.score):.4g} "
-                  f"value {float(loss.value):.4g} fpe {float(loss.fpe):.4g}", file=sys.stderr, flush=True)
+            terms = " ".join(f"{k} {float(getattr(loss, k)):.4g}" for k in ("loss", "score", "value", "fpe", "tsm"))
+            print(f"[{name}] step {step + 1}: {terms}", file=sys.stderr, flush=True)
 
-    history = fit_pidp(diffusion, model, log_target, start.x, config, generator=gen, callback=log)
+    history = fit_pidp(diffusion, model, log_target, start.x, config, init_target=(start.log_target, start.grad),
+                       generator=gen, callback=log)
     train_seconds = time.perf_counter() - t0
-    budget = start.evaluations + history.evaluations
+    budget = init_evaluations + history.evaluations
     per_chain = budget // args.n  # each of the two MALA calls below spends one extra evaluation per chain
     if per_chain < 2:
         raise SystemExit(f"error: PIDP spent {budget} evaluations on {name}, fewer than 2 per MALA chain (-n {args.n}); "
-                         "raise --steps or lower -n")
+                         "raise --init-mala-steps or --buffer-size, or lower -n")
     t0 = time.perf_counter()
     y = sample_sde(diffusion, potential_score(model), args.n, steps=args.sampler_steps, generator=gen, dtype=dtype).x
     sample_seconds = time.perf_counter() - t0
+    raw = evaluate(system, system.from_state(y).double().numpy(), ref, ref_energy, args.xw2_n)
+    t0 = time.perf_counter()
+    corrected = metropolis_corrector(space, model, y, steps=args.corrector_steps, step_size=setting["refresh_h"], generator=gen)
+    corrector_seconds = time.perf_counter() - t0
     tail = max(1, len(history.loss) // 10)
-    pidp = {"evaluations": budget, "evaluations_init_mala": start.evaluations, "evaluations_training": history.evaluations,
-            "train_seconds": train_seconds, "sample_seconds": sample_seconds,
-            **evaluate(system, system.from_state(y).double().numpy(), ref, ref_energy, args.xw2_n),
-            "final_loss": {k: float(np.mean(getattr(history, k)[-tail:])) for k in ("loss", "score", "value", "fpe")},
-            "init_mala_acceptance": float(start.acceptance.mean())}
+    pidp = {"evaluations": budget, "evaluations_init_mala": init_evaluations, "evaluations_training": history.evaluations,
+            "train_seconds": train_seconds, "sample_seconds": sample_seconds + corrector_seconds,
+            **evaluate(system, system.from_state(corrected.x).double().numpy(), ref, ref_energy, args.xw2_n),
+            "without_corrector": {k: raw[k] for k in ("energy_w2", "energy_w2_squared", "x_w2", "distance_w2", "mean_energy",
+                                                      "nonfinite_fraction", "exploded_fraction")},
+            "corrector": {"steps": args.corrector_steps, "model_calls": corrected.evaluations, "seconds": corrector_seconds,
+                          "acceptance": float(corrected.acceptance.mean()) if args.corrector_steps else None},
+            "final_loss": {k: float(np.nanmean(getattr(history, k)[-tail:])) if config_weight(config, k) else None
+                           for k in ("loss", "score", "value", "fpe", "tsm")},
+            "init_mala_acceptance": float(start.acceptance.mean()),
+            "init_buffer_energy_w2": evaluate(system, system.from_state(start.x).double().numpy(), ref, ref_energy, 0)["energy_w2"]}
     if args.save:
         path = Path(args.save)
         if len(args.system) > 1:
@@ -221,6 +250,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--init-mala-steps", type=int, help=f"adaptive MALA steps on the first buffer (default {FULL['init_mala_steps']})")
     parser.add_argument("--init-std", type=float, default=1.0, help="std of the broad starting draws, state units (default 1)")
     parser.add_argument("--xw2-n", type=int, help=f"samples per side for x W2, 0 = skip (default {FULL['xw2_n']})")
+    for term, default in WEIGHTS.items():
+        parser.add_argument(f"--{term}-weight", type=float, default=default, help=f"PIDP {term} term's weight (default {default})")
+    parser.add_argument("--time-power", type=float, default=1.0, help="PIDP noise times t = u^p (default 1: uniform)")
+    parser.add_argument("--corrector-steps", type=int, help=f"MALA steps on the model's own l(x, 0) after sampling (default {FULL['corrector_steps']})")
     parser.add_argument("--divergence", choices=("hutchinson", "exact"), default="hutchinson", help="Laplacian in the FPE residual")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="PIDP model and sampling dtype (float32: see the module docstring)")

@@ -4,8 +4,9 @@ States are tensors (B, *shape) on a :class:`StateSpace` whose entries are Euclid
 periodic. :class:`Diffusion` combines a space with a :class:`NoiseSchedule` (DiG's VP SDE on
 Euclidean entries, a wrapped variance-exploding SDE on periodic ones). On top of it:
 
-- :func:`dsm_loss` — denoising score matching (score or eps form); :func:`denoising_profile`
-  — a model's noise-prediction error per noise level;
+- :func:`dsm_loss` — denoising score matching (score or eps form); :func:`target_score_loss` —
+  score matching on samples whose target score is known; :func:`denoising_profile` — a model's
+  noise-prediction error per noise level;
 - :func:`sample_sde` — DiG's ancestral reverse chain; :class:`SamplerConfig` — the one sampling
   configuration (SDE or ODE, steps, grid) every model family uses;
 - :func:`sample_ode`, :func:`encode`, :func:`decode` — the probability-flow ODE (Heun on the
@@ -17,7 +18,8 @@ Euclidean entries, a wrapped variance-exploding SDE on periodic ones). On top of
 - :func:`guided_score` — score + lambda grad log p(c | x_t);
 - :func:`log_density_residual`, :func:`score_residual` — the forward process's Fokker–Planck
   equation for a model; :func:`fit_pidp` / :func:`pidp_loss` — physics-informed diffusion
-  pre-training from an energy alone; :func:`mala` — the MCMC baseline and PIDP's corrector;
+  pre-training from an energy alone; :func:`mala` — the MCMC baseline and PIDP's buffer moves;
+  :func:`metropolis_corrector` — MALA on a log-density model's own density;
 - :class:`ProductMixture` — exact targets for validating all of the above.
 
 Nothing here imports chemistry packages.
@@ -30,8 +32,9 @@ from .flow import FlowResult, LogProbResult, ODEConfig, decode, encode, log_prob
 from .guidance import gaussian_property_likelihood, guided_score
 from .interpolate import InterpolationResult, interpolate, interpolate_latents
 from .mcmc import MALAResult, mala
-from .pidp import PIDPConfig, PIDPHistory, PIDPLoss, fit_pidp, pidp_loss
-from .loss import DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, dsm_loss, noise_batch, score_matching_error
+from .pidp import PIDPConfig, PIDPHistory, PIDPLoss, fit_pidp, metropolis_corrector, pidp_loss
+from .loss import (DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, dsm_loss, noise_batch, score_matching_error,
+                   target_score_loss)
 from .rigid import RigidDiffusion, RigidLoss, RigidScoreFn, RigidState, rigid_dsm_loss, sample_rigid_sde
 from .schedule import NoiseSchedule
 from .sampler import SAMPLERS, SampleConfig, SamplerConfig
@@ -69,6 +72,7 @@ __all__ = [
     "dsm_loss",
     "encode",
     "fit_pidp",
+    "metropolis_corrector",
     "fpe_coefficients",
     "gaussian_property_likelihood",
     "guided_score",
@@ -81,6 +85,7 @@ __all__ = [
     "potential_score",
     "noise_batch",
     "rigid_dsm_loss",
+    "target_score_loss",
     "sample_ode",
     "sample_rigid_sde",
     "sample_sde",

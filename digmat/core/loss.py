@@ -21,7 +21,8 @@ from torch import Tensor
 
 from .diffusion import Diffusion
 
-__all__ = ["DSMLoss", "DenoisingProfile", "NoisedBatch", "denoising_profile", "noise_batch", "score_matching_error", "dsm_loss", "WEIGHTINGS", "PARAMETERIZATIONS"]
+__all__ = ["DSMLoss", "DenoisingProfile", "NoisedBatch", "denoising_profile", "noise_batch", "score_matching_error", "dsm_loss",
+           "target_score_loss", "WEIGHTINGS", "PARAMETERIZATIONS"]
 
 WEIGHTINGS = ("sigma2", "none")
 PARAMETERIZATIONS = ("score", "eps")
@@ -118,6 +119,68 @@ def dsm_loss(
         raise ValueError(f"model output has shape {tuple(out.shape)}, expected {tuple(x0.shape)}")
     score = diffusion.eps_to_score(out, noised.t) if parameterization == "eps" else out
     per_sample = score_matching_error(noised, score, weighting=weighting, mask=mask)
+    return DSMLoss(loss=per_sample.mean(), per_sample=per_sample, t=noised.t)
+
+
+def target_score_loss(
+    diffusion: Diffusion,
+    score_fn: Callable[[Tensor, Tensor], Tensor],
+    x0: Tensor,
+    grad0: Tensor,
+    *,
+    score_scale: float,
+    t: Tensor | None = None,
+    time_power: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> DSMLoss:
+    """Score matching on samples whose target score is known: target score matching blended with DSM.
+
+    For x_t ~ p(x_t | x_0) the marginal score is a posterior mean in two ways,
+
+        grad log p_t(x_t) = E[ grad log p_0(x_0) / c(t) | x_t ] = E[ grad log p(x_t | x_0) | x_t ],
+
+    with c(t) the entry's signal coefficient (alpha(t) on Euclidean entries, 1 on periodic ones,
+    where the noise is additive). The first ("target score matching", TSM) has a low variance at
+    low noise, where the second (DSM) blows up like 1/std^2; DSM is better at high noise. Any
+    blend ``lambda * TSM + (1 - lambda) * DSM`` with lambda depending on t only has the same
+    minimiser, the exact score; here per entry
+
+        lambda = c^2 / (c^2 + std^2 g^2),   g = ``score_scale``,
+
+    which equalises the two targets' variance proxies g^2 / c^2 and 1 / std^2, and the squared
+    error is weighted by the inverse of the blend's proxy, 1 / (lambda^2 g^2 / c^2 + (1 - lambda)^2 / std^2)
+    (-> std^2, the DSM weighting, at high noise; -> c^2 / g^2, a relative error, at low noise).
+
+    Parameters
+    ----------
+    score_fn
+        ``(x_t, t) -> score`` (B, *shape), differentiable in the model's parameters.
+    x0, grad0
+        (B, *shape) samples of the target and its score ``grad log p_0`` there (e.g. -grad E / kT).
+    score_scale
+        g > 0: the typical size of one entry of ``grad0`` (e.g. its root mean square over the sample set).
+    t, time_power, generator
+        As in :func:`noise_batch`.
+
+    Returns
+    -------
+    :class:`DSMLoss` (per-sample mean over entries of the weighted squared error).
+    """
+    if grad0.shape != x0.shape:
+        raise ValueError(f"grad0 has shape {tuple(grad0.shape)}, expected {tuple(x0.shape)}")
+    if not (isinstance(score_scale, (int, float)) and score_scale > 0 and score_scale < float("inf")):
+        raise ValueError(f"score_scale must be a positive number, got {score_scale!r}")
+    noised = noise_batch(diffusion, x0, t=t, time_power=time_power, generator=generator)
+    coef2 = diffusion.signal_coef(noised.t, x0) ** 2
+    std2 = noised.std**2
+    g2 = float(score_scale) ** 2
+    lam = coef2 / (coef2 + std2 * g2)
+    target = lam * grad0 / coef2.sqrt() + (1 - lam) * noised.target
+    weight = 1.0 / (lam**2 * g2 / coef2 + (1 - lam) ** 2 / std2)
+    score = score_fn(noised.xt, noised.t)
+    if score.shape != x0.shape:
+        raise ValueError(f"model output has shape {tuple(score.shape)}, expected {tuple(x0.shape)}")
+    per_sample = (weight * (score - target) ** 2).reshape(x0.shape[0], -1).mean(1)
     return DSMLoss(loss=per_sample.mean(), per_sample=per_sample, t=noised.t)
 
 

@@ -33,13 +33,17 @@ differentiable in x."""
 
 @dataclass
 class MALAResult:
-    """Final states ``x`` (B, *shape), per-chain acceptance rates (B,), the step sizes used (B,)
-    and the number of target evaluations (each with its gradient) spent."""
+    """Final states ``x`` (B, *shape), per-chain acceptance rates (B,), the step sizes used (B,),
+    the number of target evaluations (each with its gradient) spent, and the target's
+    ``log_target`` (B,) and ``grad`` (B, *shape) at the final states (already paid for: callers
+    that need them, e.g. a replay buffer, do not evaluate again)."""
 
     x: Tensor
     acceptance: Tensor
     step_size: Tensor
     evaluations: int
+    log_target: Tensor
+    grad: Tensor
 
 
 def log_target_and_grad(log_target: LogTargetFn, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -117,4 +121,4 @@ def mala(space: StateSpace, log_target: LogTargetFn, x: Tensor, *, steps: int, s
         if adapt:
             h = h * torch.exp(0.05 * (accept.to(x.dtype) - target_acceptance))
     rate = accepted / max(steps, 1)
-    return MALAResult(x=x, acceptance=rate, step_size=h, evaluations=evaluations)
+    return MALAResult(x=x, acceptance=rate, step_size=h, evaluations=evaluations, log_target=logu, grad=grad)

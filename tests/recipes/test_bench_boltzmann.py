@@ -41,9 +41,13 @@ def test_smoke_run_reports_both_systems_at_equal_cost(bench, smoke, capsys):
     cfg = out["config"]
     for name, res in out["systems"].items():
         pidp, mala = res["pidp"], res["mala"]
-        # PIDP's cost: the first buffer's MALA (one evaluation per chain and step, plus the start) + training
-        assert pidp["evaluations_init_mala"] == cfg["buffer_size"] * (cfg["init_mala_steps"] + 1)
-        assert pidp["evaluations_training"] >= cfg["steps"] * cfg["batch_size"]
+        # PIDP's cost: the first buffer's MALA (one evaluation per chain and step, plus the start of each of its
+        # two legs) + training: each refreshed buffer state checked once, then moved by 5 MALA steps
+        assert pidp["evaluations_init_mala"] == cfg["buffer_size"] * (cfg["init_mala_steps"] + 2)
+        refreshes = (cfg["steps"] - 1) // cfg["refresh_every"]
+        assert 0 < pidp["evaluations_training"] <= refreshes * round(0.25 * cfg["buffer_size"]) * (1 + 5)
+        assert pidp["corrector"]["model_calls"] == cfg["n"] * (cfg["corrector_steps"] + 2)
+        assert set(pidp["without_corrector"]) >= {"energy_w2", "x_w2", "mean_energy"}
         assert pidp["evaluations"] == pidp["evaluations_init_mala"] + pidp["evaluations_training"]
         # MALA spends the same budget, to within one step of all chains
         assert 0 <= pidp["evaluations"] - mala["evaluations"] < cfg["n"], (name, pidp["evaluations"], mala["evaluations"])
@@ -105,6 +109,10 @@ def test_saved_models_load_into_pairnet(smoke):
     (["--xw2-n", "-1"], "--xw2-n must be >= 0"),
     (["--lr", "0"], "--lr and --init-std must be > 0"),
     (["--steps", "ten"], "invalid int value"),
+    (["--corrector-steps", "-1"], "--corrector-steps must be >= 0"),
+    (["--fpe-weight", "-1"], "--fpe-weight must be >= 0"),
+    (["--tsm-weight", "0"], "nothing to train"),
+    (["--time-power", "0"], "--time-power must be > 0"),
 ])
 def test_bad_arguments_are_one_line_argparse_errors(bench, argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
