@@ -2,18 +2,23 @@
 
 For every ``--system`` (``dw4``, ``lj13``; repeatable, default both):
 
-1. **PIDP** (:func:`digmat.core.fit_pidp`) trains a :class:`~digmat.nn.pairnet.PairNet` from the
-   energy alone, on ``system.training_log_target`` in state units (y = x / scale, with the COM
-   tether that matches the VP prior). Its first collocation buffer is ``buffer_size`` broad draws
-   N(0, init_std^2) in state units moved by ``--init-mala-steps`` adaptive MALA steps on the
-   target; those evaluations count towards its cost beside the training's own (t = 0 terms and
-   the MALA corrector of every buffer refresh). Then ``-n`` samples by the reverse SDE
-   (``--sampler-steps``), mapped to x units.
+1. **PIDP** (:func:`digmat.core.fit_pidp`) trains a :class:`~digmat.nn.pairnet.PairNet` log-density from
+   the energy alone, on ``system.training_log_target`` in state units (y = x / scale, with the COM
+   tether that matches the VP prior). Its collocation buffer is filled by MALA on the target from
+   broad draws N(0, init_std^2): ``--buffer-chains`` chains (default one per buffer state), half
+   of ``--init-mala-steps`` adaptive burn-in, then ``buffer_size / buffer_chains`` states spaced
+   along the rest of each chain. Each buffer state keeps its energy and force (evaluated once,
+   counted). The default objective is target score matching on that buffer (``--tsm-weight 1``;
+   the t = 0 score/value and Fokker–Planck terms are available by weight, see docs/pidp.md).
+   Then ``-n`` samples by the reverse SDE (``--sampler-steps``), finished by
+   ``--corrector-steps`` MALA steps on the model's *own* l(y, 0) (no target evaluations; the
+   row also reports the samples before it), mapped to x units.
 2. **MALA** baseline with the *same* number of target evaluations (energy + gradient): ``-n``
    chains from the same kind of broad draws, in state units, ``budget // n`` evaluations per
-   chain: the first half adaptive burn-in (per-chain step size towards 57 % acceptance), the
-   rest plain MALA with the adapted step sizes; the final states are its samples. (A long-MCMC
-   row is not run: the reference splits *are* long MCMC; the published figure is quoted.)
+   chain: the first half adaptive burn-in (per-chain step size towards 57 % acceptance, rate
+   ADAPT_RATE), the rest plain MALA with the adapted step sizes; the final states are its
+   samples. (A long-MCMC row is not run: the reference splits *are* long MCMC; the published
+   figure is quoted.)
 3. Both against the held-out **test** split (``-n`` rows, drawn with a fixed seed, independent
    of ``--seed``): energy W2, x W2 (permutation + rotation aligned, :func:`digmat.boltzmann.x_w2`,
    on the first ``--xw2-n`` samples of each: it is quadratic in the count), pair-distance W2, mean
@@ -64,6 +69,7 @@ SMOKE = {"steps": 20, "batch_size": 16, "width": 8, "lr": 2e-3, "n": 48, "sample
          "refresh_every": 10, "init_mala_steps": 10, "xw2_n": 16, "corrector_steps": 4}
 WEIGHTS = {"score": 0.0, "value": 0.0, "fpe": 0.0, "tsm": 1.0}
 EXPLODED_KT = 100.0
+ADAPT_RATE = 0.3  # MALA burn-in: h *= exp(0.3 (accept - 0.57)) per step (0.05 left LJ-13 chains at h ~ 4e-5, acceptance 0.99)
 METRICS = ("energy_w2", "energy_w2_squared", "x_w2", "distance_w2")
 
 
@@ -94,6 +100,9 @@ def _resolve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             parser.error(f"--{term}-weight must be >= 0, got {getattr(args, f'{term}_weight')}")
     if not any(getattr(args, f"{term}_weight") > 0 for term in ("score", "fpe", "tsm")):
         parser.error("nothing to train: one of --score-weight, --fpe-weight, --tsm-weight must be > 0")
+    if args.buffer_chains is not None and not (0 < args.buffer_chains <= args.buffer_size
+                                               and args.buffer_size % args.buffer_chains == 0):
+        parser.error(f"--buffer-chains must divide --buffer-size ({args.buffer_size}), got {args.buffer_chains}")
     if not args.time_power > 0:
         parser.error(f"--time-power must be > 0, got {args.time_power}")
     if not (args.lr > 0 and args.init_std > 0):
@@ -138,6 +147,26 @@ def evaluate(system, x: np.ndarray, ref: np.ndarray, ref_energy: np.ndarray, xw2
     return out
 
 
+def mala_snapshots(space, log_target, x0: torch.Tensor, *, steps: int, snapshots: int, step_size: float,
+                   generator: torch.Generator):
+    """MALA from x0 (C, D): ``steps // 2`` adaptive burn-in steps (rate ADAPT_RATE), then the rest
+    in ``snapshots`` plain legs; returns a MALAResult of the C * snapshots leg-end states (with
+    their target values and scores) and all evaluations spent."""
+    from digmat.core import MALAResult, mala
+
+    burn = mala(space, log_target, x0, steps=steps // 2, step_size=step_size, adapt=True, adapt_rate=ADAPT_RATE,
+                generator=generator)
+    x, h, evaluations, legs = burn.x, burn.step_size, burn.evaluations, []
+    rest = steps - steps // 2
+    for k in range(snapshots):
+        leg = mala(space, log_target, x, steps=rest // snapshots + (k < rest % snapshots), step_size=h, generator=generator)
+        x, evaluations = leg.x, evaluations + leg.evaluations
+        legs.append(leg)
+    cat = lambda name: torch.cat([getattr(leg, name) for leg in legs])  # noqa: E731
+    return MALAResult(x=cat("x"), acceptance=cat("acceptance"), step_size=cat("step_size"), evaluations=evaluations,
+                      log_target=cat("log_target"), grad=cat("grad"))
+
+
 def config_weight(config, term: str) -> float:
     """The weight of a PIDP loss term in ``config`` (1 for the total ``loss``)."""
     return 1.0 if term == "loss" else getattr(config, f"{term}_weight")
@@ -167,11 +196,11 @@ def run_system(name: str, args, ref_all: np.ndarray, dtype: torch.dtype) -> dict
                         fpe_weight=args.fpe_weight, tsm_weight=args.tsm_weight, time_power=args.time_power)
     gen = torch.Generator().manual_seed(args.seed)
     t0 = time.perf_counter()
-    init = args.init_std * torch.randn(args.buffer_size, system.numel, generator=gen, dtype=dtype)
-    burn = mala(space, log_target, init, steps=args.init_mala_steps // 2, step_size=setting["mala_h0"], adapt=True, generator=gen)
-    start = mala(space, log_target, burn.x, steps=args.init_mala_steps - args.init_mala_steps // 2, step_size=burn.step_size,
-                 generator=gen)
-    init_evaluations = burn.evaluations + start.evaluations
+    chains = args.buffer_chains or args.buffer_size
+    init = args.init_std * torch.randn(chains, system.numel, generator=gen, dtype=dtype)
+    start = mala_snapshots(space, log_target, init, steps=args.init_mala_steps, snapshots=args.buffer_size // chains,
+                           step_size=setting["mala_h0"], generator=gen)
+    init_evaluations = start.evaluations
 
     def log(step: int, loss) -> None:
         if args.log_every and (step + 1) % args.log_every == 0:
@@ -219,13 +248,12 @@ def run_system(name: str, args, ref_all: np.ndarray, dtype: torch.dtype) -> dict
     gen = torch.Generator().manual_seed(args.seed + 1)
     t0 = time.perf_counter()
     x0 = args.init_std * torch.randn(args.n, system.numel, generator=gen, dtype=torch.float64)
-    warm = mala(space, log_target, x0, steps=burn, step_size=setting["mala_h0"], adapt=True, generator=gen)
-    chain = mala(space, log_target, warm.x, steps=per_chain - 2 - burn, step_size=warm.step_size, generator=gen)
+    chain = mala_snapshots(space, log_target, x0, steps=per_chain - 2, snapshots=1, step_size=setting["mala_h0"], generator=gen)
     mala_seconds = time.perf_counter() - t0
-    baseline = {"evaluations": warm.evaluations + chain.evaluations, "train_seconds": 0.0, "sample_seconds": mala_seconds,
+    baseline = {"evaluations": chain.evaluations, "train_seconds": 0.0, "sample_seconds": mala_seconds,
                 **evaluate(system, system.from_state(chain.x).numpy(), ref, ref_energy, args.xw2_n),
                 "chains": args.n, "burn_in_steps": burn, "sampling_steps": per_chain - 2 - burn,
-                "acceptance": float(chain.acceptance.mean()), "step_size_median": float(warm.step_size.median())}
+                "acceptance": float(chain.acceptance.mean()), "step_size_median": float(chain.step_size.median())}
 
     ratio = {k: pidp[k] / baseline[k] if pidp[k] is not None and baseline[k] else None
              for k in ("evaluations", *METRICS)}
@@ -247,6 +275,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sampler-steps", type=int, help=f"reverse-SDE steps, also for buffer refreshes (default {FULL['sampler_steps']})")
     parser.add_argument("--buffer-size", type=int, help=f"PIDP collocation buffer (default {FULL['buffer_size']})")
     parser.add_argument("--refresh-every", type=int, help=f"PIDP buffer refresh period (default {FULL['refresh_every']})")
+    parser.add_argument("--buffer-chains", type=int, default=None,
+                        help="MALA chains that fill the first buffer (buffer-size / buffer-chains states each, spaced along "
+                             "the chain's second half; default: one state per chain)")
     parser.add_argument("--init-mala-steps", type=int, help=f"adaptive MALA steps on the first buffer (default {FULL['init_mala_steps']})")
     parser.add_argument("--init-std", type=float, default=1.0, help="std of the broad starting draws, state units (default 1)")
     parser.add_argument("--xw2-n", type=int, help=f"samples per side for x W2, 0 = skip (default {FULL['xw2_n']})")

@@ -75,7 +75,8 @@ def _proposal_log_prob(space: StateSpace, to: Tensor, mean: Tensor, std: Tensor)
 
 
 def mala(space: StateSpace, log_target: LogTargetFn, x: Tensor, *, steps: int, step_size: float | Tensor = 1e-2,
-         adapt: bool = False, target_acceptance: float = 0.57, generator: torch.Generator | None = None) -> MALAResult:
+         adapt: bool = False, target_acceptance: float = 0.57, adapt_rate: float = 0.05,
+         generator: torch.Generator | None = None) -> MALAResult:
     """Run ``steps`` MALA steps from ``x`` (B, *shape), one chain per row.
 
     Parameters
@@ -83,7 +84,7 @@ def mala(space: StateSpace, log_target: LogTargetFn, x: Tensor, *, steps: int, s
     step_size
         h, in squared state units: a number or one per chain (B,).
     adapt
-        Scale each chain's h by exp(±0.05) per step towards ``target_acceptance`` (0.574 is
+        Scale each chain's h by exp(±``adapt_rate``) per step towards ``target_acceptance`` (0.574 is
         optimal in high dimension). Adaptation breaks exact invariance; use it for burn-in only.
     """
     if steps < 0:
@@ -93,6 +94,8 @@ def mala(space: StateSpace, log_target: LogTargetFn, x: Tensor, *, steps: int, s
     h = torch.as_tensor(step_size, dtype=x.dtype, device=x.device).expand(batch).clone()
     if not (h > 0).all():
         raise ValueError("step_size must be > 0")
+    if not adapt_rate > 0:
+        raise ValueError(f"adapt_rate must be > 0, got {adapt_rate!r}")
     gen_device = generator.device if generator is not None else x.device
     x = x.detach().clone()
     logu, grad = log_target_and_grad(log_target, x)
@@ -119,6 +122,6 @@ def mala(space: StateSpace, log_target: LogTargetFn, x: Tensor, *, steps: int, s
         logu = torch.where(accept, logu_p, logu)
         accepted += accept.to(x.dtype)
         if adapt:
-            h = h * torch.exp(0.05 * (accept.to(x.dtype) - target_acceptance))
+            h = h * torch.exp(adapt_rate * (accept.to(x.dtype) - target_acceptance))
     rate = accepted / max(steps, 1)
     return MALAResult(x=x, acceptance=rate, step_size=h, evaluations=evaluations, log_target=logu, grad=grad)
