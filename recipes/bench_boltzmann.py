@@ -64,7 +64,7 @@ PUBLISHED = {"dw4": {"idem_energy_w2": 0.435, "long_mcmc_energy_w2": 0.148},
 SYSTEM_SETTINGS = {"dw4": {"powers": (1, 2, 4), "mala_h0": 5e-3, "refresh_h": 5e-3},
                    "lj13": {"powers": (1,), "mala_h0": 1e-5, "refresh_h": 1e-4}}
 FULL = {"steps": 8000, "batch_size": 128, "width": 32, "lr": 2e-3, "n": 1000, "sampler_steps": 200, "buffer_size": 2000,
-        "refresh_every": 100000, "init_mala_steps": 200, "xw2_n": 200, "corrector_steps": 100}
+        "refresh_every": 100000, "init_mala_steps": 200, "xw2_n": 200, "corrector_steps": 300}
 SMOKE = {"steps": 20, "batch_size": 16, "width": 8, "lr": 2e-3, "n": 48, "sampler_steps": 8, "buffer_size": 64,
          "refresh_every": 10, "init_mala_steps": 10, "xw2_n": 16, "corrector_steps": 4}
 WEIGHTS = {"score": 0.0, "value": 0.0, "fpe": 0.0, "tsm": 1.0}
@@ -204,7 +204,7 @@ def run_system(name: str, args, ref_all: np.ndarray, dtype: torch.dtype) -> dict
 
     def log(step: int, loss) -> None:
         if args.log_every and (step + 1) % args.log_every == 0:
-            terms = " ".join(f"{k} {float(getattr(loss, k)):.4g}" for k in ("loss", "score", "value", "fpe", "tsm"))
+            terms = " ".join(f"{k} {float(getattr(loss, k).detach()):.4g}" for k in ("loss", "score", "value", "fpe", "tsm"))
             print(f"[{name}] step {step + 1}: {terms}", file=sys.stderr, flush=True)
 
     history = fit_pidp(diffusion, model, log_target, start.x, config, init_target=(start.log_target, start.grad),

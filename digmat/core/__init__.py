@@ -20,6 +20,7 @@ Euclidean entries, a wrapped variance-exploding SDE on periodic ones). On top of
   equation for a model; :func:`fit_pidp` / :func:`pidp_loss` — physics-informed diffusion
   pre-training from an energy alone; :func:`mala` — the MCMC baseline and PIDP's buffer moves;
   :func:`metropolis_corrector` — MALA on a log-density model's own density;
+  :func:`replica_exchange_mala` — parallel tempering with MALA moves (energies alone);
 - :class:`ProductMixture` — exact targets for validating all of the above.
 
 Nothing here imports chemistry packages.
@@ -32,6 +33,7 @@ from .flow import FlowResult, LogProbResult, ODEConfig, decode, encode, log_prob
 from .guidance import gaussian_property_likelihood, guided_score
 from .interpolate import InterpolationResult, interpolate, interpolate_latents
 from .mcmc import MALAResult, mala
+from .tempering import ReplicaExchangeResult, replica_exchange_mala
 from .pidp import PIDPConfig, PIDPHistory, PIDPLoss, fit_pidp, metropolis_corrector, pidp_loss
 from .loss import (DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, dsm_loss, noise_batch, score_matching_error,
                    target_score_loss)
@@ -84,6 +86,8 @@ __all__ = [
     "pidp_loss",
     "potential_score",
     "noise_batch",
+    "replica_exchange_mala",
+    "ReplicaExchangeResult",
     "rigid_dsm_loss",
     "target_score_loss",
     "sample_ode",

@@ -76,7 +76,7 @@ def _proposal_log_prob(space: StateSpace, to: Tensor, mean: Tensor, std: Tensor)
 
 def mala(space: StateSpace, log_target: LogTargetFn, x: Tensor, *, steps: int, step_size: float | Tensor = 1e-2,
          adapt: bool = False, target_acceptance: float = 0.57, adapt_rate: float = 0.05,
-         generator: torch.Generator | None = None) -> MALAResult:
+         start: tuple[Tensor, Tensor] | None = None, generator: torch.Generator | None = None) -> MALAResult:
     """Run ``steps`` MALA steps from ``x`` (B, *shape), one chain per row.
 
     Parameters
@@ -86,6 +86,9 @@ def mala(space: StateSpace, log_target: LogTargetFn, x: Tensor, *, steps: int, s
     adapt
         Scale each chain's h by exp(±``adapt_rate``) per step towards ``target_acceptance`` (0.574 is
         optimal in high dimension). Adaptation breaks exact invariance; use it for burn-in only.
+    start
+        ``(log u(x), grad log u(x))`` ((B,), (B, *shape)) if already known (e.g. the previous
+        call's :attr:`MALAResult.log_target` and ``grad``): not evaluated, nor counted, again.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -98,10 +101,16 @@ def mala(space: StateSpace, log_target: LogTargetFn, x: Tensor, *, steps: int, s
         raise ValueError(f"adapt_rate must be > 0, got {adapt_rate!r}")
     gen_device = generator.device if generator is not None else x.device
     x = x.detach().clone()
-    logu, grad = log_target_and_grad(log_target, x)
+    if start is None:
+        logu, grad = log_target_and_grad(log_target, x)
+        evaluations = batch
+    else:
+        logu, grad = (v.detach().clone() for v in start)
+        if logu.shape != (batch,) or grad.shape != x.shape:
+            raise ValueError(f"start must be ((B,), (B, *shape)) for x of shape {tuple(x.shape)}")
+        evaluations = 0
     if not torch.isfinite(logu).all():
         raise ValueError("log_target is not finite at some starting states")
-    evaluations = batch
     accepted = torch.zeros(batch, dtype=x.dtype, device=x.device)
     expand = (-1, *([1] * (x.ndim - 1)))
     for _ in range(steps):

@@ -319,10 +319,11 @@ def fit_pidp(diffusion: Diffusion, model: nn.Module, log_target: LogTargetFn, in
 
 
 def metropolis_corrector(space, log_density: LogDensityFn, x: Tensor, *, steps: int, step_size: float = 1e-2,
-                         t: float = 0.0, generator: torch.Generator | None = None) -> MALAResult:
+                         t: float = 0.0, adapt_rate: float = 0.3, generator: torch.Generator | None = None) -> MALAResult:
     """Finish samples ``x`` (B, *shape) by MALA on a log-density model's own ``l(x, t)``.
 
-    The first half of the steps adapts each chain's step size (towards 57 % acceptance; burn-in),
+    The first half of the steps adapts each chain's step size (towards 57 % acceptance, by
+    exp(±``adapt_rate``) per step; burn-in),
     the second half runs plain MALA with the adapted sizes, which leaves the model's density at
     time ``t`` exactly invariant. No target evaluations: ``evaluations`` counts model calls.
 
@@ -343,7 +344,8 @@ def metropolis_corrector(space, log_density: LogDensityFn, x: Tensor, *, steps: 
     def log_model(y: Tensor) -> Tensor:
         return log_density(y, torch.full((y.shape[0],), float(t), dtype=y.dtype, device=y.device))
 
-    burn = mala(space, log_model, x, steps=steps // 2, step_size=step_size, adapt=True, generator=generator)
+    burn = mala(space, log_model, x, steps=steps // 2, step_size=step_size, adapt=True, adapt_rate=adapt_rate,
+                generator=generator)
     run = mala(space, log_model, burn.x, steps=steps - steps // 2, step_size=burn.step_size, generator=generator)
     return MALAResult(x=run.x, acceptance=run.acceptance, step_size=run.step_size,
                       evaluations=burn.evaluations + run.evaluations, log_target=run.log_target, grad=run.grad)
