@@ -5,6 +5,8 @@
   populations (``AdsorptionResult.refine`` / ``.reweight``);
 - :mod:`digmat.tasks.density` — log-densities, in-plane density maps and latent paths;
 - :mod:`digmat.tasks.datasets` — the adsorption training dataset (LMDB records → model states);
+- :mod:`digmat.tasks.adsorbate_energy` — a calculator's energy of adsorbate states (differentiable
+  through its forces), for samplers and training from an energy alone;
 - ``peptide_*`` — peptide references as training data, ensembles from sequences;
 - ``ligand_*`` — ligand poses: reference data and training (``ligand_data``), sampling and binding
   modes (``ligand_sampling``), scores against crystal, PoseBusters and references (``ligand_eval``),
