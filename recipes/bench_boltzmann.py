@@ -64,7 +64,10 @@ PUBLISHED = {"dw4": {"idem_energy_w2": 0.435, "long_mcmc_energy_w2": 0.148},
 SYSTEM_SETTINGS = {"dw4": {"powers": (1, 2, 4), "mala_h0": 5e-3, "refresh_h": 5e-3},
                    "lj13": {"powers": (1,), "mala_h0": 1e-5, "refresh_h": 1e-4}}
 FULL = {"steps": 8000, "batch_size": 128, "width": 32, "lr": 2e-3, "n": 1000, "sampler_steps": 200, "buffer_size": 2000,
-        "refresh_every": 100000, "init_mala_steps": 200, "xw2_n": 200, "corrector_steps": 300}
+        "refresh_every": 100000, "xw2_n": 200, "corrector_steps": 300}
+# Full-mode buffer per system (explicit --buffer-chains / --init-mala-steps win): LJ-13's 1,000-chain baseline at
+# ~400 steps per chain does not equilibrate (energy W2 4.5); 250 chains x 1,600 steps do (1.2) for the same cost.
+SYSTEM_BUFFER = {"dw4": {"buffer_chains": None, "init_mala_steps": 200}, "lj13": {"buffer_chains": 250, "init_mala_steps": 1600}}
 SMOKE = {"steps": 20, "batch_size": 16, "width": 8, "lr": 2e-3, "n": 48, "sampler_steps": 8, "buffer_size": 64,
          "refresh_every": 10, "init_mala_steps": 10, "xw2_n": 16, "corrector_steps": 4}
 WEIGHTS = {"score": 0.0, "value": 0.0, "fpe": 0.0, "tsm": 1.0}
@@ -93,16 +96,17 @@ def _resolve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if getattr(args, key) < 1:
             parser.error(f"{_flag(key)} must be a positive integer, got {getattr(args, key)}")
     for key in ("init_mala_steps", "xw2_n", "log_every", "corrector_steps"):
-        if getattr(args, key) < 0:
+        if getattr(args, key) is not None and getattr(args, key) < 0:
             parser.error(f"{_flag(key)} must be >= 0, got {getattr(args, key)}")
     for term in WEIGHTS:
         if not getattr(args, f"{term}_weight") >= 0:
             parser.error(f"--{term}-weight must be >= 0, got {getattr(args, f'{term}_weight')}")
     if not any(getattr(args, f"{term}_weight") > 0 for term in ("score", "fpe", "tsm")):
         parser.error("nothing to train: one of --score-weight, --fpe-weight, --tsm-weight must be > 0")
-    if args.buffer_chains is not None and not (0 < args.buffer_chains <= args.buffer_size
-                                               and args.buffer_size % args.buffer_chains == 0):
-        parser.error(f"--buffer-chains must divide --buffer-size ({args.buffer_size}), got {args.buffer_chains}")
+    for name in args.system:
+        chains, _ = buffer_plan(args, name)
+        if not (0 < chains <= args.buffer_size and args.buffer_size % chains == 0):
+            parser.error(f"--buffer-chains must divide --buffer-size ({args.buffer_size}), got {chains} for {name}")
     if not args.time_power > 0:
         parser.error(f"--time-power must be > 0, got {args.time_power}")
     if not (args.lr > 0 and args.init_std > 0):
@@ -167,6 +171,15 @@ def mala_snapshots(space, log_target, x0: torch.Tensor, *, steps: int, snapshots
                       log_target=cat("log_target"), grad=cat("grad"))
 
 
+def buffer_plan(args, name: str) -> tuple[int, int]:
+    """(chains, MALA steps per chain) that fill ``name``'s first buffer: the options, else the
+    system's full-mode defaults (SYSTEM_BUFFER), else one chain per buffer state."""
+    plan = {} if args.smoke else SYSTEM_BUFFER[name]
+    chains = args.buffer_chains or plan.get("buffer_chains") or args.buffer_size
+    steps = args.init_mala_steps if args.init_mala_steps is not None else plan["init_mala_steps"]
+    return chains, steps
+
+
 def config_weight(config, term: str) -> float:
     """The weight of a PIDP loss term in ``config`` (1 for the total ``loss``)."""
     return 1.0 if term == "loss" else getattr(config, f"{term}_weight")
@@ -196,9 +209,9 @@ def run_system(name: str, args, ref_all: np.ndarray, dtype: torch.dtype) -> dict
                         fpe_weight=args.fpe_weight, tsm_weight=args.tsm_weight, time_power=args.time_power)
     gen = torch.Generator().manual_seed(args.seed)
     t0 = time.perf_counter()
-    chains = args.buffer_chains or args.buffer_size
+    chains, init_steps = buffer_plan(args, name)
     init = args.init_std * torch.randn(chains, system.numel, generator=gen, dtype=dtype)
-    start = mala_snapshots(space, log_target, init, steps=args.init_mala_steps, snapshots=args.buffer_size // chains,
+    start = mala_snapshots(space, log_target, init, steps=init_steps, snapshots=args.buffer_size // chains,
                            step_size=setting["mala_h0"], generator=gen)
     init_evaluations = start.evaluations
 
@@ -223,7 +236,8 @@ def run_system(name: str, args, ref_all: np.ndarray, dtype: torch.dtype) -> dict
     corrected = metropolis_corrector(space, model, y, steps=args.corrector_steps, step_size=setting["refresh_h"], generator=gen)
     corrector_seconds = time.perf_counter() - t0
     tail = max(1, len(history.loss) // 10)
-    pidp = {"evaluations": budget, "evaluations_init_mala": init_evaluations, "evaluations_training": history.evaluations,
+    pidp = {"evaluations": budget, "evaluations_init_mala": init_evaluations, "buffer_chains": chains,
+            "init_mala_steps": init_steps, "evaluations_training": history.evaluations,
             "train_seconds": train_seconds, "sample_seconds": sample_seconds + corrector_seconds,
             **evaluate(system, system.from_state(corrected.x).double().numpy(), ref, ref_energy, args.xw2_n),
             "without_corrector": {k: raw[k] for k in ("energy_w2", "energy_w2_squared", "x_w2", "distance_w2", "mean_energy",
@@ -278,12 +292,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--buffer-chains", type=int, default=None,
                         help="MALA chains that fill the first buffer (buffer-size / buffer-chains states each, spaced along "
                              "the chain's second half; default: one state per chain)")
-    parser.add_argument("--init-mala-steps", type=int, help=f"adaptive MALA steps on the first buffer (default {FULL['init_mala_steps']})")
+    parser.add_argument("--init-mala-steps", type=int,
+                        help="MALA steps per buffer chain, half of them adaptive (default: per system, " +
+                             ", ".join(f"{k} {v['init_mala_steps']}" for k, v in SYSTEM_BUFFER.items()) + ")")
     parser.add_argument("--init-std", type=float, default=1.0, help="std of the broad starting draws, state units (default 1)")
     parser.add_argument("--xw2-n", type=int, help=f"samples per side for x W2, 0 = skip (default {FULL['xw2_n']})")
     for term, default in WEIGHTS.items():
         parser.add_argument(f"--{term}-weight", type=float, default=default, help=f"PIDP {term} term's weight (default {default})")
-    parser.add_argument("--time-power", type=float, default=1.0, help="PIDP noise times t = u^p (default 1: uniform)")
+    parser.add_argument("--time-power", type=float, default=2.0, help="PIDP noise times t = u^p (default 2: more at low noise)")
     parser.add_argument("--corrector-steps", type=int, help=f"MALA steps on the model's own l(x, 0) after sampling (default {FULL['corrector_steps']})")
     parser.add_argument("--divergence", choices=("hutchinson", "exact"), default="hutchinson", help="Laplacian in the FPE residual")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",

@@ -43,6 +43,7 @@ def test_smoke_run_reports_both_systems_at_equal_cost(bench, smoke, capsys):
         pidp, mala = res["pidp"], res["mala"]
         # PIDP's cost: the first buffer's MALA (one evaluation per chain and step, plus the start of each of its
         # two legs) + training: each refreshed buffer state checked once, then moved by 5 MALA steps
+        assert pidp["buffer_chains"] == cfg["buffer_size"] and pidp["init_mala_steps"] == cfg["init_mala_steps"]  # smoke
         assert pidp["evaluations_init_mala"] == cfg["buffer_size"] * (cfg["init_mala_steps"] + 2)
         refreshes = (cfg["steps"] - 1) // cfg["refresh_every"]
         assert 0 < pidp["evaluations_training"] <= refreshes * round(0.25 * cfg["buffer_size"]) * (1 + 5)
@@ -113,6 +114,7 @@ def test_saved_models_load_into_pairnet(smoke):
     (["--fpe-weight", "-1"], "--fpe-weight must be >= 0"),
     (["--tsm-weight", "0"], "nothing to train"),
     (["--time-power", "0"], "--time-power must be > 0"),
+    (["--buffer-chains", "5"], "--buffer-chains must divide --buffer-size"),
 ])
 def test_bad_arguments_are_one_line_argparse_errors(bench, argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -120,6 +122,15 @@ def test_bad_arguments_are_one_line_argparse_errors(bench, argv, message, capsys
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1], err
+
+
+def test_full_mode_buffer_plans_per_system(bench):
+    import argparse
+
+    args = argparse.Namespace(smoke=False, buffer_chains=None, init_mala_steps=None, buffer_size=2000)
+    assert bench.buffer_plan(args, "dw4") == (2000, 200) and bench.buffer_plan(args, "lj13") == (250, 1600)
+    args.buffer_chains, args.init_mala_steps = 500, 40
+    assert bench.buffer_plan(args, "lj13") == (500, 40)
 
 
 def test_missing_reference_data_names_where_it_looked(bench, tmp_path, capsys):
