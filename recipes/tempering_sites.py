@@ -88,6 +88,12 @@ def run_system(path: str, args) -> dict:
             reference = ref.site_probabilities(temp)
             row.update(reference=reference, tv_site_kind=total_variation(row["populations"], reference))
         rungs[f"{temp:g}K"] = row
+    if args.save:
+        from digmat.files import atomic_write_bytes
+
+        atomic_write_bytes(os.path.join(args.save, f"{ref.system_id}_tempering.npz"), lambda fh: np.savez_compressed(
+            fh, temperatures=np.asarray(ladder), states=out.samples.numpy(), energy=out.energy.numpy(),
+            energy_grad=out.energy_grad.numpy(), system=ref.system_id))
     calls = int(ref.cost.get("calls", 0)) if ref.cost else 0
     return {"system": ref.system_id, "calculator": name, "reference_calculator": ref.calculator, "rungs": rungs,
             "swap_acceptance": out.swap_acceptance.tolist(), "calls": energy.calls, "reference_calls": calls,
@@ -107,6 +113,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--height-window", type=float, nargs=2, default=(0.3, 3.5), metavar=("LOW", "HIGH"),
                         help="allowed anchor heights above the top surface atom, Å")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", default=None, metavar="DIR",
+                        help="write each system's recorded samples (states, energies eV, energy gradients eV per state "
+                             "unit, per rung K) to DIR/<system>_tempering.npz: training data for target score matching")
     parser.add_argument("--smoke", action="store_true", help="tiny settings (seconds)")
     args = parser.parse_args(argv)
     for key, value in (SMOKE if args.smoke else FULL).items():
@@ -122,6 +131,11 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--step-size must be > 0, got {args.step_size}")
     if not args.height_window[0] < args.height_window[1]:
         parser.error("--height-window must be LOW < HIGH")
+    if args.save is not None:
+        try:
+            os.makedirs(args.save, exist_ok=True)
+        except OSError as err:
+            parser.error(f"--save {args.save}: {err.strerror}")
     for path in args.results:
         if not os.path.isfile(path):
             parser.error(f"no such reference result: {path}")

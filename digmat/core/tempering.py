@@ -41,6 +41,9 @@ class ReplicaExchangeResult:
         (R, S, C, *shape): rung k's states at the S recorded sweeps (after burn-in).
     energy
         (R, S, C) their energies.
+    energy_grad
+        (R, S, C, *shape) the energies' gradients there (the target score at rung k is
+        ``-betas[k] * energy_grad[k]``: what target score matching trains on).
     betas
         (R,) inverse temperatures, coldest first.
     acceptance
@@ -55,6 +58,7 @@ class ReplicaExchangeResult:
 
     samples: Tensor
     energy: Tensor
+    energy_grad: Tensor
     betas: Tensor
     acceptance: Tensor
     swap_acceptance: Tensor
@@ -118,7 +122,7 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
     evaluations = flat.shape[0]
     e, g = -logu / row_beta, -grad / row_beta.reshape(expand)          # energies and gradients, kept with the states
     gen_device = generator.device if generator is not None else x.device
-    samples, energies = [], []
+    samples, energies, grads = [], [], []
     accepted = torch.zeros(rungs, dtype=x.dtype, device=x.device)
     swaps_tried = torch.zeros(max(rungs - 1, 0), dtype=x.dtype, device=x.device)
     swaps_done = torch.zeros_like(swaps_tried)
@@ -155,7 +159,9 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
         if not burning and (sweep - burn_in) % record_every == 0:
             samples.append(flat.reshape(rungs, chains, *shape).clone())
             energies.append(e.reshape(rungs, chains).clone())
+            grads.append(g.reshape(rungs, chains, *shape).clone())
     kept = sweeps - burn_in
-    return ReplicaExchangeResult(samples=torch.stack(samples, 1), energy=torch.stack(energies, 1), betas=betas,
+    return ReplicaExchangeResult(samples=torch.stack(samples, 1), energy=torch.stack(energies, 1),
+                                 energy_grad=torch.stack(grads, 1), betas=betas,
                                  acceptance=accepted / kept, swap_acceptance=swaps_done / swaps_tried,
                                  step_size=h.reshape(rungs, chains), evaluations=evaluations)

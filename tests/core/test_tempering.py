@@ -33,6 +33,9 @@ def test_populations_of_every_rung_match_quadrature_where_plain_mala_is_stuck():
     assert out.samples.shape == (5, 600, 200, 1) and out.energy.shape == (5, 600, 200)
     assert out.evaluations == 5 * 200 * (1 + 800)
     assert torch.allclose(out.energy, energy(out.samples.reshape(-1, 1)).reshape(5, 600, 200))
+    x = out.samples[:, ::50].reshape(-1, 1)     # gradients travel with the states through swaps
+    exact_grad = 4 * A * x * (x**2 - 1) + C
+    assert torch.allclose(out.energy_grad[:, ::50].reshape(-1, 1), exact_grad)
     for k, beta in enumerate(BETAS):
         left, mean_e = exact(beta)
         got = float((out.samples[k, ..., 0] < 0).double().mean())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 RESULT = Path(__file__).resolve().parents[2] / "data" / "corpus" / "results" / "Cu-111-H.json"
@@ -18,8 +19,8 @@ def recipe(load_recipe):
     return load_recipe("tempering_sites")
 
 
-def test_smoke_run_counts_calls_and_compares_with_the_reference(recipe):
-    out = recipe.main([str(RESULT), "--calculator", "emt", "--smoke", "--ladder", "300", "600", "1200"])
+def test_smoke_run_counts_calls_and_compares_with_the_reference(recipe, tmp_path):
+    out = recipe.main([str(RESULT), "--calculator", "emt", "--smoke", "--ladder", "300", "600", "1200", "--save", str(tmp_path)])
     (system,) = out["systems"]
     cfg = out["config"]
     assert system["system"] == "Cu-111-H" and system["calculator"] == "emt" and system["reference_calculator"] == "chgnet"
@@ -33,6 +34,9 @@ def test_smoke_run_counts_calls_and_compares_with_the_reference(recipe):
         assert 0 <= row["tv_site_kind"] <= 1 and set(row["reference"]) >= {"hollow-fcc"}
         assert row["tv_site_kind"] == pytest.approx(recipe.total_variation(row["populations"], row["reference"]))
     assert len(system["swap_acceptance"]) == 2
+    saved = np.load(tmp_path / "Cu-111-H_tempering.npz")
+    assert saved["states"].shape[:3] == (3, cfg["sweeps"] - cfg["burn_in"], cfg["chains"])
+    assert saved["energy_grad"].shape == saved["states"].shape and list(saved["temperatures"]) == [300, 600, 1200]
 
 
 @pytest.mark.parametrize("argv, message", [
