@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from digmat.core import (Diffusion, NoiseSchedule, PIDPConfig, StateSpace, dsm_loss, fit_pidp, metropolis_corrector,
+from digmat.core import (PIDPConfig, StateSpace, dsm_loss, fit_pidp, metropolis_corrector,
                          pidp_loss, potential_score, target_score_loss)
 
 from ..toy_models import ToyLogDensityMLP
