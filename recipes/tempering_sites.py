@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 
 import numpy as np
@@ -43,15 +42,16 @@ FULL = {"chains": 8, "sweeps": 400, "burn_in": 100}
 SMOKE = {"chains": 2, "sweeps": 6, "burn_in": 2}
 
 
-def site_populations(system, assigner, states: torch.Tensor) -> dict[str, float]:
-    """Share of each site kind among states (N, D) (binding atom = the system's anchor)."""
-    kinds: dict[str, int] = {}
-    binding = system.num_slab + system.anchor
-    for atoms in system.to_atoms(states):
-        kind = assigner.assign(atoms, binding).kind
-        kinds[kind] = kinds.get(kind, 0) + 1
-    total = max(sum(kinds.values()), 1)
-    return {k: v / total for k, v in sorted(kinds.items())}
+def site_populations(system, slab, states: torch.Tensor) -> dict[str, float]:
+    """Share of each site kind among states (N, D) (binding atom = the system's anchor), from
+    :func:`digmat.tasks.sampling.summarise_sites` — the rule ``digmat adsorb`` reports with."""
+    from digmat.tasks.sampling import summarise_sites
+
+    sites, _ = summarise_sites(slab, system.to_atoms(states), system.num_slab + system.anchor)
+    kinds: dict[str, float] = {}
+    for site in sites:
+        kinds[site.kind] = kinds.get(site.kind, 0.0) + site.probability
+    return dict(sorted(kinds.items()))
 
 
 def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
@@ -59,7 +59,7 @@ def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
 
 
 def run_system(path: str, args) -> dict:
-    from digmat.adsorption import ReferenceResult, SiteAssigner
+    from digmat.adsorption import ReferenceResult
     from digmat.adsorption.placement import heuristic_placements
     from digmat.calculators import get_calculator
     from digmat.core import replica_exchange_mala
@@ -78,11 +78,10 @@ def run_system(path: str, args) -> dict:
     out = replica_exchange_mala(system.space, energy, x0, betas, sweeps=args.sweeps, burn_in=args.burn_in,
                                 step_size=args.step_size, generator=torch.Generator().manual_seed(args.seed))
     seconds = time.perf_counter() - t0
-    assigner = SiteAssigner(ref.slab)
     rungs = {}
     for k, temp in enumerate(ladder):
         states = out.samples[k].reshape(-1, system.dim)
-        row = {"populations": site_populations(system, assigner, states),
+        row = {"populations": site_populations(system, ref.slab, states),
                "mean_energy_eV": float(out.energy[k].mean()), "mala_acceptance": float(out.acceptance[k])}
         if temp in ref.temperatures:
             reference = ref.site_probabilities(temp)
@@ -156,6 +155,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    np.seterr(all="ignore")
     main()
-    sys.exit(0)

@@ -194,7 +194,7 @@ def pidp_loss(diffusion: Diffusion, log_density: LogDensityFn, x: Tensor, log_ta
         loss = loss + config.fpe_weight * fpe_term
     if config.tsm_weight > 0 and ok.any():
         if score_scale is None:
-            score_scale = float(grad_u[ok].pow(2).mean().sqrt())
+            score_scale = _score_scale(logu, grad_u)
         tsm_term = target_score_loss(diffusion, potential_score(log_density, create_graph=True), x[ok], grad_u[ok],
                                      score_scale=max(score_scale, 1e-6), time_power=config.time_power,
                                      generator=generator).loss
@@ -288,9 +288,9 @@ def fit_pidp(diffusion: Diffusion, model: nn.Module, log_target: LogTargetFn, in
             new, new_logu, new_grad = new[keep], new_logu[keep], new_grad[keep]
             if config.mala_steps and new.shape[0]:
                 moved = mala(space, log_target, new, steps=config.mala_steps, step_size=config.mala_step_size,
-                             generator=generator)
+                             start=(new_logu, new_grad), generator=generator)
                 new, new_logu, new_grad = moved.x, moved.log_target, moved.grad
-                history.evaluations += moved.evaluations - new.shape[0]  # its first evaluation repeats the check
+                history.evaluations += moved.evaluations
             slots = torch.randperm(config.buffer_size, generator=generator, device=gen_device)[: new.shape[0]].to(init.device)
             buffer[slots], buffer_logu[slots], buffer_grad[slots] = new, new_logu, new_grad
             scale = _score_scale(buffer_logu, buffer_grad)

@@ -66,6 +66,13 @@ class ReplicaExchangeResult:
     evaluations: int
 
 
+def _swap_rungs(values: Tensor, lower: Tensor, upper: Tensor, swap: Tensor) -> None:
+    """Exchange ``values[lower, c]`` and ``values[upper, c]`` (R, C, ...) in place where ``swap`` (P, C)."""
+    mask = swap.reshape(swap.shape + (1,) * (values.ndim - 2))
+    lo, up = values[lower], values[upper]                                    # copies (advanced indexing)
+    values[lower], values[upper] = torch.where(mask, up, lo), torch.where(mask, lo, up)
+
+
 def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas, *, sweeps: int, burn_in: int,
                           moves: int = 1, step_size: float | Tensor = 1e-2, adapt_rate: float = 0.3,
                           record_every: int = 1, generator: torch.Generator | None = None) -> ReplicaExchangeResult:
@@ -138,20 +145,13 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
         # swaps between neighbouring rungs: even pairs on even sweeps, odd pairs on odd ones
         lower = torch.arange(sweep % 2, max(rungs - 1, sweep % 2), 2, device=x.device)
         if lower.numel():
-            state = flat.reshape(rungs, chains, *shape)
-            en, gr = e.reshape(rungs, chains), g.reshape(rungs, chains, *shape)
+            state, en, gr = flat.reshape(rungs, chains, *shape), e.reshape(rungs, chains), g.reshape(rungs, chains, *shape)
             upper = lower + 1
             log_ratio = (betas[lower] - betas[upper])[:, None] * (en[lower] - en[upper])
             u = torch.rand(log_ratio.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
             swap = torch.log(u) < log_ratio                                  # (P, C)
-            s = swap.reshape(swap.shape + (1,) * len(shape))
-            new_lo = torch.where(s, state[upper], state[lower])
-            new_up = torch.where(s, state[lower], state[upper])
-            state[lower], state[upper] = new_lo, new_up
-            e_lo, e_up = torch.where(swap, en[upper], en[lower]), torch.where(swap, en[lower], en[upper])
-            en[lower], en[upper] = e_lo, e_up
-            g_lo, g_up = torch.where(s, gr[upper], gr[lower]), torch.where(s, gr[lower], gr[upper])
-            gr[lower], gr[upper] = g_lo, g_up
+            for values in (state, en, gr):
+                _swap_rungs(values, lower, upper, swap)
             flat, e, g = state.reshape(rungs * chains, *shape), en.reshape(-1), gr.reshape(rungs * chains, *shape)
             if not burning:
                 swaps_tried[lower] += 1
