@@ -78,6 +78,7 @@ def posebusters_checks(mols, protein: str | os.PathLike, *, config: str = "dock"
     require_extra("ligand", "posebusters")
     from posebusters import PoseBusters
 
+    _revive_rdkit_log_stream()
     frame = PoseBusters(config=config).bust(list(mols), None, str(protein))
     checks = [c for c in frame.columns if frame[c].dtype == bool]
     rows = []
@@ -86,3 +87,22 @@ def posebusters_checks(mols, protein: str | os.PathLike, *, config: str = "dock"
         result["all"] = all(result.values())
         rows.append(result)
     return rows
+
+
+def _revive_rdkit_log_stream() -> None:
+    """Point RDKit's Python log handler at the live ``sys.stderr`` when its stream was closed.
+
+    PoseBusters silences RDKit by swapping that handler's stream to ``os.devnull`` and back to
+    whatever ``sys.stderr`` was at the time. When that was a stream since closed (a test's
+    captured output, a redirected notebook cell), the next swap flushes the closed stream and
+    every PoseBusters check that loads a molecule fails. The stream is replaced directly, since
+    ``setStream`` would flush the closed one first.
+    """
+    import sys
+
+    import rdkit
+
+    handler = getattr(rdkit, "log_handler", None)
+    stream = getattr(handler, "stream", None)
+    if stream is not None and getattr(stream, "closed", False):
+        handler.stream = sys.stderr

@@ -28,3 +28,20 @@ def test_crystal_passes_and_a_buried_pose_fails(posebusters_case):
     assert crystal["all"] and crystal["bond_lengths"] and crystal["minimum_distance_to_protein"]
     assert not buried["all"] and not buried["minimum_distance_to_protein"]
     assert buried["bond_lengths"] and buried["internal_steric_clash"]  # its own chemistry is intact
+
+
+def test_checks_survive_a_closed_rdkit_log_stream(posebusters_case, tmp_path, monkeypatch):
+    """PoseBusters hands RDKit's log handler back to the sys.stderr of its last call; once that
+    stream is closed (an earlier test's captured output) the next call must still judge poses."""
+    pytest.importorskip("posebusters", reason="needs the ligand extra (posebusters)")
+    import rdkit
+
+    from digmat.ligand.checks import posebusters_checks
+    from digmat.ligand.molecule import read_ligand
+
+    protein, sdf = posebusters_case("1uou")
+    closed = open(tmp_path / "closed.log", "w")
+    closed.close()
+    monkeypatch.setattr(rdkit.log_handler, "stream", closed)
+    (crystal,) = posebusters_checks([read_ligand(sdf)], protein)
+    assert crystal["all"] and crystal["bond_lengths"]
