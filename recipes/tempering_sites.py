@@ -5,7 +5,8 @@ equilibrium samples of ``p(x) ∝ exp(-E(x) / k_B T)`` over the adsorbate's stat
 slab, drawn by :func:`digmat.core.replica_exchange_mala` on
 :class:`digmat.tasks.adsorbate_energy.AdsorbateEnergy` (calculator energy and forces; the anchor
 kept 0.3–3.5 Å above the surface). Chains start on every symmetry-distinct site
-(``heuristic_placements``, geometry only, no relaxation); rungs span ``--ladder`` K, hot rungs
+(``heuristic_placements``, geometry only, no relaxation); rungs span ``-T`` up to ``--hottest`` K
+(:func:`digmat.tasks.energy_training.sample_adsorbate_boltzmann`), hot rungs
 cross the barriers between sites and swaps carry the crossings down.
 
 For each reference result given (``digmat reference`` / corpus JSON), at each of its temperatures
@@ -31,13 +32,8 @@ import argparse
 import json
 import os
 import platform
-import time
-
-import numpy as np
 import torch
 
-KB = 8.617333262e-5  # eV/K
-LADDER = (300.0, 424.0, 600.0, 849.0, 1200.0, 1697.0, 2400.0)
 FULL = {"chains": 8, "sweeps": 400, "burn_in": 100}
 SMOKE = {"chains": 2, "sweeps": 6, "burn_in": 2}
 
@@ -60,51 +56,40 @@ def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
 
 def run_system(path: str, args) -> dict:
     from digmat.adsorption import ReferenceResult
-    from digmat.adsorption.placement import heuristic_placements
     from digmat.calculators import get_calculator
-    from digmat.core import replica_exchange_mala
-    from digmat.systems import AdsorbateSystem
-    from digmat.tasks.adsorbate_energy import AdsorbateEnergy
+    from digmat.tasks.energy_training import TemperingConfig, sample_adsorbate_boltzmann
 
     ref = ReferenceResult.from_json(path)
     name = args.calculator or ref.calculator
-    system = AdsorbateSystem(ref.slab, ref.adsorbate)
-    energy = AdsorbateEnergy(system, get_calculator(name), height_window=tuple(args.height_window))
-    starts = system.to_state(heuristic_placements(ref.slab, ref.adsorbate, relax_surface=False))
-    x0 = starts[torch.arange(args.chains) % starts.shape[0]]
-    ladder = sorted(args.ladder)
-    betas = 1.0 / (KB * torch.tensor(ladder, dtype=torch.float64))   # coldest first
-    t0 = time.perf_counter()
-    out = replica_exchange_mala(system.space, energy, x0, betas, sweeps=args.sweeps, burn_in=args.burn_in,
-                                step_size=args.step_size, generator=torch.Generator().manual_seed(args.seed))
-    seconds = time.perf_counter() - t0
+    config = TemperingConfig(chains=args.chains, sweeps=args.sweeps, burn_in=args.burn_in, hottest=args.hottest,
+                             rung_ratio=args.rung_ratio, step_size=args.step_size,
+                             height_window=tuple(args.height_window), seed=args.seed)
+    system, out = sample_adsorbate_boltzmann(ref.slab, ref.adsorbate, get_calculator(name), args.temperatures, config)
     rungs = {}
-    for k, temp in enumerate(ladder):
-        states = out.samples[k].reshape(-1, system.dim)
-        row = {"populations": site_populations(system, ref.slab, states),
+    for k, temp in enumerate(out.ladder.tolist()):
+        row = {"populations": site_populations(system, ref.slab, out.states[k]),
                "mean_energy_eV": float(out.energy[k].mean()), "mala_acceptance": float(out.acceptance[k])}
-        if temp in ref.temperatures:
+        if any(abs(temp - t) < 1e-6 for t in ref.temperatures):
             reference = ref.site_probabilities(temp)
             row.update(reference=reference, tv_site_kind=total_variation(row["populations"], reference))
         rungs[f"{temp:g}K"] = row
     if args.save:
-        from digmat.files import atomic_write_bytes
-
-        atomic_write_bytes(os.path.join(args.save, f"{ref.system_id}_tempering.npz"), lambda fh: np.savez_compressed(
-            fh, temperatures=np.asarray(ladder), states=out.samples.numpy(), energy=out.energy.numpy(),
-            energy_grad=out.energy_grad.numpy(), system=ref.system_id))
+        out.save(os.path.join(args.save, f"{ref.system_id}_samples.npz"), {"reference": path, "calculator": name})
     calls = int(ref.cost.get("calls", 0)) if ref.cost else 0
     return {"system": ref.system_id, "calculator": name, "reference_calculator": ref.calculator, "rungs": rungs,
-            "swap_acceptance": out.swap_acceptance.tolist(), "calls": energy.calls, "reference_calls": calls,
-            "calls_ratio": energy.calls / calls if calls else None, "seconds": seconds,
-            "samples_per_rung": int(out.samples.shape[1] * out.samples.shape[2])}
+            "swap_acceptance": out.swap_acceptance.tolist(), "calls": out.calls, "reference_calls": calls,
+            "calls_ratio": out.calls / calls if calls else None, "seconds": out.seconds,
+            "samples_per_rung": int(out.states.shape[1])}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", help="reference result JSON files")
     parser.add_argument("--calculator", default=None, help="calculator name (default: each result's own)")
-    parser.add_argument("--ladder", type=float, nargs="+", default=list(LADDER), help="rung temperatures, K")
+    parser.add_argument("-T", "--temperatures", type=float, nargs="+", default=[300.0, 600.0, 1200.0],
+                        help="temperatures compared with the reference, K; each is a rung (default 300 600 1200)")
+    parser.add_argument("--hottest", type=float, default=2400.0, help="hottest rung, K (default 2400)")
+    parser.add_argument("--rung-ratio", type=float, default=2**0.5, help="largest ratio of neighbouring rungs (default 1.414)")
     parser.add_argument("--chains", type=int, help=f"chains per rung (default {FULL['chains']})")
     parser.add_argument("--sweeps", type=int, help=f"sweeps in all (default {FULL['sweeps']})")
     parser.add_argument("--burn-in", type=int, help=f"adapting, unrecorded sweeps (default {FULL['burn_in']})")
@@ -113,8 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="allowed anchor heights above the top surface atom, Å")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", default=None, metavar="DIR",
-                        help="write each system's recorded samples (states, energies eV, energy gradients eV per state "
-                             "unit, per rung K) to DIR/<system>_tempering.npz: training data for target score matching")
+                        help="write each system's recorded samples (BoltzmannSamples: states, energies eV, energy gradients "
+                             "eV per state unit, per rung K) to DIR/<system>_samples.npz: training data for target score matching")
     parser.add_argument("--smoke", action="store_true", help="tiny settings (seconds)")
     args = parser.parse_args(argv)
     for key, value in (SMOKE if args.smoke else FULL).items():
@@ -124,8 +109,10 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("--chains and --sweeps must be positive integers")
     if not 0 <= args.burn_in < args.sweeps:
         parser.error(f"--burn-in must lie in [0, --sweeps), got {args.burn_in}")
-    if not all(t > 0 for t in args.ladder) or len(set(args.ladder)) != len(args.ladder):
-        parser.error("--ladder temperatures must be positive and distinct")
+    if not all(t > 0 for t in args.temperatures) or len(set(args.temperatures)) != len(args.temperatures):
+        parser.error("--temperatures must be positive and distinct")
+    if not args.rung_ratio > 1:
+        parser.error(f"--rung-ratio must be > 1, got {args.rung_ratio}")
     if not args.step_size > 0:
         parser.error(f"--step-size must be > 0, got {args.step_size}")
     if not args.height_window[0] < args.height_window[1]:

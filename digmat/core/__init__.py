@@ -36,7 +36,7 @@ from .mcmc import MALAResult, mala
 from .tempering import ReplicaExchangeResult, replica_exchange_mala
 from .pidp import PIDPConfig, PIDPHistory, PIDPLoss, fit_pidp, metropolis_corrector, pidp_loss
 from .loss import (DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, dsm_loss, noise_batch, score_matching_error,
-                   target_score_loss)
+                   target_score_blend, target_score_loss)
 from .rigid import RigidDiffusion, RigidLoss, RigidScoreFn, RigidState, rigid_dsm_loss, sample_rigid_sde
 from .schedule import NoiseSchedule
 from .sampler import SAMPLERS, SampleConfig, SamplerConfig
@@ -89,6 +89,7 @@ __all__ = [
     "replica_exchange_mala",
     "ReplicaExchangeResult",
     "rigid_dsm_loss",
+    "target_score_blend",
     "target_score_loss",
     "sample_ode",
     "sample_rigid_sde",

@@ -22,7 +22,7 @@ from torch import Tensor
 from .diffusion import Diffusion
 
 __all__ = ["DSMLoss", "DenoisingProfile", "NoisedBatch", "denoising_profile", "noise_batch", "score_matching_error", "dsm_loss",
-           "target_score_loss", "WEIGHTINGS", "PARAMETERIZATIONS"]
+           "target_score_blend", "target_score_loss", "WEIGHTINGS", "PARAMETERIZATIONS"]
 
 WEIGHTINGS = ("sigma2", "none")
 PARAMETERIZATIONS = ("score", "eps")
@@ -122,18 +122,8 @@ def dsm_loss(
     return DSMLoss(loss=per_sample.mean(), per_sample=per_sample, t=noised.t)
 
 
-def target_score_loss(
-    diffusion: Diffusion,
-    score_fn: Callable[[Tensor, Tensor], Tensor],
-    x0: Tensor,
-    grad0: Tensor,
-    *,
-    score_scale: float,
-    t: Tensor | None = None,
-    time_power: float = 1.0,
-    generator: torch.Generator | None = None,
-) -> DSMLoss:
-    """Score matching on samples whose target score is known: target score matching blended with DSM.
+def target_score_blend(diffusion: Diffusion, noised: NoisedBatch, grad0: Tensor, score_scale: float | Tensor) -> tuple[Tensor, Tensor]:
+    """The target and weight of target score matching blended with DSM, at noised states.
 
     For x_t ~ p(x_t | x_0) the marginal score is a posterior mean in two ways,
 
@@ -142,8 +132,8 @@ def target_score_loss(
     with c(t) the entry's signal coefficient (alpha(t) on Euclidean entries, 1 on periodic ones,
     where the noise is additive). The first ("target score matching", TSM) has a low variance at
     low noise, where the second (DSM) blows up like 1/std^2; DSM is better at high noise. Any
-    blend ``lambda * TSM + (1 - lambda) * DSM`` with lambda depending on t only has the same
-    minimiser, the exact score; here per entry
+    blend ``lambda * TSM + (1 - lambda) * DSM`` with lambda independent of x_0 and x_t has the
+    same minimiser, the exact score; here per entry
 
         lambda = c^2 / (c^2 + std^2 g^2),   g = ``score_scale``,
 
@@ -153,12 +143,56 @@ def target_score_loss(
 
     Parameters
     ----------
+    noised
+        From :func:`noise_batch` on the samples ``x0``.
+    grad0
+        (B, *shape) the target score ``grad log p_0`` at ``x0`` (e.g. -grad E / kT).
+    score_scale
+        g > 0, the typical size of a ``grad0`` entry: a number (e.g. the root mean square over
+        the sample set) or a tensor broadcastable to (B, *shape) — per entry (entries in
+        different units) and per sample (e.g. ``1 / kT`` of each sample's temperature). It must
+        not depend on the sample's own ``x0``, or the minimiser moves.
+
+    Returns
+    -------
+    (target, weight), both (B, *shape).
+    """
+    if grad0.shape != noised.xt.shape:
+        raise ValueError(f"grad0 has shape {tuple(grad0.shape)}, expected {tuple(noised.xt.shape)}")
+    g = torch.as_tensor(score_scale, dtype=grad0.dtype, device=grad0.device)
+    if not (torch.isfinite(g).all() and (g > 0).all()):
+        raise ValueError("score_scale must be positive and finite")
+    g2 = torch.broadcast_to(g, grad0.shape) ** 2
+    coef2 = diffusion.signal_coef(noised.t, grad0) ** 2
+    std2 = noised.std**2
+    lam = coef2 / (coef2 + std2 * g2)
+    target = lam * grad0 / coef2.sqrt() + (1 - lam) * noised.target
+    weight = 1.0 / (lam**2 * g2 / coef2 + (1 - lam) ** 2 / std2)
+    return target, weight
+
+
+def target_score_loss(
+    diffusion: Diffusion,
+    score_fn: Callable[[Tensor, Tensor], Tensor],
+    x0: Tensor,
+    grad0: Tensor,
+    *,
+    score_scale: float | Tensor,
+    t: Tensor | None = None,
+    time_power: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> DSMLoss:
+    """Score matching on samples whose target score is known: target score matching blended with
+    DSM (:func:`target_score_blend`), minimised by the exact score.
+
+    Parameters
+    ----------
     score_fn
         ``(x_t, t) -> score`` (B, *shape), differentiable in the model's parameters.
     x0, grad0
         (B, *shape) samples of the target and its score ``grad log p_0`` there (e.g. -grad E / kT).
     score_scale
-        g > 0: the typical size of one entry of ``grad0`` (e.g. its root mean square over the sample set).
+        g > 0 (see :func:`target_score_blend`).
     t, time_power, generator
         As in :func:`noise_batch`.
 
@@ -168,15 +202,10 @@ def target_score_loss(
     """
     if grad0.shape != x0.shape:
         raise ValueError(f"grad0 has shape {tuple(grad0.shape)}, expected {tuple(x0.shape)}")
-    if not (isinstance(score_scale, (int, float)) and score_scale > 0 and score_scale < float("inf")):
+    if isinstance(score_scale, (int, float)) and not 0 < score_scale < float("inf"):
         raise ValueError(f"score_scale must be a positive number, got {score_scale!r}")
     noised = noise_batch(diffusion, x0, t=t, time_power=time_power, generator=generator)
-    coef2 = diffusion.signal_coef(noised.t, x0) ** 2
-    std2 = noised.std**2
-    g2 = float(score_scale) ** 2
-    lam = coef2 / (coef2 + std2 * g2)
-    target = lam * grad0 / coef2.sqrt() + (1 - lam) * noised.target
-    weight = 1.0 / (lam**2 * g2 / coef2 + (1 - lam) ** 2 / std2)
+    target, weight = target_score_blend(diffusion, noised, grad0, score_scale)
     score = score_fn(noised.xt, noised.t)
     if score.shape != x0.shape:
         raise ValueError(f"model output has shape {tuple(score.shape)}, expected {tuple(x0.shape)}")

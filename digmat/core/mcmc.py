@@ -76,13 +76,20 @@ def _proposal_log_prob(space: StateSpace, to: Tensor, mean: Tensor, std: Tensor)
 
 def mala(space: StateSpace, log_target: LogTargetFn, x: Tensor, *, steps: int, step_size: float | Tensor = 1e-2,
          adapt: bool = False, target_acceptance: float = 0.57, adapt_rate: float = 0.05,
-         start: tuple[Tensor, Tensor] | None = None, generator: torch.Generator | None = None) -> MALAResult:
+         start: tuple[Tensor, Tensor] | None = None, preconditioner: Tensor | None = None,
+         generator: torch.Generator | None = None) -> MALAResult:
     """Run ``steps`` MALA steps from ``x`` (B, *shape), one chain per row.
+
+    Proposals are ``N(x + h M grad log u, 2 h M)`` (wrapped on periodic entries) with a constant
+    diagonal ``M`` (``preconditioner``; identity by default), accepted by Metropolis–Hastings.
 
     Parameters
     ----------
     step_size
         h, in squared state units: a number or one per chain (B,).
+    preconditioner
+        Positive (*shape) diagonal M: entries in different units move on one clock (e.g. the
+        squared :meth:`StateSpace.torus_scale`, fractional in-plane coordinates beside heights in Å).
     adapt
         Scale each chain's h by exp(±``adapt_rate``) per step towards ``target_acceptance`` (0.574 is
         optimal in high dimension). Adaptation breaks exact invariance; use it for burn-in only.
@@ -111,10 +118,15 @@ def mala(space: StateSpace, log_target: LogTargetFn, x: Tensor, *, steps: int, s
         evaluations = 0
     if not torch.isfinite(logu).all():
         raise ValueError("log_target is not finite at some starting states")
+    m = torch.ones((), dtype=x.dtype, device=x.device)
+    if preconditioner is not None:
+        m = torch.as_tensor(preconditioner, dtype=x.dtype, device=x.device)
+        if m.shape != tuple(space.shape) or not (torch.isfinite(m).all() and (m > 0).all()):
+            raise ValueError(f"preconditioner must be positive and finite, of shape {tuple(space.shape)}")
     accepted = torch.zeros(batch, dtype=x.dtype, device=x.device)
     expand = (-1, *([1] * (x.ndim - 1)))
     for _ in range(steps):
-        hb = h.reshape(expand)
+        hb = h.reshape(expand) * m
         std = torch.sqrt(2 * hb).expand_as(x)
         mean_f = x + hb * grad
         z = torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)

@@ -54,6 +54,9 @@ class ReplicaExchangeResult:
         (R, C) the step sizes used after burn-in.
     evaluations
         Energy (+ gradient) evaluations spent.
+    final, final_energy, final_grad
+        (R, C, *shape), (R, C), (R, C, *shape): the states after the last sweep with their
+        energies and gradients — where a continued run starts (``start=``).
     """
 
     samples: Tensor
@@ -64,6 +67,9 @@ class ReplicaExchangeResult:
     swap_acceptance: Tensor
     step_size: Tensor
     evaluations: int
+    final: Tensor
+    final_energy: Tensor
+    final_grad: Tensor
 
 
 def _swap_rungs(values: Tensor, lower: Tensor, upper: Tensor, swap: Tensor) -> None:
@@ -75,7 +81,8 @@ def _swap_rungs(values: Tensor, lower: Tensor, upper: Tensor, swap: Tensor) -> N
 
 def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas, *, sweeps: int, burn_in: int,
                           moves: int = 1, step_size: float | Tensor = 1e-2, adapt_rate: float = 0.3,
-                          record_every: int = 1, generator: torch.Generator | None = None) -> ReplicaExchangeResult:
+                          record_every: int = 1, start: tuple[Tensor, Tensor] | None = None,
+                          first_sweep: int = 0, preconditioner: Tensor | None = None, generator: torch.Generator | None = None) -> ReplicaExchangeResult:
     """Run replica exchange with MALA moves.
 
     Parameters
@@ -87,14 +94,24 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
     betas
         (R,) inverse temperatures, strictly decreasing (coldest first).
     sweeps, burn_in
-        Sweeps in all, and how many of them adapt the step sizes and are not recorded.
+        Sweeps in all, and how many of them adapt the step sizes and are not recorded
+        (``burn_in == sweeps``: a burn-in piece of a run continued later, nothing recorded).
     moves
         MALA steps per rung and sweep.
     step_size, adapt_rate
-        Starting MALA step size (squared state units; a number, or (R,) per rung) and the
-        burn-in adaptation rate (see :func:`~.mcmc.mala`).
+        Starting MALA step size (squared state units; a number, (R,) per rung or (R, C) per
+        chain) and the burn-in adaptation rate (see :func:`~.mcmc.mala`).
     record_every
         Record the rungs' states every this many sweeps after burn-in.
+    start
+        ``(E (R, C), grad E (R, C, *shape))`` at the starting states when already known (a run
+        continued from another's last recorded sweep, with its ``step_size``): not evaluated again.
+    preconditioner
+        Diagonal (*shape) M of the MALA proposals (see :func:`~.mcmc.mala`).
+    first_sweep
+        Sweeps already run before this call (a continued run): which neighbour pairs swap on
+        each sweep follows the global count, so a run continued in pieces with the same
+        generator reproduces the uninterrupted one.
     """
     betas = torch.as_tensor(betas, dtype=x.dtype, device=x.device).reshape(-1)
     rungs = betas.shape[0]
@@ -102,11 +119,13 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
         raise ValueError("betas must be positive and finite")
     if rungs > 1 and not (betas[1:] < betas[:-1]).all():
         raise ValueError("betas must be strictly decreasing (coldest rung first)")
+    if not isinstance(first_sweep, int) or first_sweep < 0:
+        raise ValueError(f"first_sweep must be a non-negative integer, got {first_sweep!r}")
     for name, value in (("sweeps", sweeps), ("moves", moves), ("record_every", record_every)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not isinstance(burn_in, int) or not 0 <= burn_in < sweeps:
-        raise ValueError(f"burn_in must be an integer in [0, sweeps), got {burn_in!r}")
+    if not isinstance(burn_in, int) or not 0 <= burn_in <= sweeps:
+        raise ValueError(f"burn_in must be an integer in [0, sweeps], got {burn_in!r}")
     shape = space.shape
     if x.shape[1:] == shape:
         x = x[None].expand(rungs, *x.shape)
@@ -118,16 +137,24 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
     row_beta = betas.repeat_interleave(chains)
     expand = (-1, *([1] * len(shape)))
     h = torch.as_tensor(step_size, dtype=x.dtype, device=x.device)
-    h = (h.reshape(-1, 1) if h.ndim else h).expand(rungs, chains).reshape(-1).clone()
+    if h.shape != (rungs, chains):
+        h = (h.reshape(-1, 1) if h.ndim else h).expand(rungs, chains)
+    h = h.reshape(-1).clone()
 
     def log_target(y: Tensor) -> Tensor:
         return -row_beta * energy(y)
 
-    logu, grad = log_target_and_grad(log_target, flat)
-    if not torch.isfinite(logu).all():
+    if start is None:
+        logu, grad = log_target_and_grad(log_target, flat)
+        evaluations = flat.shape[0]
+        e, g = -logu / row_beta, -grad / row_beta.reshape(expand)      # energies and gradients, kept with the states
+    else:
+        e, g = (v.to(x).reshape(rungs * chains, *v.shape[2:]) for v in start)
+        if e.shape != (rungs * chains,) or g.shape != flat.shape:
+            raise ValueError(f"start must be (E ({rungs}, {chains}), grad ({rungs}, {chains}, *{tuple(shape)}))")
+        evaluations = 0
+    if not torch.isfinite(e).all():
         raise ValueError("the energy is not finite at some starting states")
-    evaluations = flat.shape[0]
-    e, g = -logu / row_beta, -grad / row_beta.reshape(expand)          # energies and gradients, kept with the states
     gen_device = generator.device if generator is not None else x.device
     samples, energies, grads = [], [], []
     accepted = torch.zeros(rungs, dtype=x.dtype, device=x.device)
@@ -136,14 +163,16 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
     for sweep in range(sweeps):
         burning = sweep < burn_in
         moved = mala(space, log_target, flat, steps=moves, step_size=h, adapt=burning, adapt_rate=adapt_rate,
-                     start=(-row_beta * e, -row_beta.reshape(expand) * g), generator=generator)
+                     start=(-row_beta * e, -row_beta.reshape(expand) * g), preconditioner=preconditioner,
+                     generator=generator)
         evaluations += moved.evaluations
         flat, h = moved.x, moved.step_size
         e, g = -moved.log_target / row_beta, -moved.grad / row_beta.reshape(expand)
         if not burning:
             accepted += moved.acceptance.reshape(rungs, chains).mean(1)
         # swaps between neighbouring rungs: even pairs on even sweeps, odd pairs on odd ones
-        lower = torch.arange(sweep % 2, max(rungs - 1, sweep % 2), 2, device=x.device)
+        parity = (sweep + first_sweep) % 2
+        lower = torch.arange(parity, max(rungs - 1, parity), 2, device=x.device)
         if lower.numel():
             state, en, gr = flat.reshape(rungs, chains, *shape), e.reshape(rungs, chains), g.reshape(rungs, chains, *shape)
             upper = lower + 1
@@ -161,7 +190,13 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
             energies.append(e.reshape(rungs, chains).clone())
             grads.append(g.reshape(rungs, chains, *shape).clone())
     kept = sweeps - burn_in
-    return ReplicaExchangeResult(samples=torch.stack(samples, 1), energy=torch.stack(energies, 1),
-                                 energy_grad=torch.stack(grads, 1), betas=betas,
-                                 acceptance=accepted / kept, swap_acceptance=swaps_done / swaps_tried,
-                                 step_size=h.reshape(rungs, chains), evaluations=evaluations)
+    last_x, last_e, last_g = flat.reshape(rungs, chains, *shape), e.reshape(rungs, chains), g.reshape(rungs, chains, *shape)
+
+    def stack(parts: list[Tensor], like: Tensor) -> Tensor:     # (R, S, C, ...); S = 0 when nothing was recorded
+        return torch.stack(parts, 1) if parts else like.new_zeros(like.shape[0], 0, *like.shape[1:])
+
+    return ReplicaExchangeResult(samples=stack(samples, last_x), energy=stack(energies, last_e),
+                                 energy_grad=stack(grads, last_g), betas=betas,
+                                 acceptance=accepted / kept if kept else torch.full_like(accepted, float("nan")),
+                                 swap_acceptance=swaps_done / swaps_tried, step_size=h.reshape(rungs, chains),
+                                 evaluations=evaluations, final=last_x, final_energy=last_e, final_grad=last_g)

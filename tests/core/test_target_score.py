@@ -18,12 +18,18 @@ from ..toy_models import ToyLogDensityMLP
 from .targets import TARGETS
 
 
-def _first_order(mix, grad_factor: float, n: int = 20000) -> list[tuple[float, float]]:
-    """Mean and standard error of the per-sample derivative of the loss along three perturbations."""
+def _first_order(mix, grad_factor: float, n: int = 20000, *, tensor_scale: bool = False) -> list[tuple[float, float]]:
+    """Mean and standard error of the per-sample derivative of the loss along three perturbations.
+
+    ``tensor_scale``: g per entry (its root mean square) and per sample (a random factor in
+    [0.5, 2] drawn independently of the sample, like 1 / kT of a sample's temperature)."""
     d = mix.diffusion
     x0, _ = mix.sample(n, generator=torch.Generator().manual_seed(1))
     grad0 = mix.score(x0) * grad_factor
     scale = float(mix.score(x0).pow(2).mean().sqrt())
+    if tensor_scale:
+        factor = 0.5 + 1.5 * torch.rand(n, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+        scale = mix.score(x0).pow(2).mean(0).sqrt() * factor
     t = d.sample_time(n, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     out = []
     for kind in ("ones", "state", "score"):
@@ -49,6 +55,13 @@ def test_the_exact_score_is_the_minimiser(name):
     assert max(abs(mean) / se for mean, se in _first_order(mix, 0.7)) > 8
 
 
+def test_a_per_entry_and_per_sample_scale_keeps_the_minimiser():
+    mix = TARGETS["mixed"]()
+    for mean, se in _first_order(mix, 1.0, tensor_scale=True):
+        assert abs(mean) < 4 * se, (mean, se)
+    assert max(abs(mean) / se for mean, se in _first_order(mix, 0.7, tensor_scale=True)) > 8
+
+
 def test_arguments_are_checked():
     mix = TARGETS["euclidean"]()
     x0, _ = mix.sample(8, generator=torch.Generator().manual_seed(0))
@@ -57,6 +70,8 @@ def test_arguments_are_checked():
     for bad in (0.0, -1.0, float("inf")):
         with pytest.raises(ValueError, match="score_scale"):
             target_score_loss(mix.diffusion, mix.score_fn(), x0, x0, score_scale=bad)
+        with pytest.raises(ValueError, match="score_scale"):
+            target_score_loss(mix.diffusion, mix.score_fn(), x0, x0, score_scale=torch.full((x0.shape[1],), bad))
 
 
 def _fit(mix, objective: str, steps: int = 1000) -> ToyLogDensityMLP:

@@ -60,12 +60,33 @@ def test_a_wall_of_infinite_energy_is_never_entered():
     assert (out.samples <= 1.3).all() and torch.isfinite(out.energy).all()
 
 
+def test_a_run_continued_in_pieces_reproduces_the_uninterrupted_run():
+    space = StateSpace.euclidean(1)
+    start = torch.ones(6, 1, dtype=torch.float64)
+    whole = replica_exchange_mala(space, energy, start, BETAS, sweeps=31, burn_in=10, step_size=0.01,
+                                  generator=torch.Generator().manual_seed(2))
+    gen = torch.Generator().manual_seed(2)
+    pieces, x, known, h, done = [], start, None, 0.01, 0
+    for sweeps, burn_in in ((8, 8), (9, 2), (14, 0)):      # burn-in only, burn-in ending inside, recording only
+        out = replica_exchange_mala(space, energy, x, BETAS, sweeps=sweeps, burn_in=burn_in, step_size=h, start=known,
+                                    first_sweep=done, generator=gen)
+        pieces.append(out)
+        x, known, h, done = out.final, (out.final_energy, out.final_grad), out.step_size, done + sweeps
+    assert pieces[0].samples.shape == (5, 0, 6, 1) and torch.isnan(pieces[0].acceptance).all()
+    assert pieces[2].evaluations == 5 * 6 * 14          # a continued piece does not evaluate its start again
+    assert torch.equal(torch.cat([p.samples for p in pieces], 1), whole.samples)
+    assert torch.equal(torch.cat([p.energy_grad for p in pieces], 1), whole.energy_grad)
+    assert sum(p.evaluations for p in pieces) == whole.evaluations
+    assert torch.equal(pieces[-1].final, whole.final) and torch.equal(pieces[-1].final, whole.samples[:, -1])
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"betas": [1.0, 2.0]}, "decreasing"),
     ({"betas": [1.0, -0.5]}, "positive"),
     ({"sweeps": 0}, "sweeps"),
-    ({"burn_in": 10}, "burn_in"),
+    ({"burn_in": 11}, "burn_in"),
     ({"moves": 0}, "moves"),
+    ({"first_sweep": -1}, "first_sweep"),
 ])
 def test_bad_arguments(kwargs, message):
     args = {"betas": BETAS, "sweeps": 10, "burn_in": 2, **kwargs}

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from digmat.tasks.energy_training import BoltzmannSamples
 
 RESULT = Path(__file__).resolve().parents[2] / "data" / "corpus" / "results" / "Cu-111-H.json"
 pytestmark = [pytest.mark.skipif(not RESULT.is_file(), reason="corpus result Cu-111-H.json not present"),
@@ -20,12 +21,12 @@ def recipe(load_recipe):
 
 
 def test_smoke_run_counts_calls_and_compares_with_the_reference(recipe, tmp_path):
-    out = recipe.main([str(RESULT), "--calculator", "emt", "--smoke", "--ladder", "300", "600", "1200", "--save", str(tmp_path)])
+    out = recipe.main([str(RESULT), "--calculator", "emt", "--smoke", "-T", "300", "600", "1200", "--hottest", "1200", "--save", str(tmp_path)])
     (system,) = out["systems"]
     cfg = out["config"]
     assert system["system"] == "Cu-111-H" and system["calculator"] == "emt" and system["reference_calculator"] == "chgnet"
     # one call per chain and rung to start, then one per chain, rung and sweep (the window refuses none here)
-    assert system["calls"] <= 3 * cfg["chains"] * (1 + cfg["sweeps"])
+    assert system["calls"] <= 5 * cfg["chains"] * (1 + cfg["sweeps"])
     assert system["calls_ratio"] == pytest.approx(system["calls"] / system["reference_calls"])
     assert system["samples_per_rung"] == cfg["chains"] * (cfg["sweeps"] - cfg["burn_in"])
     for temp in ("300K", "1200K"):
@@ -33,15 +34,17 @@ def test_smoke_run_counts_calls_and_compares_with_the_reference(recipe, tmp_path
         assert math.isclose(sum(row["populations"].values()), 1.0)
         assert 0 <= row["tv_site_kind"] <= 1 and set(row["reference"]) >= {"hollow-fcc"}
         assert row["tv_site_kind"] == pytest.approx(recipe.total_variation(row["populations"], row["reference"]))
-    assert len(system["swap_acceptance"]) == 2
-    saved = np.load(tmp_path / "Cu-111-H_tempering.npz")
-    assert saved["states"].shape[:3] == (3, cfg["sweeps"] - cfg["burn_in"], cfg["chains"])
-    assert saved["energy_grad"].shape == saved["states"].shape and list(saved["temperatures"]) == [300, 600, 1200]
+    assert len(system["swap_acceptance"]) == 4
+    saved, settings = BoltzmannSamples.load(tmp_path / "Cu-111-H_samples.npz")
+    assert saved.states.shape[:2] == (5, (cfg["sweeps"] - cfg["burn_in"]) * cfg["chains"])   # 300 424 600 849 1200
+    assert saved.energy_grad.shape == saved.states.shape and settings["calculator"] == "emt"
+    assert saved.ladder[[0, 2, 4]].tolist() == [300, 600, 1200]
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--sweeps", "3", "--burn-in", "3"], "--burn-in"),
-    (["--ladder", "300", "300"], "distinct"),
+    (["-T", "300", "300"], "distinct"),
+    (["--rung-ratio", "1"], "--rung-ratio"),
     (["--height-window", "2", "1"], "LOW < HIGH"),
     (["--calculator", "nosuch"], "nosuch"),
 ])
