@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from digmat.adsorption import ReferenceResult, detect_anomalies, symmetry_images
-from digmat.tasks.sampling import adsorption_sampler, sample_adsorbates, summarise_sites
+from digmat.tasks.sampling import adsorption_sampler, sample_adsorbates, site_kind_populations, summarise_sites, total_variation
 from digmat.calculators import get_calculator
 from digmat.pretrained import load_model
 from digmat.systems import AdsorbateSystem
@@ -154,12 +154,10 @@ def bench_system(path: Path, model, calc, args) -> dict:
         p_ref = result.probabilities(temperature)
         p_hat = {i: float(np.mean(assigned == i)) for i in usable}
         tv = tv_per_minimum(assigned, np.full(len(x), 1.0 / len(x)), p_ref, usable)
-        kind_ref, kind_hat = {}, {}
+        kind_ref = {}
         for i in usable:
             kind_ref[kinds[i]] = kind_ref.get(kinds[i], 0.0) + float(p_ref[i])
-        for s in res.sites:
-            kind_hat[s.kind] = kind_hat.get(s.kind, 0.0) + s.probability
-        tv_kind = 0.5 * sum(abs(kind_hat.get(k, 0.0) - kind_ref.get(k, 0.0)) for k in set(kind_ref) | set(kind_hat))
+        tv_kind = total_variation(site_kind_populations(res.sites), kind_ref)
         key = f"{temperature:g}K"
         out[f"sampling_{key}"] = {"seconds": round(seconds, 2), "network_evaluations_per_sample": res.evaluations,
                                  "sites": {s.kind + f"#{s.label}": round(s.probability, 3) for s in res.sites},

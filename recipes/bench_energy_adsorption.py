@@ -36,21 +36,17 @@ from digmat.adsorption import ReferenceResult
 from digmat.pretrained import load_model
 from digmat.systems import AdsorbateSystem
 from digmat.tasks.energy_training import BoltzmannSamples
-from digmat.tasks.sampling import sample_adsorbates, summarise_sites
+from digmat.tasks.sampling import sample_adsorbates, site_kind_populations, summarise_sites, total_variation
 
 TEMPERATURES = (300.0, 1200.0)
 
 
 def kind_populations(sites) -> dict[str, float]:
-    """Share of each site kind among :class:`~digmat.tasks.sampling.Site` s."""
-    kinds: dict[str, float] = {}
-    for site in sites:
-        kinds[site.kind] = kinds.get(site.kind, 0.0) + site.probability
-    return {k: round(v, 4) for k, v in sorted(kinds.items())}
+    return {k: round(v, 4) for k, v in site_kind_populations(sites).items()}
 
 
-def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
-    return round(0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q)), 4)
+def tv(p: dict[str, float], q: dict[str, float]) -> float:
+    return round(total_variation(p, q), 4)
 
 
 def coverage(p: dict[str, float], reference: dict[str, float], floor: float = 0.01) -> float:
@@ -77,12 +73,12 @@ def bench_pair(result_path: str, run: Path, args) -> dict:
         reference = {k: round(v, 4) for k, v in ref.site_probabilities(temperature).items()}
         row = {"reference": reference}
         pt = kind_populations(summarise_sites(ref.slab, system.to_atoms(samples.states[samples.rung(temperature)]), binding)[0])
-        row["replica_exchange"] = {"populations": pt, "tv": total_variation(pt, reference)}
+        row["replica_exchange"] = {"populations": pt, "tv": tv(pt, reference)}
         for name, m in models.items():
             t0 = time.perf_counter()
             res = sample_adsorbates(ref.slab, ref.adsorbate, m, num_samples=args.num_samples, temperature=temperature, seed=args.seed)
             pops = kind_populations(res.sites)
-            row[name] = {"populations": pops, "tv": total_variation(pops, reference), "tv_vs_replica_exchange": total_variation(pops, pt),
+            row[name] = {"populations": pops, "tv": tv(pops, reference), "tv_vs_replica_exchange": tv(pops, pt),
                          "coverage": coverage(pops, reference), "seconds": round(time.perf_counter() - t0, 1)}
         out[key] = row
     return out

@@ -34,24 +34,17 @@ import os
 import platform
 import torch
 
+from digmat.tasks.sampling import site_kind_populations, summarise_sites, total_variation
+
 FULL = {"chains": 8, "sweeps": 400, "burn_in": 100}
 SMOKE = {"chains": 2, "sweeps": 6, "burn_in": 2}
 
 
 def site_populations(system, slab, states: torch.Tensor) -> dict[str, float]:
-    """Share of each site kind among states (N, D) (binding atom = the system's anchor), from
+    """Share of each site kind among states (N, D) (binding atom = the system's anchor), by
     :func:`digmat.tasks.sampling.summarise_sites` — the rule ``digmat adsorb`` reports with."""
-    from digmat.tasks.sampling import summarise_sites
-
     sites, _ = summarise_sites(slab, system.to_atoms(states), system.num_slab + system.anchor)
-    kinds: dict[str, float] = {}
-    for site in sites:
-        kinds[site.kind] = kinds.get(site.kind, 0.0) + site.probability
-    return dict(sorted(kinds.items()))
-
-
-def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
-    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
+    return site_kind_populations(sites)
 
 
 def run_system(path: str, args) -> dict:

@@ -12,7 +12,8 @@ offsets), so the density of states is ``exp(-E / k_B T)`` with a constant Jacobi
 Boltzmann distribution of the adsorbate on the fixed slab.
 
 A **window** keeps the adsorbate bound and above the surface: states whose anchor atom lies
-outside ``height_window`` (Å above the top surface atom) get ``E = +inf`` without a calculator
+less than ``height_window[0]`` Å above the *lowest* surface atom (tag 1) or more than
+``height_window[1]`` Å above the *top* one get ``E = +inf`` without a calculator
 call, which a Metropolis sampler rejects — at 1,200 K and above a free adsorbate would
 otherwise desorb into the vacuum, and the reference search's minima all lie inside it.
 
@@ -64,8 +65,9 @@ class AdsorbateEnergy:
     calculator
         An ASE calculator (e.g. :func:`digmat.calculators.get_calculator`).
     height_window
-        (low, high) Å: allowed heights of the anchor atom above the top surface atom; outside,
-        E = +inf and no call is made.
+        (low, high) Å: the anchor atom must lie at least ``low`` above the lowest surface atom
+        and at most ``high`` above the top one (the same on a flat surface; on a stepped one the
+        lower terrace's sites stay inside); outside, E = +inf and no call is made.
     batch_size
         Structures per network call for batched potentials (CHGNet on one CPU thread, 28-atom
         Pt(111) slab + O: 0.33 s per structure at 1 and at 4 per call, 0.98 s at 16).
@@ -79,6 +81,9 @@ class AdsorbateEnergy:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.system, self.calculator, self.height_window, self.batch_size = system, calculator, (low, high), batch_size
+        surface = system.slab.positions[system.surface_index] @ system.normal
+        self.bounds = (float(surface.min()) - system.z_top + low, high)
+        """Allowed anchor heights above the top surface atom, Å."""
         self.calls = 0
 
     def heights(self, states: Tensor) -> Tensor:
@@ -93,7 +98,7 @@ class AdsorbateEnergy:
 
         self.system.space.check(states, "states")
         h = self.heights(states)
-        inside = (h >= self.height_window[0]) & (h <= self.height_window[1])
+        inside = (h >= self.bounds[0]) & (h <= self.bounds[1])
         n_atoms = self.system.num_slab + self.system.num_adsorbate
         energy = torch.full((states.shape[0],), float("inf"), dtype=states.dtype, device=states.device)
         forces = torch.zeros(states.shape[0], n_atoms, 3, dtype=states.dtype, device=states.device)

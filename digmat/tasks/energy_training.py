@@ -62,7 +62,8 @@ class TemperingConfig:
         Starting MALA step, Å² (the in-plane fractional entries are preconditioned by their
         noise scale², so a step moves every entry about as far in Å).
     height_window
-        (low, high) allowed anchor heights above the top surface atom, Å.
+        (low, high) Å: the anchor at least ``low`` above the lowest surface atom and at most
+        ``high`` above the top one (:class:`~digmat.tasks.adsorbate_energy.AdsorbateEnergy`).
     chunk
         Sweeps between checkpoints.
     seed
@@ -239,6 +240,10 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
             generator.set_state(torch.as_tensor(saved["generator"]))
     if current is None:
         starts = system.to_state(heuristic_placements(slab, adsorbate, relax_surface=False))
+        h = energy.heights(starts)
+        starts = starts[(h >= energy.bounds[0]) & (h <= energy.bounds[1])]
+        if not starts.shape[0]:
+            raise ValueError(f"no site placement of the adsorbate lies inside the height window {config.height_window} Å")
         x = starts[torch.arange(chains) % starts.shape[0]]
         current = (x[None].expand(rungs, *x.shape).clone(), None, None, torch.tensor(config.step_size))
     from tqdm import tqdm

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from ase import Atoms
 
 from digmat.core import SampleConfig, SamplerConfig
 
-__all__ = ["DEFAULT_STEPS", "AdsorptionResult", "SiteSummary", "adsorption_sampler", "sample_adsorbates", "summarise_sites"]
+__all__ = ["DEFAULT_STEPS", "AdsorptionResult", "SiteSummary", "adsorption_sampler", "sample_adsorbates", "site_kind_populations",
+           "summarise_sites", "total_variation"]
 
 DEFAULT_STEPS = {"ode": 25, "sde": 500}
 """Default steps per sampler for adsorbates: 25 Heun steps (49 network evaluations) for the
@@ -189,6 +191,21 @@ class AdsorptionResult:
 def _circular_mean(frac: np.ndarray) -> np.ndarray:
     ang = 2 * np.pi * frac
     return np.mod(np.arctan2(np.sin(ang).mean(0), np.cos(ang).mean(0)) / (2 * np.pi), 1.0)
+
+
+def site_kind_populations(sites: Sequence[SiteSummary]) -> dict[str, float]:
+    """Probability of each site kind (``"hollow-fcc"``, ``"bridge"``, ...): the sites' probabilities
+    summed per kind, sorted by kind."""
+    kinds: dict[str, float] = {}
+    for site in sites:
+        kinds[site.kind] = kinds.get(site.kind, 0.0) + float(site.probability)
+    return dict(sorted(kinds.items()))
+
+
+def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
+    """Total-variation distance ½ Σ |p_k − q_k| of two discrete distributions given as ``{key: probability}``
+    (a key missing from one has probability 0 there)."""
+    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
 
 
 def summarise_sites(

@@ -18,6 +18,10 @@ pytestmark = [pytest.mark.skipif(not RESULT.is_file(), reason="corpus result Cu-
               pytest.mark.usefixtures("one_thread")]
 
 
+def _tv(p, q):
+    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
+
+
 @pytest.fixture(scope="module")
 def recipe(load_recipe):
     return load_recipe("bench_energy_adsorption")
@@ -40,7 +44,7 @@ def test_smoke_run(recipe, tmp_path, capsys):
         row = system[temp]
         for name in ("replica_exchange", "energy_model"):
             assert math.isclose(sum(row[name]["populations"].values()), 1.0, abs_tol=1e-3)
-            assert row[name]["tv"] == pytest.approx(recipe.total_variation(row[name]["populations"], row["reference"]))
+            assert row[name]["tv"] == pytest.approx(_tv(row[name]["populations"], row["reference"]), abs=1e-4)
         assert 0 <= row["energy_model"]["coverage"] <= 1
     assert set(out["summary"]) >= {"tv_energy_model_300K_mean", "tv_replica_exchange_1200K_mean", "calls_ratio_median"}
 

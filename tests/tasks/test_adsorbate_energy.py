@@ -69,3 +69,20 @@ def test_replica_exchange_on_the_calculator_energy(system):
     assert torch.allclose(e, out.energy.reshape(-1))
     h = target.heights(out.samples.reshape(-1, system.dim))
     assert ((h >= 0.3) & (h <= 3.5)).all()
+
+
+def test_a_stepped_surface_keeps_its_lower_terrace_inside_the_window():
+    """On Cu(211) the lower terrace's sites lie below the step-edge atom: the window's floor is
+    measured from the lowest surface atom, so every site placement is a finite starting state."""
+    from digmat.adsorption import build_slab
+    from digmat.adsorption.placement import heuristic_placements
+
+    slab = build_slab("Cu", (2, 1, 1))
+    system = AdsorbateSystem(slab, get_adsorbate("O"))
+    target = AdsorbateEnergy(system, EMT(), height_window=(0.3, 3.5))
+    surface = slab.positions[slab.get_tags() == 1] @ system.normal
+    assert target.bounds[0] == pytest.approx(surface.min() - surface.max() + 0.3) and target.bounds[0] < -0.5
+    starts = system.to_state(heuristic_placements(slab, get_adsorbate("O"), relax_surface=False))
+    h = target.heights(starts)
+    assert (h < 0.3).any()                       # sites below the step edge's height ...
+    assert torch.isfinite(target(starts)).all()  # ... are inside the window

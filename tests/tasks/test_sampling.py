@@ -58,3 +58,17 @@ def test_sampler_config_equals_the_name_and_steps_form(tiny_model):
             np.testing.assert_array_equal(a.positions, b.positions)
     with pytest.raises(ValueError, match="inside the SamplerConfig"):
         sample_adsorbates(slab, "O", tiny_model, sampler=SamplerConfig("sde", 2), steps=3, **common)
+
+
+def test_site_kind_populations_and_total_variation():
+    from digmat.tasks.sampling import SiteSummary, site_kind_populations, total_variation
+
+    fields = SiteSummary.__dataclass_fields__
+    def site(kind, p):
+        base = {name: None for name in fields}
+        return SiteSummary(**{**base, "kind": kind, "probability": p})
+
+    kinds = site_kind_populations([site("hollow-hcp", 0.2), site("bridge", 0.1), site("hollow-hcp", 0.3), site("ontop", 0.4)])
+    assert list(kinds) == ["bridge", "hollow-hcp", "ontop"] and kinds["hollow-hcp"] == pytest.approx(0.5)
+    assert total_variation({"a": 0.7, "b": 0.3}, {"a": 0.2, "c": 0.8}) == pytest.approx(0.8)
+    assert total_variation(kinds, kinds) == 0.0
