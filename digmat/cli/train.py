@@ -177,7 +177,7 @@ def _energy_data(args: argparse.Namespace):
     elements = sorted(set(slab.get_chemical_symbols()) | set(adsorbate.get_chemical_symbols()))
     formula = adsorbate.get_chemical_formula(mode="hill")
     config = model_config(args, elements=elements, adsorbates=[formula], temperature_range=(temps[0], temps[-1]))
-    settings = {"calculator": calc, "slab": slab_text, "adsorbate": adsorbate_text, "temperatures": temps,
+    settings = {"calculator": calc, "slab": _fingerprint(slab), "adsorbate": adsorbate_text, "temperatures": temps,
                 "tempering": {k: getattr(tempering, k) for k in ("chains", "sweeps", "burn_in", "hottest", "rung_ratio", "seed")}}
     path = out / "samples.npz"
     if path.is_file():   # sampled by an earlier run of this command
@@ -195,3 +195,16 @@ def _energy_data(args: argparse.Namespace):
             "rungs": samples.ladder.tolist(), "mala_acceptance": samples.acceptance.tolist(),
             "swap_acceptance": samples.swap_acceptance.tolist()}
     return dataset, config, meta, adsorption_tsm_loss
+
+
+def _fingerprint(slab) -> str:
+    """The slab's formula and a hash of its cell, positions (0.1 mÅ) and tags: samples made on the same
+    slab are reused whatever file or spec it came from."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha1()
+    for array in (np.round(slab.cell.array, 4), np.round(slab.positions, 4), slab.get_tags(), slab.numbers):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return f"{slab.get_chemical_formula()}:{digest.hexdigest()[:16]}"

@@ -57,8 +57,10 @@ def test_train_from_emt_alone_then_fine_tune(slab_file, tmp_path, capsys):
     assert meta["energy"] == "emt" and meta["adsorbate"] == "O" and meta["calculator_calls"] == samples.calls > 0
     assert meta["records"] == 3 * 2 * 3 and model.config.elements == ("Cu", "O") and model.config.adsorbates == ("O",)
     assert model.config.temperature_range == (240.0, 750.0)
-    # the finished command again: samples reused, nothing to train
-    assert run(capsys, *argv)[0] == 0
+    # the finished command again, with the same slab from another file: samples reused, nothing to train
+    copy = tmp_path / "copy.extxyz"
+    copy.write_bytes(slab_file.read_bytes())
+    assert run(capsys, *argv[:4], copy, *argv[5:])[0] == 0
     # other temperatures into the same folder: refused, naming the samples file
     code, _, err = run(capsys, *argv[:6], "-T", "300", *argv[9:])
     assert code == 2 and "samples.npz holds samples made with other settings" in err
