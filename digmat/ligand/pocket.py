@@ -17,6 +17,7 @@ N-termini +1; caps and hetero groups 0).
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,6 +156,7 @@ def extract_pocket(protein, reference, *, radius: float = 8.0, ph: float = 7.0) 
         within ``radius`` of the reference (a box outside the protein).
     """
     require_extra("ligand", "openmm")
+    import openmm
     from openmm import app, unit
 
     points = np.atleast_2d(np.asarray(reference, dtype=float))
@@ -174,10 +176,18 @@ def extract_pocket(protein, reference, *, radius: float = 8.0, ph: float = 7.0) 
                          f"{min(near):.1f} Å): is the box outside the protein?")
     modeller = app.Modeller(topology, positions)
     modeller.delete([r for r in topology.residues() if near[r.index] > radius + _MARGIN])
+    # OpenMM places new hydrogens at positions jittered with Python's global `random`, then
+    # minimises them briefly: seeded here (and the caller's state restored) and minimised on the
+    # Reference platform (the multi-threaded CPU one sums forces in a varying order), so a pocket is
+    # the same on every call — before, one H of 1uou's pocket ended 1.28-1.75 Å from a second heavy atom
+    state = random.getstate()
+    random.seed(0)
     try:
-        modeller.addHydrogens(pH=ph)
+        modeller.addHydrogens(pH=ph, platform=openmm.Platform.getPlatformByName("Reference"))
     except Exception as err:
         raise ValueError(f"could not add hydrogens to the protein: {str(err).split(' For more information')[0]}") from None
+    finally:
+        random.setstate(state)
     return _cut(modeller.topology, modeller.positions, points, radius, source)
 
 

@@ -108,3 +108,21 @@ def test_unreadable_proteins_are_one_line(tmp_path):
         "HETATM    1  O   HOH A   1       0.000   0.000   0.000  1.00  0.00           O\nEND\n")
     with pytest.raises(ValueError, match="holds no protein residues"):
         read_protein(tmp_path / "water.pdb")
+
+
+def test_a_pocket_is_the_same_on_every_call(posebusters_case, pocket_1uou):
+    """OpenMM jitters new hydrogens with Python's `random` and minimises them: seeded and on the
+    Reference platform, two extractions agree exactly, and the caller's random stream is untouched."""
+    import random
+
+    from digmat.ligand.molecule import ligand_atoms, read_ligand
+    from digmat.ligand.pocket import extract_pocket
+
+    protein, sdf = posebusters_case("1uou")
+    heavy = ligand_atoms(read_ligand(sdf))
+    random.seed(123)
+    expected = random.random()
+    random.seed(123)
+    again = extract_pocket(protein, heavy.positions[heavy.numbers > 1], radius=8.0)
+    assert random.random() == expected
+    np.testing.assert_array_equal(again.atoms.positions, pocket_1uou[0].atoms.positions)
