@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from digmat.cli.options import SLAB_HELP, add_temperature_option, at_least, non_negative, positive
 
@@ -66,9 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def model_config(args: argparse.Namespace, *, elements, adsorbates, temperature_range):
-    """The model's configuration: ``--init``'s (its network must agree with any network option
-    given) or a new one from the options; the domain (elements, adsorbates, temperatures) is
-    always this run's data."""
+    """The model's configuration and initial weights: ``--init``'s configuration (its network must
+    agree with any network option given) and weights (EMA when present), or a new configuration
+    from the options and None; the domain (elements, adsorbates, temperatures) is always this run's data."""
     from dataclasses import replace
 
     from digmat.models import AdsorptionModelConfig
@@ -95,22 +94,13 @@ def model_config(args: argparse.Namespace, *, elements, adsorbates, temperature_
         if differ:
             listed = ", ".join(f"{k} {a} there, {b} here" for k, (a, b) in differ.items())
             raise ValueError(f"--init {args.init}: its network differs from this run's ({listed})")
-        return replace(base, **domain)
+        return replace(base, **domain), ckpt["ema_state_dict"] or ckpt["state_dict"]
     o = {**NETWORK_DEFAULTS, **given}
     if o["embed_dim"] % o["heads"]:
         raise ValueError(f"--embed-dim {o['embed_dim']} must be a multiple of --heads {o['heads']}")
     network = GraphormerConfig(num_layers=o["layers"], embed_dim=o["embed_dim"], num_heads=o["heads"], ffn_dim=2 * o["embed_dim"],
                                num_rbf=o["rbf"], cutoff=o["cutoff"], num_tags=ANCHOR_TAG + 1, num_conditions=1, scalar_out=0)
-    return AdsorptionModelConfig(network=network, network_depth=None if o["network_depth"] < 0 else o["network_depth"], **domain)
-
-
-def init_weights(model, source: str) -> None:
-    """Load the weights (EMA when present) of the adsorption checkpoint ``source`` into ``model``,
-    built from that checkpoint's network by :func:`model_config`."""
-    from digmat.checkpoint import load_checkpoint, resolve_checkpoint
-
-    ckpt = load_checkpoint(resolve_checkpoint(source))
-    model.load_state_dict(ckpt["ema_state_dict"] or ckpt["state_dict"])
+    return AdsorptionModelConfig(network=network, network_depth=None if o["network_depth"] < 0 else o["network_depth"], **domain), None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,15 +115,15 @@ def run(args: argparse.Namespace) -> int:
 
         resolve_device(args.device)
     build = _energy_data if args.energy is not None else _lmdb_data
-    data, config, meta, loss = build(args)
+    data, (config, weights), meta, loss = build(args)
     ctx = distributed_context(args.device)
     from digmat.models import AdsorptionScoreModel
     from digmat.train import Trainer, TrainConfig
 
     torch.manual_seed(args.seed)
     model = AdsorptionScoreModel(config)
-    if args.init is not None:
-        init_weights(model, args.init)
+    if weights is not None:
+        model.load_state_dict(weights)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay, warmup_steps=min(500, args.steps // 10 + 1), log_every=args.log_every, checkpoint_every=args.checkpoint_every, seed=args.seed)
     meta |= {"elements": list(config.elements), "adsorbates": list(config.adsorbates), "init": args.init, "kind": "adsorption"}
     trainer = Trainer(model, loss, data, data.collate, train, args.out, model_config=config.to_dict(), metadata=meta, context=ctx, progress=not args.json)
@@ -151,8 +141,8 @@ def _lmdb_data(args: argparse.Namespace):
     if len(temps) > 1:
         raise ValueError("-T with --data takes one temperature (K), for records that carry none")
     dataset = AdsorptionDataset(args.data, temperature=temps[0] if temps else None)
-    config = model_config(args, elements=dataset.elements, adsorbates=dataset.adsorbates, temperature_range=dataset.temperature_range)
-    return dataset, config, {"data": str(args.data), "records": len(dataset), "systems": len(dataset.systems)}, adsorption_dsm_loss
+    setup = model_config(args, elements=dataset.elements, adsorbates=dataset.adsorbates, temperature_range=dataset.temperature_range)
+    return dataset, setup, {"data": str(args.data), "records": len(dataset), "systems": len(dataset.systems)}, adsorption_dsm_loss
 
 
 def _energy_data(args: argparse.Namespace):
@@ -161,7 +151,8 @@ def _energy_data(args: argparse.Namespace):
     from digmat.calculators import get_calculator
     from digmat.cli.options import check_calculators, check_output_dir, load_slab
     from digmat.systems import AdsorbateSystem
-    from digmat.tasks.energy_training import BoltzmannSamples, EnergyDataset, TemperingConfig, adsorption_tsm_loss, sample_adsorbate_boltzmann
+    from digmat.tasks.energy_training import (BoltzmannSamples, EnergyDataset, TemperingConfig, adsorption_tsm_loss,
+                                              sample_adsorbate_boltzmann, slab_fingerprint)
 
     calc, slab_text, adsorbate_text = args.energy
     if not args.burn_in < args.sweeps:
@@ -176,8 +167,8 @@ def _energy_data(args: argparse.Namespace):
     # the model's configuration is checked before the sampling, the expensive part
     elements = sorted(set(slab.get_chemical_symbols()) | set(adsorbate.get_chemical_symbols()))
     formula = adsorbate.get_chemical_formula(mode="hill")
-    config = model_config(args, elements=elements, adsorbates=[formula], temperature_range=(temps[0], temps[-1]))
-    settings = {"calculator": calc, "slab": _fingerprint(slab), "adsorbate": adsorbate_text, "temperatures": temps,
+    setup = model_config(args, elements=elements, adsorbates=[formula], temperature_range=(temps[0], temps[-1]))
+    settings = {"calculator": calc, "slab": slab_fingerprint(slab), "adsorbate": adsorbate_text, "temperatures": temps,
                 "tempering": {k: getattr(tempering, k) for k in ("chains", "sweeps", "burn_in", "hottest", "rung_ratio", "seed")}}
     path = out / "samples.npz"
     if path.is_file():   # sampled by an earlier run of this command
@@ -194,17 +185,5 @@ def _energy_data(args: argparse.Namespace):
             "systems": 1, "calculator_calls": samples.calls, "sampling_seconds": round(samples.seconds, 1),
             "rungs": samples.ladder.tolist(), "mala_acceptance": samples.acceptance.tolist(),
             "swap_acceptance": samples.swap_acceptance.tolist()}
-    return dataset, config, meta, adsorption_tsm_loss
+    return dataset, setup, meta, adsorption_tsm_loss
 
-
-def _fingerprint(slab) -> str:
-    """The slab's formula and a hash of its cell, positions (0.1 mÅ) and tags: samples made on the same
-    slab are reused whatever file or spec it came from."""
-    import hashlib
-
-    import numpy as np
-
-    digest = hashlib.sha1()
-    for array in (np.round(slab.cell.array, 4), np.round(slab.positions, 4), slab.get_tags(), slab.numbers):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return f"{slab.get_chemical_formula()}:{digest.hexdigest()[:16]}"

@@ -200,10 +200,6 @@ def target_score_loss(
     -------
     :class:`DSMLoss` (per-sample mean over entries of the weighted squared error).
     """
-    if grad0.shape != x0.shape:
-        raise ValueError(f"grad0 has shape {tuple(grad0.shape)}, expected {tuple(x0.shape)}")
-    if isinstance(score_scale, (int, float)) and not 0 < score_scale < float("inf"):
-        raise ValueError(f"score_scale must be a positive number, got {score_scale!r}")
     noised = noise_batch(diffusion, x0, t=t, time_power=time_power, generator=generator)
     target, weight = target_score_blend(diffusion, noised, grad0, score_scale)
     score = score_fn(noised.xt, noised.t)

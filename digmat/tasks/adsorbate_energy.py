@@ -91,14 +91,18 @@ class AdsorbateEnergy:
         s = self.system.config
         return s.height_offset + s.length_scale * states[:, 2]
 
+    def inside(self, states: Tensor) -> Tensor:
+        """(B,) bool: the anchor lies inside the height window (see :attr:`bounds`)."""
+        h = self.heights(states)
+        return (h >= self.bounds[0]) & (h <= self.bounds[1])
+
     def evaluate(self, states: Tensor) -> tuple[Tensor, Tensor]:
         """Energies (B,) eV and forces (B, N, 3) eV/Å of states (B, D), not differentiable;
         +inf and zero forces outside the window."""
         from digmat.calculators import calculate_batch
 
         self.system.space.check(states, "states")
-        h = self.heights(states)
-        inside = (h >= self.bounds[0]) & (h <= self.bounds[1])
+        inside = self.inside(states)
         n_atoms = self.system.num_slab + self.system.num_adsorbate
         energy = torch.full((states.shape[0],), float("inf"), dtype=states.dtype, device=states.device)
         forces = torch.zeros(states.shape[0], n_atoms, 3, dtype=states.dtype, device=states.device)

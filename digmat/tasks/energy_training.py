@@ -39,8 +39,8 @@ from torch import Tensor, nn
 from digmat.core import noise_batch, target_score_blend
 from digmat.systems.adsorbate import AdsorbateSystem
 
-__all__ = ["TemperingConfig", "BoltzmannSamples", "temperature_ladder", "sample_adsorbate_boltzmann", "EnergyDataset",
-           "adsorption_tsm_loss"]
+__all__ = ["TemperingConfig", "BoltzmannSamples", "temperature_ladder", "slab_fingerprint", "sample_adsorbate_boltzmann",
+           "EnergyDataset", "adsorption_tsm_loss"]
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,17 @@ class BoltzmannSamples:
         return int(hit[0])
 
 
+def slab_fingerprint(slab: Atoms) -> str:
+    """The slab's formula and a hash of its cell, positions (to 0.1 mÅ), tags and numbers: samples
+    and checkpoints made on the same slab are recognised whatever file or spec it came from."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for array in (np.round(slab.cell.array, 4), np.round(slab.positions, 4), slab.get_tags(), slab.numbers):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return f"{slab.get_chemical_formula()}:{digest.hexdigest()[:16]}"
+
+
 def _to_numpy(value):
     return value.detach().cpu().numpy() if isinstance(value, Tensor) else np.asarray(value)
 
@@ -212,7 +223,7 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
 
     system = AdsorbateSystem(slab, adsorbate)
     ladder = temperature_ladder(temperatures, hottest=config.hottest, ratio=config.rung_ratio)
-    settings = json.dumps({"config": asdict(config), "ladder": ladder, "slab": slab.get_chemical_formula(),
+    settings = json.dumps({"config": asdict(config), "ladder": ladder, "slab": slab_fingerprint(slab),
                            "adsorbate": adsorbate.get_chemical_formula(), "calculator": type(calculator).__name__})
     energy = AdsorbateEnergy(system, calculator, height_window=config.height_window)
     # fractional in-plane entries move as far in Å as the Cartesian ones (step sizes in Å²)
@@ -222,7 +233,7 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
     generator = torch.Generator().manual_seed(config.seed)
     path = None if checkpoint is None else Path(checkpoint)
     done, calls, seconds = 0, 0, 0.0
-    recorded: dict[str, list[Tensor]] = {"states": [], "energy": [], "energy_grad": []}
+    recorded: dict[str, list[Tensor]] = {"states": [], "energy": [], "energy_grad": []}   # (R, S_chunk, C, ...) pieces
     acc_sum = torch.zeros(rungs, dtype=torch.float64)
     swap_sum = torch.zeros(max(rungs - 1, 0), dtype=torch.float64)
     swap_n = torch.zeros_like(swap_sum)
@@ -240,8 +251,7 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
             generator.set_state(torch.as_tensor(saved["generator"]))
     if current is None:
         starts = system.to_state(heuristic_placements(slab, adsorbate, relax_surface=False))
-        h = energy.heights(starts)
-        starts = starts[(h >= energy.bounds[0]) & (h <= energy.bounds[1])]
+        starts = starts[energy.inside(starts)]
         if not starts.shape[0]:
             raise ValueError(f"no site placement of the adsorbate lies inside the height window {config.height_window} Å")
         x = starts[torch.arange(chains) % starts.shape[0]]
@@ -262,7 +272,7 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
         kept = stop - done - burn
         if kept:
             for key, value in (("states", out.samples), ("energy", out.energy), ("energy_grad", out.energy_grad)):
-                recorded[key] = [torch.cat(recorded[key] + [value], 1)]
+                recorded[key].append(value)
             acc_sum += out.acceptance * kept
             tried = torch.isfinite(out.swap_acceptance)
             swap_sum[tried] += out.swap_acceptance[tried] * kept
@@ -273,18 +283,18 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
         if path is not None and done < config.sweeps:
             _save_state(path, {"settings": np.array(settings), "done": done, "calls": calls, "seconds": seconds,
                                "x": current[0], "e": current[1], "g": current[2], "h": current[3],
-                               **{k: (v[0] if v else np.zeros(0)) for k, v in recorded.items()}, "acc_sum": acc_sum,
+                               **{k: (torch.cat(v, 1) if v else np.zeros(0)) for k, v in recorded.items()}, "acc_sum": acc_sum,
                                "swap_sum": swap_sum, "swap_n": swap_n, "generator": generator.get_state()})
     bar.close()
     if path is not None and path.is_file():
         path.unlink()
     kept_total = config.sweeps - config.burn_in
-    states = recorded["states"][0]                       # (R, S, C, D)
+    joined = {k: torch.cat(v, 1) for k, v in recorded.items()}    # (R, S, C, ...)
     samples = BoltzmannSamples(
         ladder=torch.tensor(ladder, dtype=torch.float64),
-        states=states.reshape(rungs, -1, system.dim),
-        energy=recorded["energy"][0].reshape(rungs, -1),
-        energy_grad=recorded["energy_grad"][0].reshape(rungs, -1, system.dim),
+        states=joined["states"].reshape(rungs, -1, system.dim),
+        energy=joined["energy"].reshape(rungs, -1),
+        energy_grad=joined["energy_grad"].reshape(rungs, -1, system.dim),
         acceptance=acc_sum / kept_total,
         swap_acceptance=torch.where(swap_n > 0, swap_sum / swap_n.clamp_min(1), torch.full_like(swap_n, float("nan"))),
         calls=calls, seconds=seconds)

@@ -17,22 +17,14 @@ from ase.io import write
 from digmat.adsorption import convert_ase_tags, read_slab
 from digmat.cli.main import main
 
+from . import run
+
 
 @pytest.fixture()
 def slab_file(tmp_path):
     path = tmp_path / "slab.cif"
     write(path, fcc111("Pt", (2, 2, 3), vacuum=8.0))
     return path
-
-
-def run(capsys, *argv):
-    """Exit code (argparse's refusals included), stdout, stderr."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def one_line_error(err: str, *fragments: str) -> None:

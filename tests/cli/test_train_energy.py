@@ -14,9 +14,10 @@ import pytest
 from ase.build import fcc111
 from ase.io import write
 
-from digmat.cli.main import main
 from digmat.pretrained import load_model
 from digmat.tasks.energy_training import BoltzmannSamples
+
+from . import run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,15 +32,6 @@ def slab_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("slab") / "cu111.extxyz"
     write(path, slab)
     return path
-
-
-def run(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_train_from_emt_alone_then_fine_tune(slab_file, tmp_path, capsys):

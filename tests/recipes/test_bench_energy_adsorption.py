@@ -5,7 +5,6 @@ against the search's), and one-line errors."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 from ase.io import write
@@ -13,13 +12,9 @@ from ase.io import write
 from digmat.adsorption import ReferenceResult
 from digmat.cli.main import main as digmat
 
-RESULT = Path(__file__).resolve().parents[2] / "data" / "corpus" / "results" / "Cu-111-H.json"
-pytestmark = [pytest.mark.skipif(not RESULT.is_file(), reason="corpus result Cu-111-H.json not present"),
-              pytest.mark.usefixtures("one_thread")]
+from . import CORPUS_RESULT as RESULT, needs_corpus_result, total_variation
 
-
-def _tv(p, q):
-    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
+pytestmark = needs_corpus_result
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +39,7 @@ def test_smoke_run(recipe, tmp_path, capsys):
         row = system[temp]
         for name in ("replica_exchange", "energy_model"):
             assert math.isclose(sum(row[name]["populations"].values()), 1.0, abs_tol=1e-3)
-            assert row[name]["tv"] == pytest.approx(_tv(row[name]["populations"], row["reference"]), abs=1e-4)
+            assert row[name]["tv"] == pytest.approx(total_variation(row[name]["populations"], row["reference"]), abs=1e-4)
         assert 0 <= row["energy_model"]["coverage"] <= 1
     assert set(out["summary"]) >= {"tv_energy_model_300K_mean", "tv_replica_exchange_1200K_mean", "calls_ratio_median"}
 

@@ -4,19 +4,14 @@ accounting, populations that sum to one, TV against the reference's site kinds) 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
 from digmat.tasks.energy_training import BoltzmannSamples
 
-RESULT = Path(__file__).resolve().parents[2] / "data" / "corpus" / "results" / "Cu-111-H.json"
-pytestmark = [pytest.mark.skipif(not RESULT.is_file(), reason="corpus result Cu-111-H.json not present"),
-              pytest.mark.usefixtures("one_thread")]
+from . import CORPUS_RESULT as RESULT, needs_corpus_result, total_variation
 
-
-def _tv(p, q):
-    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
+pytestmark = needs_corpus_result
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +32,7 @@ def test_smoke_run_counts_calls_and_compares_with_the_reference(recipe, tmp_path
         row = system["rungs"][temp]
         assert math.isclose(sum(row["populations"].values()), 1.0)
         assert 0 <= row["tv_site_kind"] <= 1 and set(row["reference"]) >= {"hollow-fcc"}
-        assert row["tv_site_kind"] == pytest.approx(_tv(row["populations"], row["reference"]))
+        assert row["tv_site_kind"] == pytest.approx(total_variation(row["populations"], row["reference"]))
     assert len(system["swap_acceptance"]) == 4
     saved, settings = BoltzmannSamples.load(tmp_path / "Cu-111-H_samples.npz")
     assert saved.states.shape[:2] == (5, (cfg["sweeps"] - cfg["burn_in"]) * cfg["chains"])   # 300 424 600 849 1200
