@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from digmat.cli.options import SLAB_HELP, add_temperature_option, at_least, non_negative, positive
 
@@ -55,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tempering.add_argument("--hottest", type=positive(float), default=2400.0, help="hottest rung, K (default 2400)")
     tempering.add_argument("--rung-ratio", type=positive(float), default=2**0.5,
                            help="largest temperature ratio of neighbouring rungs (default 1.414)")
+    tempering.add_argument("--jump-every", type=at_least(0), default=2,
+                           help="a mode-jumping move between the slab's sites every N sweeps (default 2; 0: none)")
     parser.add_argument("--checkpoint-every", type=at_least(1), default=500)
     parser.add_argument("--log-every", type=at_least(1), default=50)
     parser.add_argument("--seed", type=int, default=0)
@@ -162,14 +165,15 @@ def _energy_data(args: argparse.Namespace):
     adsorbate = get_adsorbate(adsorbate_text)
     temps = sorted(set(args.temperature or [300.0, 600.0, 1200.0]))
     tempering = TemperingConfig(chains=args.chains, sweeps=args.sweeps, burn_in=args.burn_in,
-                                hottest=max(args.hottest, temps[-1]), rung_ratio=args.rung_ratio, seed=args.seed)
+                                hottest=max(args.hottest, temps[-1]), rung_ratio=args.rung_ratio, seed=args.seed,
+                                jump_every=args.jump_every)
     out = check_output_dir(args.out, files=("samples.npz",))
     # the model's configuration is checked before the sampling, the expensive part
     elements = sorted(set(slab.get_chemical_symbols()) | set(adsorbate.get_chemical_symbols()))
     formula = adsorbate.get_chemical_formula(mode="hill")
     setup = model_config(args, elements=elements, adsorbates=[formula], temperature_range=(temps[0], temps[-1]))
     settings = {"calculator": calc, "slab": slab_fingerprint(slab), "adsorbate": adsorbate_text, "temperatures": temps,
-                "tempering": {k: getattr(tempering, k) for k in ("chains", "sweeps", "burn_in", "hottest", "rung_ratio", "seed")}}
+                "tempering": {k: getattr(tempering, k) for k in ("chains", "sweeps", "burn_in", "hottest", "rung_ratio", "seed", "jump_every")}}
     path = out / "samples.npz"
     if path.is_file():   # sampled by an earlier run of this command
         samples, theirs = BoltzmannSamples.load(path)
@@ -180,10 +184,16 @@ def _energy_data(args: argparse.Namespace):
         system, samples = sample_adsorbate_boltzmann(slab, adsorbate, get_calculator(calc), temps, tempering,
                                                      checkpoint=out / "tempering.npz", progress=not args.json)
         samples.save(path, settings)
+    rhat = samples.rhat()
+    unmixed = [f"{t:g} K (R̂ {float(rhat[samples.rung(t)]):.2f})" for t in temps if float(rhat[samples.rung(t)]) > 1.1]
+    if unmixed and not args.json:
+        print(f"digmat train: warning: the replica-exchange chains disagree at {', '.join(unmixed)}; "
+              "the samples may miss or over-weight sites: more --sweeps or --chains", file=sys.stderr)
     dataset = EnergyDataset(system, samples, (temps[0], temps[-1]))
     meta = {"energy": calc, "slab": slab_text, "adsorbate": formula, "temperatures": temps, "records": len(dataset),
             "systems": 1, "calculator_calls": samples.calls, "sampling_seconds": round(samples.seconds, 1),
-            "rungs": samples.ladder.tolist(), "mala_acceptance": samples.acceptance.tolist(),
-            "swap_acceptance": samples.swap_acceptance.tolist()}
+            "rungs": samples.ladder.tolist(), **{k: [None if v != v else round(v, 4) for v in t.tolist()] for k, t in (
+                ("mala_acceptance", samples.acceptance), ("swap_acceptance", samples.swap_acceptance),
+                ("jump_acceptance", samples.jump_acceptance), ("rhat", rhat))}}
     return dataset, setup, meta, adsorption_tsm_loss
 

@@ -21,6 +21,7 @@ Euclidean entries, a wrapped variance-exploding SDE on periodic ones). On top of
   pre-training from an energy alone; :func:`mala` — the MCMC baseline and PIDP's buffer moves;
   :func:`metropolis_corrector` — MALA on a log-density model's own density;
   :func:`replica_exchange_mala` — parallel tempering with MALA moves (energies alone);
+  :class:`MixtureJump` / :func:`mixture_jump` — mode-jumping independence moves between basins;
 - :class:`ProductMixture` — exact targets for validating all of the above.
 
 Nothing here imports chemistry packages.
@@ -32,6 +33,7 @@ from .fpe import fpe_coefficients, log_density_residual, potential_score, score_
 from .flow import FlowResult, LogProbResult, ODEConfig, decode, encode, log_prob, sample_ode
 from .guidance import gaussian_property_likelihood, guided_score
 from .interpolate import InterpolationResult, interpolate, interpolate_latents
+from .jump import JumpResult, MixtureJump, mixture_jump
 from .mcmc import MALAResult, mala
 from .tempering import ReplicaExchangeResult, replica_exchange_mala
 from .pidp import PIDPConfig, PIDPHistory, PIDPLoss, fit_pidp, metropolis_corrector, pidp_loss
@@ -50,8 +52,10 @@ __all__ = [
     "DSMLoss",
     "FlowResult",
     "InterpolationResult",
+    "JumpResult",
     "LogProbResult",
     "MALAResult",
+    "MixtureJump",
     "PIDPConfig",
     "PIDPHistory",
     "PIDPLoss",
@@ -75,6 +79,7 @@ __all__ = [
     "encode",
     "fit_pidp",
     "metropolis_corrector",
+    "mixture_jump",
     "fpe_coefficients",
     "gaussian_property_likelihood",
     "guided_score",

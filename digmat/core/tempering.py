@@ -12,6 +12,10 @@ converge where plain MALA stays in its starting basins.
 Each state's energy and gradient are kept with it (a swap moves them along; the target at a
 new rung is ``-beta E``), so one MALA step costs one evaluation per chain and rung, and swaps
 cost none. States where the energy is not finite are rejected moves (e.g. a confining wall).
+
+With ``jump=`` (:class:`~.jump.MixtureJump`) every ``jump_every``-th sweep also makes one
+mode-jumping independence move per chain and rung (:func:`~.jump.mixture_jump`): chains then
+reach basins that neither their MALA steps nor the hot rungs cross to.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .jump import MixtureJump, mixture_jump
 from .mcmc import log_target_and_grad, mala
 from .space import StateSpace
 
@@ -57,6 +62,8 @@ class ReplicaExchangeResult:
     final, final_energy, final_grad
         (R, C, *shape), (R, C), (R, C, *shape): the states after the last sweep with their
         energies and gradients — where a continued run starts (``start=``).
+    jump_acceptance
+        (R,) acceptance of the mode-jumping moves per rung after burn-in (NaN if none tried).
     """
 
     samples: Tensor
@@ -70,6 +77,7 @@ class ReplicaExchangeResult:
     final: Tensor
     final_energy: Tensor
     final_grad: Tensor
+    jump_acceptance: Tensor
 
 
 def _swap_rungs(values: Tensor, lower: Tensor, upper: Tensor, swap: Tensor) -> None:
@@ -82,7 +90,8 @@ def _swap_rungs(values: Tensor, lower: Tensor, upper: Tensor, swap: Tensor) -> N
 def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas, *, sweeps: int, burn_in: int,
                           moves: int = 1, step_size: float | Tensor = 1e-2, adapt_rate: float = 0.3,
                           record_every: int = 1, start: tuple[Tensor, Tensor] | None = None,
-                          first_sweep: int = 0, preconditioner: Tensor | None = None, generator: torch.Generator | None = None) -> ReplicaExchangeResult:
+                          first_sweep: int = 0, preconditioner: Tensor | None = None, jump: MixtureJump | None = None,
+                          jump_every: int = 1, generator: torch.Generator | None = None) -> ReplicaExchangeResult:
     """Run replica exchange with MALA moves.
 
     Parameters
@@ -112,6 +121,9 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
         Sweeps already run before this call (a continued run): which neighbour pairs swap on
         each sweep follows the global count, so a run continued in pieces with the same
         generator reproduces the uninterrupted one.
+    jump, jump_every
+        A mode-jumping proposal (:class:`~.jump.MixtureJump`) tried on every chain and rung after
+        the MALA moves of each sweep whose global number is a multiple of ``jump_every``.
     """
     betas = torch.as_tensor(betas, dtype=x.dtype, device=x.device).reshape(-1)
     rungs = betas.shape[0]
@@ -121,7 +133,7 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
         raise ValueError("betas must be strictly decreasing (coldest rung first)")
     if not isinstance(first_sweep, int) or first_sweep < 0:
         raise ValueError(f"first_sweep must be a non-negative integer, got {first_sweep!r}")
-    for name, value in (("sweeps", sweeps), ("moves", moves), ("record_every", record_every)):
+    for name, value in (("sweeps", sweeps), ("moves", moves), ("record_every", record_every), ("jump_every", jump_every)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not isinstance(burn_in, int) or not 0 <= burn_in <= sweeps:
@@ -160,6 +172,7 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
     accepted = torch.zeros(rungs, dtype=x.dtype, device=x.device)
     swaps_tried = torch.zeros(max(rungs - 1, 0), dtype=x.dtype, device=x.device)
     swaps_done = torch.zeros_like(swaps_tried)
+    jumps_tried, jumps_done = 0, torch.zeros(rungs, dtype=x.dtype, device=x.device)
     for sweep in range(sweeps):
         burning = sweep < burn_in
         moved = mala(space, log_target, flat, steps=moves, step_size=h, adapt=burning, adapt_rate=adapt_rate,
@@ -170,6 +183,15 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
         e, g = -moved.log_target / row_beta, -moved.grad / row_beta.reshape(expand)
         if not burning:
             accepted += moved.acceptance.reshape(rungs, chains).mean(1)
+        if jump is not None and (sweep + first_sweep) % jump_every == 0:
+            jumped = mixture_jump(space, log_target, flat, jump, start=(-row_beta * e, -row_beta.reshape(expand) * g),
+                                  generator=generator)
+            evaluations += jumped.evaluations
+            flat = jumped.x
+            e, g = -jumped.log_target / row_beta, -jumped.grad / row_beta.reshape(expand)
+            if not burning:
+                jumps_tried += 1
+                jumps_done += jumped.accepted.to(x.dtype).reshape(rungs, chains).mean(1)
         # swaps between neighbouring rungs: even pairs on even sweeps, odd pairs on odd ones
         parity = (sweep + first_sweep) % 2
         lower = torch.arange(parity, max(rungs - 1, parity), 2, device=x.device)
@@ -199,4 +221,5 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
                                  energy_grad=stack(grads, last_g), betas=betas,
                                  acceptance=accepted / kept if kept else torch.full_like(accepted, float("nan")),
                                  swap_acceptance=swaps_done / swaps_tried, step_size=h.reshape(rungs, chains),
-                                 evaluations=evaluations, final=last_x, final_energy=last_e, final_grad=last_g)
+                                 evaluations=evaluations, final=last_x, final_energy=last_e, final_grad=last_g,
+                                 jump_acceptance=jumps_done / jumps_tried if jumps_tried else torch.full_like(jumps_done, float("nan")))

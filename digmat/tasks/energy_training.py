@@ -8,6 +8,13 @@ Two stages, each resumable:
    the surface), from the adsorbate placed on every symmetry-distinct site. A ladder of
    temperatures (the requested ones plus rungs up to ``hottest``, neighbours at most
    ``rung_ratio`` apart) lets hot rungs cross between sites; swaps carry the crossings down.
+   Every ``jump_every``-th sweep each chain also tries a mode-jumping move
+   (:class:`digmat.core.MixtureJump`): the anchor atom proposed afresh near one of the slab's
+   sites (all of them, symmetry images included) or anywhere in the window, accepted by the exact
+   Metropolis–Hastings ratio — without it a chain can keep its starting site for the whole run
+   (Rh(211)+O under CHGNet: one of four chains at 300 K sat 0.5 eV above the others for 180 sweeps).
+   The split-R̂ of each rung's energies across chains (:meth:`BoltzmannSamples.rhat`) says
+   whether the chains agree.
    Every recorded state keeps its energy and its gradient (eV per state unit), so the target
    score ``-grad E / k_B T`` costs nothing more. The run checkpoints every ``chunk`` sweeps
    (states, adapted step sizes, generator) and a rerun continues it exactly.
@@ -36,10 +43,10 @@ from ase.calculators.calculator import Calculator
 from ase.units import kB
 from torch import Tensor, nn
 
-from digmat.core import noise_batch, target_score_blend
+from digmat.core import MixtureJump, noise_batch, target_score_blend
 from digmat.systems.adsorbate import AdsorbateSystem
 
-__all__ = ["TemperingConfig", "BoltzmannSamples", "temperature_ladder", "slab_fingerprint", "sample_adsorbate_boltzmann",
+__all__ = ["TemperingConfig", "BoltzmannSamples", "temperature_ladder", "slab_fingerprint", "site_jump", "sample_adsorbate_boltzmann",
            "EnergyDataset", "adsorption_tsm_loss"]
 
 
@@ -68,6 +75,11 @@ class TemperingConfig:
         Sweeps between checkpoints.
     seed
         Seed of the run's generator.
+    jump_every, jump_width, jump_uniform
+        A mode-jumping move on every chain and rung every ``jump_every`` sweeps (0: none); its
+        Gaussians around the slab's sites have ``jump_width`` Å standard deviation in every
+        direction, and ``jump_uniform`` of its proposals are uniform over the window
+        (:func:`site_jump`).
     """
 
     chains: int = 8
@@ -79,8 +91,15 @@ class TemperingConfig:
     height_window: tuple[float, float] = (0.3, 3.5)
     chunk: int = 25
     seed: int = 0
+    jump_every: int = 2
+    jump_width: float = 0.3
+    jump_uniform: float = 0.1
 
     def __post_init__(self) -> None:
+        if not isinstance(self.jump_every, int) or self.jump_every < 0:
+            raise ValueError(f"jump_every must be a non-negative integer, got {self.jump_every!r}")
+        if not (self.jump_width > 0 and 0 <= self.jump_uniform < 1):
+            raise ValueError("jump_width must be > 0 and jump_uniform in [0, 1)")
         for name in ("chains", "sweeps", "chunk"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -130,6 +149,10 @@ class BoltzmannSamples:
         (R, N, D) their gradients, eV per state unit.
     acceptance, swap_acceptance
         (R,) MALA acceptance per rung and (R - 1,) swap acceptance between neighbours, after burn-in.
+    chains
+        Chains per rung: ``states[r]`` is sweep-major, chain ``c``'s states are ``states[r, c::chains]``.
+    jump_acceptance
+        (R,) acceptance of the mode-jumping moves per rung after burn-in (NaN: none were made).
     calls
         Calculator calls spent.
     seconds
@@ -144,13 +167,19 @@ class BoltzmannSamples:
     swap_acceptance: Tensor
     calls: int
     seconds: float
+    chains: int = 1
+    jump_acceptance: Tensor | None = None
 
     _ARRAYS = ("ladder", "states", "energy", "energy_grad", "acceptance", "swap_acceptance")
 
+    def __post_init__(self) -> None:
+        if self.jump_acceptance is None:
+            self.jump_acceptance = torch.full_like(self.acceptance, float("nan"))
+
     def save(self, path: str | os.PathLike, settings: dict | None = None) -> Path:
         """Write to ``path`` (``.npz``, atomically) with ``settings`` (plain data: how they were made)."""
-        arrays = {k: getattr(self, k) for k in self._ARRAYS}
-        return _save_state(Path(path), {**arrays, "calls": self.calls, "seconds": self.seconds,
+        arrays = {k: getattr(self, k) for k in (*self._ARRAYS, "jump_acceptance")}
+        return _save_state(Path(path), {**arrays, "calls": self.calls, "seconds": self.seconds, "chains": self.chains,
                                         "settings": np.array(json.dumps(settings or {}, sort_keys=True))})
 
     @classmethod
@@ -161,7 +190,12 @@ class BoltzmannSamples:
             if missing:
                 raise ValueError(f"{path} is not a digmat samples file (no {', '.join(missing)})")
             arrays = {k: torch.as_tensor(saved[k]) for k in cls._ARRAYS}
-            return cls(**arrays, calls=int(saved["calls"]), seconds=float(saved["seconds"])), json.loads(str(saved["settings"]))
+            settings = json.loads(str(saved["settings"]))
+            # files written before the chain count and jumps were stored: chains from the settings
+            chains = int(saved["chains"]) if "chains" in saved else int(settings.get("tempering", {}).get("chains", 1))
+            jumps = torch.as_tensor(saved["jump_acceptance"]) if "jump_acceptance" in saved else None
+            return cls(**arrays, calls=int(saved["calls"]), seconds=float(saved["seconds"]), chains=chains,
+                       jump_acceptance=jumps), settings
 
     def rung(self, temperature: float) -> int:
         """Index of the rung at ``temperature`` K (ValueError if none)."""
@@ -169,6 +203,23 @@ class BoltzmannSamples:
         if not hit.numel():
             raise ValueError(f"no rung at {temperature:g} K (rungs: {', '.join(f'{t:g}' for t in self.ladder.tolist())})")
         return int(hit[0])
+
+    def rhat(self) -> Tensor:
+        """(R,) split-R̂ of each rung's energies across its chains (Gelman–Rubin with every chain
+        cut in halves; Vehtari et al. 2021, *Bayesian Anal.* 16, 667): about 1 when the chains sample
+        one distribution, above ~1.1 when some sit in basins the others do not visit. NaN with
+        fewer than 4 recorded sweeps."""
+        rungs, n = self.energy.shape
+        sweeps = n // self.chains
+        half = sweeps // 2
+        if half < 2:
+            return torch.full((rungs,), float("nan"), dtype=torch.float64)
+        per_chain = self.energy.double().reshape(rungs, sweeps, self.chains)
+        seqs = torch.cat([per_chain[:, :half], per_chain[:, sweeps - half:]], dim=2)     # (R, half, 2C)
+        within = seqs.var(dim=1).mean(dim=1)
+        between = half * seqs.mean(dim=1).var(dim=1)
+        pooled = (half - 1) / half * within + between / half
+        return torch.sqrt(pooled / within.clamp_min(1e-300))
 
 
 def slab_fingerprint(slab: Atoms) -> str:
@@ -180,6 +231,29 @@ def slab_fingerprint(slab: Atoms) -> str:
     for array in (np.round(slab.cell.array, 4), np.round(slab.positions, 4), slab.get_tags(), slab.numbers):
         digest.update(np.ascontiguousarray(array).tobytes())
     return f"{slab.get_chemical_formula()}:{digest.hexdigest()[:16]}"
+
+
+def site_jump(system: AdsorbateSystem, slab: Atoms, adsorbate: Atoms, bounds: tuple[float, float], *,
+              width: float = 0.3, uniform: float = 0.1) -> MixtureJump:
+    """The mode-jumping proposal of the adsorbate's anchor atom (state entries 0–2: in-plane
+    fractional position and height) on ``system``: Gaussians of ``width`` Å around the anchor placed
+    on every ontop/bridge/hollow point of the slab (pymatgen's site finder, no symmetry reduction,
+    so every image of a site is a centre) plus a ``uniform`` share over the whole surface cell and
+    the allowed heights ``bounds`` (Å above the top surface atom, :attr:`AdsorbateEnergy.bounds`)."""
+    from digmat.adsorption.placement import place_adsorbate, surface_sites
+
+    points = [point for _, point in surface_sites(slab, symm_reduce=0.0)]
+    placed = [place_adsorbate(slab, adsorbate, point, angle=0.0, relax_surface=False) for point in points]
+    centres = system.to_state(placed)[:, :3]
+    cfg = system.config
+    low_h, high_h = ((b - cfg.height_offset) / cfg.length_scale for b in bounds)
+    centres = centres[(centres[:, 2] >= low_h) & (centres[:, 2] <= high_h)]
+    if not centres.shape[0]:
+        raise ValueError("no site of the slab lies inside the height window")
+    scale = width / cfg.length_scale * system.space.torus_scale(centres)[:3]
+    return MixtureJump(index=torch.arange(3), centres=centres, scale=scale,
+                       low=torch.tensor([0.0, 0.0, low_h], dtype=centres.dtype),
+                       high=torch.tensor([1.0, 1.0, high_h], dtype=centres.dtype), uniform=uniform)
 
 
 def _to_numpy(value):
@@ -237,6 +311,9 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
     acc_sum = torch.zeros(rungs, dtype=torch.float64)
     swap_sum = torch.zeros(max(rungs - 1, 0), dtype=torch.float64)
     swap_n = torch.zeros_like(swap_sum)
+    jump_sum, jump_n = torch.zeros(rungs, dtype=torch.float64), 0
+    jump = None if not config.jump_every else site_jump(system, slab, adsorbate, energy.bounds, width=config.jump_width,
+                                                           uniform=config.jump_uniform)
     current = None
     if path is not None and path.is_file():
         with np.load(path) as saved:
@@ -247,7 +324,8 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
             for key in recorded:
                 if saved[key].size:
                     recorded[key] = [torch.as_tensor(saved[key])]
-            acc_sum, swap_sum, swap_n = (torch.as_tensor(saved[k]) for k in ("acc_sum", "swap_sum", "swap_n"))
+            acc_sum, swap_sum, swap_n, jump_sum = (torch.as_tensor(saved[k]) for k in ("acc_sum", "swap_sum", "swap_n", "jump_sum"))
+            jump_n = int(saved["jump_n"])
             generator.set_state(torch.as_tensor(saved["generator"]))
     if current is None:
         starts = system.to_state(heuristic_placements(slab, adsorbate, relax_surface=False))
@@ -266,7 +344,7 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
         t0, calls_before = time.perf_counter(), energy.calls
         out = replica_exchange_mala(system.space, energy, x, betas, sweeps=stop - done, burn_in=burn, step_size=h,
                                     start=None if e is None else (e, g), first_sweep=done, preconditioner=precondition,
-                                    generator=generator)
+                                    jump=jump, jump_every=max(config.jump_every, 1), generator=generator)
         seconds += time.perf_counter() - t0
         calls += energy.calls - calls_before
         kept = stop - done - burn
@@ -277,6 +355,11 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
             tried = torch.isfinite(out.swap_acceptance)
             swap_sum[tried] += out.swap_acceptance[tried] * kept
             swap_n[tried] += kept
+            if jump is not None:
+                made = sum(1 for k in range(done + burn, stop) if k % config.jump_every == 0)
+                if made:
+                    jump_sum += out.jump_acceptance * made
+                    jump_n += made
         current = (out.final, out.final_energy, out.final_grad, out.step_size)
         bar.update(stop - done)
         done = stop
@@ -284,7 +367,8 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
             _save_state(path, {"settings": np.array(settings), "done": done, "calls": calls, "seconds": seconds,
                                "x": current[0], "e": current[1], "g": current[2], "h": current[3],
                                **{k: (torch.cat(v, 1) if v else np.zeros(0)) for k, v in recorded.items()}, "acc_sum": acc_sum,
-                               "swap_sum": swap_sum, "swap_n": swap_n, "generator": generator.get_state()})
+                               "swap_sum": swap_sum, "swap_n": swap_n, "jump_sum": jump_sum, "jump_n": jump_n,
+                               "generator": generator.get_state()})
     bar.close()
     if path is not None and path.is_file():
         path.unlink()
@@ -297,7 +381,8 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
         energy_grad=joined["energy_grad"].reshape(rungs, -1, system.dim),
         acceptance=acc_sum / kept_total,
         swap_acceptance=torch.where(swap_n > 0, swap_sum / swap_n.clamp_min(1), torch.full_like(swap_n, float("nan"))),
-        calls=calls, seconds=seconds)
+        calls=calls, seconds=seconds, chains=chains,
+        jump_acceptance=jump_sum / jump_n if jump_n else torch.full((rungs,), float("nan"), dtype=torch.float64))
     return system, samples
 
 

@@ -106,7 +106,7 @@ def test_well_populations_match_quadrature(one_thread):
                              height_window=(0.3, 3.0), seed=0)
     system, samples = sample_adsorbate_boltzmann(SLAB, get_adsorbate("O"), TwoWells(), [300, 600], config)
     assert samples.ladder.tolist() == [300, 600, 1200, 2400]
-    assert 0.95 * 4 * 8 * (1 + 200) < samples.calls <= 4 * 8 * (1 + 200)    # the window refuses few proposals
+    assert 0.95 * 4 * 8 * (1 + 300) < samples.calls <= 4 * 8 * (1 + 200 + 100)    # MALA + a jump every 2nd sweep; the window refuses few
     for temp in (300, 600):
         got = _first_well_share(system, samples.states[samples.rung(temp)])
         want = _exact_first_well(temp)
@@ -115,7 +115,48 @@ def test_well_populations_match_quadrature(one_thread):
     heights = system.config.height_offset + system.config.length_scale * samples.states[0, :, 2]
     expected = SPRING * (heights - H0) * system.config.length_scale
     torch.testing.assert_close(samples.energy_grad[0, :, 2], expected, atol=1e-4, rtol=1e-4)
-    assert samples.swap_acceptance.min() > 0.2
+    assert samples.swap_acceptance.min() > 0.2 and (samples.jump_acceptance > 0.05).all()
+    assert (samples.rhat() < 1.1).all(), samples.rhat()
+
+
+def test_jumps_alone_give_the_populations_on_one_cold_rung(one_thread):
+    """No hotter rung to carry crossings down: the site jumps' exact MH ratio does it."""
+    config = TemperingConfig(chains=8, sweeps=200, burn_in=40, hottest=300, step_size=1e-3, height_window=(0.3, 3.0),
+                             seed=1, jump_every=1)
+    system, samples = sample_adsorbate_boltzmann(SLAB, get_adsorbate("O"), TwoWells(), [300], config)
+    assert samples.ladder.tolist() == [300] and samples.chains == 8
+    got, want = _first_well_share(system, samples.states[0]), _exact_first_well(300)
+    assert abs(got - want) < 0.08, (got, want)
+
+
+def test_site_jump_centres_every_site_image():
+    from digmat.systems import AdsorbateSystem
+    from digmat.tasks.energy_training import site_jump
+
+    system = AdsorbateSystem(SLAB, get_adsorbate("O"))
+    jump = site_jump(system, SLAB, get_adsorbate("O"), (-1.0, 3.0), width=0.3)
+    # Cu(111) 1x1: one ontop, three bridges, two hollows
+    frac = jump.centres[:, :2].numpy()
+    expected = np.array([[0, 0], [0.5, 0], [0, 0.5], [0.5, 0.5], *SITES])
+    d = frac[:, None] - expected[None]
+    d -= np.round(d)
+    assert jump.centres.shape[0] == 6 and (np.abs(d).sum(-1).min(0) < 1e-3).all() and (np.abs(d).sum(-1).min(1) < 1e-3).all()
+    lengths = np.linalg.norm(SLAB.cell.array[:2], axis=1)
+    np.testing.assert_allclose(jump.scale[:2].numpy() * lengths, 0.3)       # 0.3 Å in-plane
+    assert jump.uniform == 0.1 and float(jump.low[0]) == 0 and float(jump.high[1]) == 1
+
+
+def test_rhat_flags_a_chain_stuck_in_another_basin():
+    gen = torch.Generator().manual_seed(0)
+    energy = 0.05 * torch.randn(2, 200 * 4, generator=gen, dtype=torch.float64)      # (R, sweeps x chains), sweep-major
+    stuck = energy.clone()
+    stuck[0, 1::4] += 0.5                                                              # rung 0, chain 1: 0.5 eV above
+    f = dict(ladder=torch.tensor([300.0, 600.0]), states=torch.zeros(2, 800, 3), energy_grad=torch.zeros(2, 800, 3),
+             acceptance=torch.ones(2), swap_acceptance=torch.ones(1), calls=0, seconds=0.0, chains=4)
+    fine = BoltzmannSamples(energy=energy, **f).rhat()
+    assert (fine < 1.05).all() and torch.isnan(BoltzmannSamples(energy=energy, **f).jump_acceptance).all()
+    flagged = BoltzmannSamples(energy=stuck, **f).rhat()
+    assert flagged[0] > 1.5 and flagged[1] < 1.05
 
 
 class Killable(Calculator):
@@ -138,7 +179,7 @@ class Killable(Calculator):
 
 
 def test_an_interrupted_run_continues_from_its_checkpoint_exactly(tmp_path, one_thread):
-    config = TemperingConfig(chains=2, sweeps=9, burn_in=3, hottest=1200, rung_ratio=2, chunk=2)
+    config = TemperingConfig(chains=2, sweeps=9, burn_in=3, hottest=1200, rung_ratio=2, chunk=2, jump_every=3)
     ads = get_adsorbate("O")
     _, whole = sample_adsorbate_boltzmann(SLAB, ads, Killable(), [300, 600], config)
     ckpt = tmp_path / "pt.npz"
@@ -153,12 +194,14 @@ def test_an_interrupted_run_continues_from_its_checkpoint_exactly(tmp_path, one_
     assert not ckpt.exists()
     torch.testing.assert_close(resumed.states, whole.states, atol=0, rtol=0)
     torch.testing.assert_close(resumed.energy_grad, whole.energy_grad, atol=0, rtol=0)
-    assert resumed.calls == whole.calls == 3 * 2 * 10
+    assert resumed.calls == whole.calls and 3 * 2 * 10 < whole.calls <= 3 * 2 * (10 + 3)     # + jumps on sweeps 0, 3, 6
     torch.testing.assert_close(resumed.acceptance, whole.acceptance)
+    torch.testing.assert_close(resumed.jump_acceptance, whole.jump_acceptance)
     # save / load round trip
     path = resumed.save(tmp_path / "s.npz", {"calculator": "emt"})
     again, settings = BoltzmannSamples.load(path)
     assert settings == {"calculator": "emt"} and torch.equal(again.states, resumed.states) and again.calls == resumed.calls
+    assert again.chains == 2 and torch.equal(again.jump_acceptance, resumed.jump_acceptance)
 
 
 def test_tsm_loss_is_the_core_blend_and_trains(one_thread):
