@@ -69,6 +69,9 @@ def _make_chgnet(device: str = "cpu", *, model_name: str = "0.3.0", **kwargs) ->
     _require("chgnet", "chgnet")
     from chgnet.model import CHGNet, CHGNetCalculator
 
+    # CHGNet's graph code converts a tensor that requires grad on every call (harmless, but torch
+    # warns once per process, and the CLI would show it as digmat's own warning)
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar", category=UserWarning)
     # CHGNet prints device/parameter banners on stdout; keep library output quiet.
     with contextlib.redirect_stdout(io.StringIO()):
         model = CHGNet.load(model_name=model_name, use_device=device, verbose=False)

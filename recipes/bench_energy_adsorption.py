@@ -13,7 +13,8 @@ the reference's harmonic populations, for
   against the replica-exchange samples (how well the network learnt them),
 - ``shipped``: the shipped default model on the same system (the baseline, same run; ``--baseline``),
 
-plus site-kind coverage at 1200 K (reference kinds above 1 % that the samples visit) and the
+plus site-kind coverage at 1200 K (reference kinds above 1 % that the samples visit), the
+replica-exchange chains' split-R̂ at each temperature (about 1: the chains agree) and the
 calculator calls of the run against the search's. Prints one JSON document with the machine.
 
 Example::
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import time
@@ -49,6 +51,10 @@ def tv(p: dict[str, float], q: dict[str, float]) -> float:
     return round(total_variation(p, q), 4)
 
 
+def _finite(value: float, digits: int = 3) -> float | None:
+    return round(value, digits) if math.isfinite(value) else None
+
+
 def coverage(p: dict[str, float], reference: dict[str, float], floor: float = 0.01) -> float:
     wanted = [k for k, v in reference.items() if v > floor]
     return round(sum(p.get(k, 0.0) > 0 for k in wanted) / max(len(wanted), 1), 4)
@@ -62,7 +68,9 @@ def bench_pair(result_path: str, run: Path, args) -> dict:
     binding = len(ref.slab) + system.anchor
     out = {"system": ref.system_id, "run": str(run), "calculator": settings.get("calculator"), "reference_calculator": ref.calculator,
            "calls": samples.calls, "reference_calls": ref.cost.get("calls"), "sampling_seconds": round(samples.seconds, 1),
-           "training_seconds": model.metadata.get("seconds"), "rungs": samples.ladder.tolist()}
+           "training_seconds": model.metadata.get("seconds"), "rungs": samples.ladder.tolist(),
+           "jump_every": settings.get("tempering", {}).get("jump_every", 0),
+           "rhat": {f"{t:g}K": _finite(float(samples.rhat()[samples.rung(t)])) for t in TEMPERATURES}}
     if out["reference_calls"]:
         out["calls_ratio"] = round(samples.calls / out["reference_calls"], 2)
     models = {"energy_model": model}

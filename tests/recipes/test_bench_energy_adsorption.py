@@ -35,6 +35,7 @@ def test_smoke_run(recipe, tmp_path, capsys):
     (system,) = out["systems"]
     assert system["calculator"] == "emt" and system["reference_calls"] == ref.cost["calls"]
     assert system["calls_ratio"] == pytest.approx(system["calls"] / ref.cost["calls"], abs=0.01)
+    assert system["jump_every"] == 2 and system["rhat"] == {"300K": None, "1200K": None}    # 3 recorded sweeps: too few for R̂
     for temp in ("300K", "1200K"):
         row = system[temp]
         for name in ("replica_exchange", "energy_model"):
