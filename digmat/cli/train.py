@@ -186,7 +186,7 @@ def _energy_data(args: argparse.Namespace):
         samples.save(path, settings)
     rhat = samples.rhat()
     unmixed = [f"{t:g} K (R̂ {float(rhat[samples.rung(t)]):.2f})" for t in temps if float(rhat[samples.rung(t)]) > 1.1]
-    if unmixed and not args.json:
+    if unmixed:
         print(f"digmat train: warning: the replica-exchange chains disagree at {', '.join(unmixed)}; "
               "the samples may miss or over-weight sites: more --sweeps or --chains", file=sys.stderr)
     dataset = EnergyDataset(system, samples, (temps[0], temps[-1]))

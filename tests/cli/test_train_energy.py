@@ -78,3 +78,20 @@ def test_bad_input_is_one_line_before_any_sampling(slab_file, tmp_path, capsys, 
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "run" / "samples.npz").exists() and not (tmp_path / "run" / "tempering.npz").exists()
+
+
+def test_chains_that_disagree_are_warned_about(slab_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "adsorption", "--energy", "emt", slab_file, "O", "-T", "300", "--out", out, "--steps", "1", *TINY,
+            "--chains", "4", "--sweeps", "200", "--burn-in", "40", "--hottest", "300", "--json"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0 and "disagree" not in err, err
+    meta = load_model(out / "model.pt").metadata
+    assert len(meta["rhat"]) == 1 and len(meta["jump_acceptance"]) == 1
+    # the same samples with chain 1 moved 0.5 eV up at 300 K (a chain stuck in another site): warned
+    samples, settings = BoltzmannSamples.load(out / "samples.npz")
+    samples.energy[0, 1::4] += 0.5
+    samples.save(out / "samples.npz", settings)
+    (out / "model.pt").unlink()
+    code, _, err = run(capsys, *argv)
+    assert code == 0 and "chains disagree at 300 K (R̂" in err and "more --sweeps or --chains" in err, err
