@@ -12,7 +12,11 @@ For every ``--system`` (``dw4``, ``lj13``; repeatable, default both):
    the t = 0 score/value and Fokker–Planck terms are available by weight, see docs/pidp.md).
    Then ``-n`` samples by the reverse SDE (``--sampler-steps``), finished by
    ``--corrector-steps`` MALA steps on the model's *own* l(y, 0) (no target evaluations; the
-   row also reports the samples before it), mapped to x units.
+   row also reports the samples before it), mapped to x units. The row ``reweighted`` then
+   resamples those ``n`` states with replacement by the importance weights
+   ``exp(log u(y) - l(y, 0))`` of the target against the model's density (the corrector leaves
+   exp(l) invariant; ``n`` more target evaluations, energies only, counted), with the weights'
+   effective sample size.
 2. **MALA** baseline with the *same* number of target evaluations (energy + gradient): ``-n``
    chains from the same kind of broad draws, in state units, ``budget // n`` evaluations per
    chain: the first half adaptive burn-in (per-chain step size towards 57 % acceptance, rate
@@ -235,6 +239,15 @@ def run_system(name: str, args, ref_all: np.ndarray, dtype: torch.dtype) -> dict
     t0 = time.perf_counter()
     corrected = metropolis_corrector(space, model, y, steps=args.corrector_steps, step_size=setting["refresh_h"], generator=gen)
     corrector_seconds = time.perf_counter() - t0
+    # importance resampling: the corrected states follow exp(l(y, 0)); weigh them by the target
+    with torch.no_grad():
+        log_w = (log_target(corrected.x.double()) - corrected.log_target.double()).nan_to_num(nan=-np.inf)
+    weights = torch.softmax(log_w, 0)
+    ess = float(1.0 / (weights**2).sum())
+    picked = torch.multinomial(weights, args.n, replacement=True, generator=gen)
+    reweighted = {**evaluate(system, system.from_state(corrected.x[picked]).double().numpy(), ref, ref_energy, args.xw2_n),
+                  "ess": ess, "ess_fraction": ess / args.n, "distinct_states": int(picked.unique().numel()),
+                  "target_evaluations": args.n}
     tail = max(1, len(history.loss) // 10)
     pidp = {"evaluations": budget, "evaluations_init_mala": init_evaluations, "buffer_chains": chains,
             "init_mala_steps": init_steps, "evaluations_training": history.evaluations,
@@ -242,6 +255,7 @@ def run_system(name: str, args, ref_all: np.ndarray, dtype: torch.dtype) -> dict
             **evaluate(system, system.from_state(corrected.x).double().numpy(), ref, ref_energy, args.xw2_n),
             "without_corrector": {k: raw[k] for k in ("energy_w2", "energy_w2_squared", "x_w2", "distance_w2", "mean_energy",
                                                       "nonfinite_fraction", "exploded_fraction")},
+            "reweighted": reweighted,
             "corrector": {"steps": args.corrector_steps, "model_calls": corrected.evaluations, "seconds": corrector_seconds,
                           "acceptance": float(corrected.acceptance.mean()) if args.corrector_steps else None},
             "final_loss": {k: float(np.nanmean(getattr(history, k)[-tail:])) if config_weight(config, k) else None
