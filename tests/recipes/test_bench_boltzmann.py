@@ -49,6 +49,8 @@ def test_smoke_run_reports_both_systems_at_equal_cost(bench, smoke, capsys):
         assert 0 < pidp["evaluations_training"] <= refreshes * round(0.25 * cfg["buffer_size"]) * (1 + 5)
         assert pidp["corrector"]["model_calls"] == cfg["n"] * (cfg["corrector_steps"] + 2)
         assert set(pidp["without_corrector"]) >= {"energy_w2", "x_w2", "mean_energy"}
+        floor = res["reference_floor"]
+        assert floor is None or 0 <= floor["energy_w2_min"] <= floor["energy_w2_median"] <= floor["energy_w2_max"]
         rw = pidp["reweighted"]
         assert 1 - 1e-9 <= rw["ess"] <= cfg["n"] + 1e-9 and rw["target_evaluations"] == cfg["n"]
         assert 1 <= rw["distinct_states"] <= cfg["n"] and rw["energy_w2"] >= 0
