@@ -72,7 +72,7 @@ PUBLISHED = {"dw4": {"idem_energy_w2": 0.435, "long_mcmc_energy_w2": 0.148},
 SYSTEM_SETTINGS = {"dw4": {"powers": (1, 2, 4), "mala_h0": 5e-3, "refresh_h": 5e-3},
                    "lj13": {"powers": (1,), "mala_h0": 1e-5, "refresh_h": 1e-4}}
 FULL = {"steps": 8000, "batch_size": 128, "width": 32, "lr": 2e-3, "n": 1000, "sampler_steps": 200, "buffer_size": 2000,
-        "refresh_every": 100000, "xw2_n": 200, "corrector_steps": 300}
+        "refresh_every": 100000, "xw2_n": 200, "corrector_steps": 2000}
 # Full-mode buffer per system (explicit --buffer-chains / --init-mala-steps win): LJ-13's 1,000-chain baseline at
 # ~400 steps per chain does not equilibrate (energy W2 4.5); 250 chains x 1,600 steps do (1.2) for the same cost.
 SYSTEM_BUFFER = {"dw4": {"buffer_chains": None, "init_mala_steps": 200}, "lj13": {"buffer_chains": 250, "init_mala_steps": 1600}}
