@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import torch
@@ -47,6 +48,10 @@ def site_populations(system, slab, states: torch.Tensor) -> dict[str, float]:
     return site_kind_populations(sites)
 
 
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
 def run_system(path: str, args) -> dict:
     from digmat.adsorption import ReferenceResult
     from digmat.calculators import get_calculator
@@ -56,12 +61,13 @@ def run_system(path: str, args) -> dict:
     name = args.calculator or ref.calculator
     config = TemperingConfig(chains=args.chains, sweeps=args.sweeps, burn_in=args.burn_in, hottest=args.hottest,
                              rung_ratio=args.rung_ratio, step_size=args.step_size,
-                             height_window=tuple(args.height_window), seed=args.seed)
+                             height_window=tuple(args.height_window), seed=args.seed, jump_every=args.jump_every)
     system, out = sample_adsorbate_boltzmann(ref.slab, ref.adsorbate, get_calculator(name), args.temperatures, config)
     rungs = {}
     for k, temp in enumerate(out.ladder.tolist()):
         row = {"populations": site_populations(system, ref.slab, out.states[k]),
-               "mean_energy_eV": float(out.energy[k].mean()), "mala_acceptance": float(out.acceptance[k])}
+               "mean_energy_eV": float(out.energy[k].mean()), "mala_acceptance": float(out.acceptance[k]),
+               "jump_acceptance": _finite(float(out.jump_acceptance[k])), "rhat": _finite(float(out.rhat()[k]))}
         if any(abs(temp - t) < 1e-6 for t in ref.temperatures):
             reference = ref.site_probabilities(temp)
             row.update(reference=reference, tv_site_kind=total_variation(row["populations"], reference))
@@ -89,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--step-size", type=float, default=1e-4, help="starting MALA step, squared state units (Å²)")
     parser.add_argument("--height-window", type=float, nargs=2, default=(0.3, 3.5), metavar=("LOW", "HIGH"),
                         help="allowed anchor heights above the top surface atom, Å")
+    parser.add_argument("--jump-every", type=int, default=2, help="a site-jumping move every N sweeps (default 2; 0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", default=None, metavar="DIR",
                         help="write each system's recorded samples (BoltzmannSamples: states, energies eV, energy gradients "
