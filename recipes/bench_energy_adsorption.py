@@ -63,6 +63,7 @@ def coverage(p: dict[str, float], reference: dict[str, float], floor: float = 0.
 def bench_pair(result_path: str, run: Path, args) -> dict:
     ref = ReferenceResult.from_json(result_path)
     samples, settings = BoltzmannSamples.load(run / "samples.npz")
+    rhat = samples.rhat()
     model = load_model(run / "model.pt")
     system = AdsorbateSystem(ref.slab, ref.adsorbate, config=model.config.state)
     binding = len(ref.slab) + system.anchor
@@ -70,7 +71,7 @@ def bench_pair(result_path: str, run: Path, args) -> dict:
            "calls": samples.calls, "reference_calls": ref.cost.get("calls"), "sampling_seconds": round(samples.seconds, 1),
            "training_seconds": model.metadata.get("seconds"), "rungs": samples.ladder.tolist(),
            "jump_every": settings.get("tempering", {}).get("jump_every", 0),
-           "rhat": {f"{t:g}K": _finite(float(samples.rhat()[samples.rung(t)])) for t in TEMPERATURES}}
+           "rhat": {f"{t:g}K": _finite(float(rhat[samples.rung(t)])) for t in TEMPERATURES}}
     if out["reference_calls"]:
         out["calls_ratio"] = round(samples.calls / out["reference_calls"], 2)
     models = {"energy_model": model}

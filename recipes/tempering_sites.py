@@ -63,11 +63,11 @@ def run_system(path: str, args) -> dict:
                              rung_ratio=args.rung_ratio, step_size=args.step_size,
                              height_window=tuple(args.height_window), seed=args.seed, jump_every=args.jump_every)
     system, out = sample_adsorbate_boltzmann(ref.slab, ref.adsorbate, get_calculator(name), args.temperatures, config)
-    rungs = {}
+    rungs, rhat = {}, out.rhat()
     for k, temp in enumerate(out.ladder.tolist()):
         row = {"populations": site_populations(system, ref.slab, out.states[k]),
                "mean_energy_eV": float(out.energy[k].mean()), "mala_acceptance": float(out.acceptance[k]),
-               "jump_acceptance": _finite(float(out.jump_acceptance[k])), "rhat": _finite(float(out.rhat()[k]))}
+               "jump_acceptance": _finite(float(out.jump_acceptance[k])), "rhat": _finite(float(rhat[k]))}
         if any(abs(temp - t) < 1e-6 for t in ref.temperatures):
             reference = ref.site_probabilities(temp)
             row.update(reference=reference, tv_site_kind=total_variation(row["populations"], reference))

@@ -185,7 +185,8 @@ def _energy_data(args: argparse.Namespace):
                                                      checkpoint=out / "tempering.npz", progress=not args.json)
         samples.save(path, settings)
     rhat = samples.rhat()
-    unmixed = [f"{t:g} K (R̂ {float(rhat[samples.rung(t)]):.2f})" for t in temps if float(rhat[samples.rung(t)]) > 1.1]
+    at = {t: float(rhat[samples.rung(t)]) for t in temps}
+    unmixed = [f"{t:g} K (R̂ {r:.2f})" for t, r in at.items() if r > 1.1]
     if unmixed:
         print(f"digmat train: warning: the replica-exchange chains disagree at {', '.join(unmixed)}; "
               "the samples may miss or over-weight sites: more --sweeps or --chains", file=sys.stderr)

@@ -62,8 +62,9 @@ class ReplicaExchangeResult:
     final, final_energy, final_grad
         (R, C, *shape), (R, C), (R, C, *shape): the states after the last sweep with their
         energies and gradients — where a continued run starts (``start=``).
-    jump_acceptance
-        (R,) acceptance of the mode-jumping moves per rung after burn-in (NaN if none tried).
+    jump_acceptance, jump_sweeps
+        (R,) acceptance of the mode-jumping moves per rung after burn-in (NaN if none tried), and
+        the number of post-burn-in sweeps that made them (to pool pieces of a continued run).
     """
 
     samples: Tensor
@@ -78,6 +79,7 @@ class ReplicaExchangeResult:
     final_energy: Tensor
     final_grad: Tensor
     jump_acceptance: Tensor
+    jump_sweeps: int
 
 
 def _swap_rungs(values: Tensor, lower: Tensor, upper: Tensor, swap: Tensor) -> None:
@@ -222,4 +224,5 @@ def replica_exchange_mala(space: StateSpace, energy: EnergyFn, x: Tensor, betas,
                                  acceptance=accepted / kept if kept else torch.full_like(accepted, float("nan")),
                                  swap_acceptance=swaps_done / swaps_tried, step_size=h.reshape(rungs, chains),
                                  evaluations=evaluations, final=last_x, final_energy=last_e, final_grad=last_g,
-                                 jump_acceptance=jumps_done / jumps_tried if jumps_tried else torch.full_like(jumps_done, float("nan")))
+                                 jump_acceptance=jumps_done / jumps_tried if jumps_tried else torch.full_like(jumps_done, float("nan")),
+                                 jump_sweeps=jumps_tried)

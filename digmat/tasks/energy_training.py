@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from digmat.core import MixtureJump, noise_batch, target_score_blend
 from digmat.systems.adsorbate import AdsorbateSystem
+from digmat.tasks.adsorbate_energy import AdsorbateEnergy
 
 __all__ = ["TemperingConfig", "BoltzmannSamples", "temperature_ladder", "slab_fingerprint", "site_jump", "sample_adsorbate_boltzmann",
            "EnergyDataset", "adsorption_tsm_loss"]
@@ -233,21 +234,21 @@ def slab_fingerprint(slab: Atoms) -> str:
     return f"{slab.get_chemical_formula()}:{digest.hexdigest()[:16]}"
 
 
-def site_jump(system: AdsorbateSystem, slab: Atoms, adsorbate: Atoms, bounds: tuple[float, float], *,
-              width: float = 0.3, uniform: float = 0.1) -> MixtureJump:
+def site_jump(energy: AdsorbateEnergy, slab: Atoms, adsorbate: Atoms, *, width: float = 0.3,
+              uniform: float = 0.1) -> MixtureJump:
     """The mode-jumping proposal of the adsorbate's anchor atom (state entries 0–2: in-plane
-    fractional position and height) on ``system``: Gaussians of ``width`` Å around the anchor placed
-    on every ontop/bridge/hollow point of the slab (pymatgen's site finder, no symmetry reduction,
-    so every image of a site is a centre) plus a ``uniform`` share over the whole surface cell and
-    the allowed heights ``bounds`` (Å above the top surface atom, :attr:`AdsorbateEnergy.bounds`)."""
+    fractional position and height) on ``energy.system``: Gaussians of ``width`` Å around the anchor
+    placed on every ontop/bridge/hollow point of the slab (pymatgen's site finder, no symmetry
+    reduction, so every image of a site is a centre) inside the energy's height window, plus a
+    ``uniform`` share over the whole surface cell and the window (:attr:`AdsorbateEnergy.bounds`)."""
     from digmat.adsorption.placement import place_adsorbate, surface_sites
 
+    system = energy.system
     points = [point for _, point in surface_sites(slab, symm_reduce=0.0)]
-    placed = [place_adsorbate(slab, adsorbate, point, angle=0.0, relax_surface=False) for point in points]
-    centres = system.to_state(placed)[:, :3]
+    placed = system.to_state([place_adsorbate(slab, adsorbate, point, angle=0.0, relax_surface=False) for point in points])
+    centres = placed[energy.inside(placed), :3]
     cfg = system.config
-    low_h, high_h = ((b - cfg.height_offset) / cfg.length_scale for b in bounds)
-    centres = centres[(centres[:, 2] >= low_h) & (centres[:, 2] <= high_h)]
+    low_h, high_h = ((b - cfg.height_offset) / cfg.length_scale for b in energy.bounds)
     if not centres.shape[0]:
         raise ValueError("no site of the slab lies inside the height window")
     scale = width / cfg.length_scale * system.space.torus_scale(centres)[:3]
@@ -293,7 +294,6 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
     """
     from digmat.adsorption.placement import heuristic_placements
     from digmat.core import replica_exchange_mala
-    from digmat.tasks.adsorbate_energy import AdsorbateEnergy
 
     system = AdsorbateSystem(slab, adsorbate)
     ladder = temperature_ladder(temperatures, hottest=config.hottest, ratio=config.rung_ratio)
@@ -312,8 +312,7 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
     swap_sum = torch.zeros(max(rungs - 1, 0), dtype=torch.float64)
     swap_n = torch.zeros_like(swap_sum)
     jump_sum, jump_n = torch.zeros(rungs, dtype=torch.float64), 0
-    jump = None if not config.jump_every else site_jump(system, slab, adsorbate, energy.bounds, width=config.jump_width,
-                                                           uniform=config.jump_uniform)
+    jump = site_jump(energy, slab, adsorbate, width=config.jump_width, uniform=config.jump_uniform) if config.jump_every else None
     current = None
     if path is not None and path.is_file():
         with np.load(path) as saved:
@@ -355,11 +354,9 @@ def sample_adsorbate_boltzmann(slab: Atoms, adsorbate: Atoms, calculator: Calcul
             tried = torch.isfinite(out.swap_acceptance)
             swap_sum[tried] += out.swap_acceptance[tried] * kept
             swap_n[tried] += kept
-            if jump is not None:
-                made = sum(1 for k in range(done + burn, stop) if k % config.jump_every == 0)
-                if made:
-                    jump_sum += out.jump_acceptance * made
-                    jump_n += made
+            if out.jump_sweeps:
+                jump_sum += out.jump_acceptance * out.jump_sweeps
+                jump_n += out.jump_sweeps
         current = (out.final, out.final_energy, out.final_grad, out.step_size)
         bar.update(stop - done)
         done = stop

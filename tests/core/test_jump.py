@@ -82,6 +82,7 @@ def test_a_run_with_jumps_continued_in_pieces_reproduces_the_uninterrupted_run()
         x, known, h, done = out.final, (out.final_energy, out.final_grad), out.step_size, done + sweeps
     assert torch.equal(torch.cat([p.samples for p in parts], 1), whole.samples)
     assert sum(p.evaluations for p in parts) == whole.evaluations
+    assert sum(p.jump_sweeps for p in parts) == whole.jump_sweeps == 5          # recorded sweeps 6, 9, 12, 15, 18
 
 
 def test_a_jump_into_infinite_energy_is_rejected():

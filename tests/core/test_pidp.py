@@ -49,6 +49,24 @@ def test_data_add_a_denoising_term():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+def assert_learnt(mix, model, checks, *, weight_tolerance: float) -> None:
+    """The model's score against the exact diffused one (relative squared error below ``tol`` at each
+    ``(t, tol)`` of ``checks``, on 2,000 noised exact samples) and the mode weights of 4,000 of its
+    reverse-SDE samples (within ``weight_tolerance``; Monte-Carlo s.d. ~0.008)."""
+    d = mix.diffusion
+    score = potential_score(model)
+    x0, _ = mix.sample(2000, generator=torch.Generator().manual_seed(5))
+    for t_value, tol in checks:
+        t = torch.full((2000,), t_value, dtype=torch.float64)
+        xt, _ = d.perturb(x0, t, generator=torch.Generator().manual_seed(6))
+        exact = mix.score(xt, t)
+        rel = float(((score(xt, t) - exact) ** 2).sum() / (exact**2).sum())
+        assert rel < tol, (t_value, rel)
+    x = sample_sde(d, score, 4000, steps=200, generator=torch.Generator().manual_seed(7), dtype=torch.float64).x
+    weights = torch.bincount(mix.component_posterior(x).argmax(1), minlength=3).double() / 4000
+    assert (weights - mix.weights).abs().max() < weight_tolerance, weights
+
+
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(lr=-1.0), dict(divergence="trace"), dict(refresh_fraction=0.0),
                                  dict(fpe_weight=-1.0), dict(mala_steps=-1), dict(batch_size=2.5)])
 def test_config_is_validated(bad):
@@ -71,17 +89,7 @@ def test_learns_a_mixture_from_its_energy_alone():
     # samples (one check, then 5 MALA steps whose first evaluation is that check)
     # (measured relative errors 0.032 / 0.028 / 0.014 and weight error 0.023; 1500 steps: 0.018 / 0.015 / 0.008)
     assert history.evaluations == 512 + 5 * 512 * (1 + 5)
-    score = potential_score(model)
-    x0, _ = mix.sample(2000, generator=torch.Generator().manual_seed(5))
-    for t_value, tol in [(1e-3, 0.05), (0.05, 0.05), (0.3, 0.03)]:
-        t = torch.full((2000,), t_value, dtype=torch.float64)
-        xt, _ = d.perturb(x0, t, generator=torch.Generator().manual_seed(6))
-        exact = mix.score(xt, t)
-        rel = float(((score(xt, t) - exact) ** 2).sum() / (exact**2).sum())
-        assert rel < tol, (t_value, rel)
-    x = sample_sde(d, score, 4000, steps=200, generator=torch.Generator().manual_seed(7), dtype=torch.float64).x
-    weights = torch.bincount(mix.component_posterior(x).argmax(1), minlength=3).double() / 4000
-    assert (weights - mix.weights).abs().max() < 0.05, weights
+    assert_learnt(mix, model, [(1e-3, 0.05), (0.05, 0.05), (0.3, 0.03)], weight_tolerance=0.05)
 
 
 @pytest.mark.parametrize("name, checks", [
@@ -114,14 +122,4 @@ def test_learns_torus_and_mixed_targets_from_replica_exchange_with_jumps(name, c
     config = PIDPConfig(steps=1500, batch_size=256, lr=5e-3, score_weight=0.0, value_weight=0.0, fpe_weight=0.0, tsm_weight=1.0,
                         refresh_every=10**6, sampler_steps=100, mala_step_size=1e-3)
     fit_pidp(d, model, log_target, buffer, config, generator=gen)
-    score = potential_score(model)
-    x0, _ = mix.sample(2000, generator=torch.Generator().manual_seed(5))
-    for t_value, tol in checks:
-        t = torch.full((2000,), t_value, dtype=torch.float64)
-        xt, _ = d.perturb(x0, t, generator=torch.Generator().manual_seed(6))
-        exact = mix.score(xt, t)
-        rel = float(((score(xt, t) - exact) ** 2).sum() / (exact**2).sum())
-        assert rel < tol, (t_value, rel)
-    x = sample_sde(d, score, 4000, steps=200, generator=torch.Generator().manual_seed(7), dtype=torch.float64).x
-    weights = torch.bincount(mix.component_posterior(x).argmax(1), minlength=3).double() / 4000
-    assert (weights - mix.weights).abs().max() < 0.04, weights
+    assert_learnt(mix, model, checks, weight_tolerance=0.04)

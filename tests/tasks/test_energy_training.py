@@ -134,7 +134,9 @@ def test_site_jump_centres_every_site_image():
     from digmat.tasks.energy_training import site_jump
 
     system = AdsorbateSystem(SLAB, get_adsorbate("O"))
-    jump = site_jump(system, SLAB, get_adsorbate("O"), (-1.0, 3.0), width=0.3)
+    from digmat.tasks.adsorbate_energy import AdsorbateEnergy
+
+    jump = site_jump(AdsorbateEnergy(system, EMT(), height_window=(-1.0, 3.0)), SLAB, get_adsorbate("O"), width=0.3)
     # Cu(111) 1x1: one ontop, three bridges, two hollows
     frac = jump.centres[:, :2].numpy()
     expected = np.array([[0, 0], [0.5, 0], [0, 0.5], [0.5, 0.5], *SITES])
