@@ -1,9 +1,9 @@
 """Reference ensembles of capped peptides: independent well-tempered metadynamics runs, compared in halves.
 
 For every sequence, two or more runs (``--seeds``, default 0 and 1; different starting conformers) of
-:func:`digmat.protein.run_metadynamics` (ff14SB + GBn2, 300 K, bias on every residue's φ/ψ
-and a dipeptide's χ1) are written to ``OUT/<SEQ>/run<seed>.npz`` (torsions every ps with final-bias weights, a
-frame every 10 ps, the free-energy grid; ~0.5 MB).  Each finished run is one file: rerun
+:func:`digmat.protein.run_metadynamics` (ff14SB + GBn2, 300 K, bias on a dipeptide's φ/ψ
+and χ1, on every residue's φ for two or three residues) are written to ``OUT/<SEQ>/run<seed>.npz``
+(torsions every ps with final-bias weights, a frame every 10 ps, the free-energy grid; ~0.5 MB).  Each finished run is one file: rerun
 the same command after a kill and only unfinished runs are redone.  ``OUT/<SEQ>/summary.json``
 gives each run's basin populations (frame reweighting and grid) and free energies, and the
 convergence check: the two independent halves of the runs (even- and odd-numbered seeds, each
@@ -30,6 +30,7 @@ import numpy as np
 from digmat.files import atomic_write_bytes
 from digmat.protein import (
     BASINS,
+    MAX_REFERENCE_RESIDUES,
     KB_KCAL,
     MetadynamicsConfig,
     MetadynamicsRun,
@@ -104,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         sequences = [check_sequence(s) for s in args.sequences]
+        for seq in sequences:
+            if len(seq) > MAX_REFERENCE_RESIDUES:
+                raise ValueError(f"{seq}: metadynamics references take at most {MAX_REFERENCE_RESIDUES} residues")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -9,10 +9,17 @@ from digmat.protein.builder import AMINO_ACIDS, build_peptide, check_sequence, r
 from digmat.protein.extra import ProteinExtraMissingError, require_protein_extra
 from digmat.protein.forcefield import ForceFieldConfig, OpenMMCalculator, create_system, peptide_topology
 from digmat.protein.io import write_pdb
-from digmat.protein.metadynamics import MetadynamicsConfig, MetadynamicsRun, run_metadynamics
+from digmat.protein.metadynamics import (
+    MAX_REFERENCE_RESIDUES,
+    MetadynamicsConfig,
+    MetadynamicsRun,
+    biased_torsions,
+    run_metadynamics,
+)
 from digmat.protein.torsions import Dihedral, backbone_dihedrals, dihedral_angles, phi_psi, set_dihedrals, state_torsions
 
 __all__ = [
+    "MAX_REFERENCE_RESIDUES",
     "AMINO_ACIDS",
     "BASINS",
     "BasinTable",
@@ -26,6 +33,7 @@ __all__ = [
     "assign_basins",
     "backbone_dihedrals",
     "basin_table",
+    "biased_torsions",
     "build_peptide",
     "check_sequence",
     "create_system",

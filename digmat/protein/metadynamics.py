@@ -1,8 +1,9 @@
 """Reference ensembles of capped peptides: well-tempered metadynamics on backbone φ/ψ (and χ1).
 
 Plain MD of alanine dipeptide at 300 K does not cross to φ > 0 in nanoseconds, so a
-reference needs enhanced sampling.  :func:`run_metadynamics` biases every residue's (φ, ψ)
-— and, for a dipeptide with a side chain, its χ1 too (``bias_chi1``: with φ/ψ alone, two
+reference needs enhanced sampling.  :func:`run_metadynamics` biases a dipeptide's (φ, ψ)
+(every residue's φ for two or three residues, :func:`biased_torsions`) — and, for a dipeptide
+with a side chain, its χ1 too (``bias_chi1``: with φ/ψ alone, two
 10 ns runs of Phe disagreed on αR by 0.40 vs 0.13, because the slow, unbiased χ1 couples to
 the backbone) — with OpenMM's own well-tempered metadynamics (Barducci, Bussi & Parrinello 2008) in
 implicit solvent.  At convergence the bias V(s) = −(1 − 1/γ) F(s), so
@@ -34,9 +35,11 @@ from digmat.protein.extra import require_protein_extra
 from digmat.protein.forcefield import ForceFieldConfig, create_system, peptide_topology, topology_key
 from digmat.protein.torsions import backbone_dihedrals, dihedral_angles, state_torsions
 
-__all__ = ["MetadynamicsConfig", "MetadynamicsRun", "grid_in_variable_order", "run_metadynamics"]
+__all__ = ["MAX_REFERENCE_RESIDUES", "MetadynamicsConfig", "MetadynamicsRun", "biased_torsions", "grid_in_variable_order", "run_metadynamics"]
 
 KJ_TO_KCAL = 1.0 / 4.184
+MAX_REFERENCE_RESIDUES = 3
+"""Longest peptide :func:`run_metadynamics` takes: one biased φ per residue, three CVs at most."""
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,7 @@ def run_metadynamics(
     threads: int | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> MetadynamicsRun:
-    """Well-tempered metadynamics on every residue's (φ, ψ) of a capped peptide.
+    """Well-tempered metadynamics of a capped peptide on the torsions :func:`biased_torsions` picks.
 
     Parameters
     ----------
@@ -256,11 +259,11 @@ def run_metadynamics(
     from openmm import app, unit
 
     dihedrals = backbone_dihedrals(atoms)
+    backbone_quads = np.array([d.indices for d in dihedrals])
     tracked = state_torsions(atoms)
     tracked_quads = np.array([d.indices for d in tracked])
+    biased = biased_torsions(dihedrals, tracked, config)
     system = create_system(atoms, config.forcefield)
-    chi1 = [d for d in tracked if d.name == "chi1"]
-    biased = list(dihedrals) + (chi1 if config.bias_chi1 and len(dihedrals) + len(chi1) <= 3 else [])
     grid = config.grid if len(biased) <= 2 else config.grid_3d
     variables, names = [], []
     for d in biased:
@@ -292,6 +295,7 @@ def run_metadynamics(
     cvs = np.zeros((n_records, len(biased)))
     bias = np.zeros(n_records)
     torsions = np.zeros((n_records, len(tracked)))
+    backbone = np.zeros((n_records, len(dihedrals)))
     frames, frame_records = [], []
     start = time.perf_counter()
     for k in range(n_records):
@@ -301,13 +305,14 @@ def run_metadynamics(
         bias[k] = state.getPotentialEnergy().value_in_unit(unit.kilojoules_per_mole)
         pos = simulation.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.angstrom)
         torsions[k] = np.degrees(dihedral_angles(pos, tracked_quads))
+        backbone[k] = np.degrees(dihedral_angles(pos, backbone_quads))
         if (k + 1) % frame_every == 0:
             frames.append(pos.astype(np.float32))
             frame_records.append(k)
         if progress is not None and (k + 1) % max(1, n_records // 100) == 0:
             progress((k + 1) / n_records)
     wall = time.perf_counter() - start
-    pairs = np.degrees(cvs[:, :len(dihedrals)]).reshape(n_records, -1, 2)
+    pairs = backbone.reshape(n_records, -1, 2)
     free = grid_in_variable_order(np.asarray(meta.getFreeEnergy().value_in_unit(unit.kilojoules_per_mole)))
     key = topology_key(atoms)
     run_meta = {
@@ -320,7 +325,30 @@ def run_metadynamics(
     return MetadynamicsRun(pairs, bias, free, names, np.array(frames, dtype=np.float32),
                            np.array(frame_records, dtype=int), run_meta, torsions=torsions,
                            torsion_names=[f"{d.name}:{d.residue}" for d in tracked],
-                           cv_values=np.degrees(cvs) if len(biased) > len(dihedrals) else None)
+                           cv_values=None if biased == list(dihedrals) else np.degrees(cvs))
+
+
+def biased_torsions(dihedrals: list, tracked: list, config: MetadynamicsConfig) -> list:
+    """The torsions a run biases (OpenMM's metadynamics takes at most three).
+
+    One residue: its φ and ψ, and its χ1 when it has one and ``config.bias_chi1``.  Two or three
+    residues: every residue's φ — the slow backbone angle (the αL/C7ax crossing); ψ moves
+    between β/PII and αR within tens of ps at 300 K and is left unbiased (independent runs
+    check that the reference converged all the same).
+
+    Raises
+    ------
+    ValueError
+        For more than three residues.
+    """
+    phis = [d for d in dihedrals if d.name == "phi"]
+    if len(phis) > MAX_REFERENCE_RESIDUES:
+        raise ValueError(f"metadynamics references take at most {MAX_REFERENCE_RESIDUES} residues (OpenMM "
+                         f"biases at most 3 collective variables); this peptide has {len(phis)}")
+    if len(phis) > 1:
+        return phis
+    chi1 = [d for d in tracked if d.name == "chi1"]
+    return list(dihedrals) + (chi1 if config.bias_chi1 and len(dihedrals) + len(chi1) <= 3 else [])
 
 
 def grid_in_variable_order(openmm_grid: np.ndarray) -> np.ndarray:

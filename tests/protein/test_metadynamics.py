@@ -128,3 +128,30 @@ def test_three_cv_bias_uses_chi1(tmp_path):
     # the grid's basin populations marginalise χ1: flat in φ/ψ here, so each basin gets its area share
     flat = np.ones((n, n))
     assert np.allclose(back.grid_populations(), _run_with_grid(flat, [[0.0, 0.0]]).grid_populations())
+
+
+def test_tripeptide_biases_each_residues_phi():
+    """Two residues: φ of each is biased (2 CVs, the fine grid); ψ is recorded, not biased."""
+    from digmat.protein import build_peptide
+
+    atoms = build_peptide("GA")
+    config = MetadynamicsConfig(nanoseconds=0.005, equilibration_ps=0.5, frame_ps=1.0)
+    run = run_metadynamics(atoms, config, threads=1)
+    assert run.cv_names == ["phi2", "phi3"] and run.free_energy_kj.shape == (72, 72)
+    assert run.phi_psi.shape == (5, 2, 2)
+    np.testing.assert_allclose(run.cv_values, run.phi_psi[:, :, 0], atol=1e-4)
+    np.testing.assert_allclose(run.torsions[:, :4], run.phi_psi.reshape(5, 4), atol=1e-6)
+    from digmat.protein import phi_psi
+
+    np.testing.assert_allclose(phi_psi(atoms, run.frames[-1].astype(float)), run.phi_psi[-1], atol=0.05)
+    assert np.isfinite(run.weights()).all()
+
+
+def test_more_than_three_residues_are_refused_before_simulating():
+    from digmat.protein import backbone_dihedrals, biased_torsions, build_peptide, state_torsions
+
+    atoms = build_peptide("AAAA")
+    with pytest.raises(ValueError, match="at most 3 residues"):
+        biased_torsions(backbone_dihedrals(atoms), state_torsions(atoms), MetadynamicsConfig())
+    with pytest.raises(ValueError, match="at most 3 residues"):
+        run_metadynamics(atoms, MetadynamicsConfig(nanoseconds=0.005), threads=1)
