@@ -22,11 +22,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from digmat.core import NoiseSchedule, ScoreFn, noise_batch, score_matching_error
-from digmat.systems.peptide import PeptideSystem
+from digmat.systems.peptide import CANONICAL_BACKBONES, PeptideSystem
 
 __all__ = ["PeptideModelConfig", "PeptideScoreModel", "peptide_dsm_loss"]
 
@@ -54,6 +55,10 @@ class PeptideModelConfig:
         Temperatures of the training data, K (sampling outside is refused).
     training_sequences : tuple of str
         Sequences trained on (metadata for cards and held-out checks).
+    steric_points : int
+        0: tokens see chemistry descriptors only.  > 0: each token also sees its torsion's
+        steric clearance profile (:meth:`~digmat.systems.peptide.PeptideSystem.steric_profiles`,
+        this many angles per turn) and the clearance at its current noisy angle.
     """
 
     width: int = 128
@@ -67,6 +72,7 @@ class PeptideModelConfig:
     temperature_ref: float = 300.0
     temperature_range: tuple[float, float] = (300.0, 300.0)
     training_sequences: tuple[str, ...] = ()
+    steric_points: int = 0
 
     def __post_init__(self) -> None:
         if self.width % self.heads:
@@ -121,7 +127,10 @@ class PeptideScoreModel(nn.Module):
         super().__init__()
         self.config = config
         w = config.width
-        self.static = nn.Sequential(nn.Linear(PeptideSystem.num_token_features(), w), nn.SiLU(), nn.Linear(w, w))
+        n_static = PeptideSystem.num_token_features() + len(CANONICAL_BACKBONES) * config.steric_points
+        self.static = nn.Sequential(nn.Linear(n_static, w), nn.SiLU(), nn.Linear(w, w))
+        self.steric = (nn.Sequential(nn.Linear(len(CANONICAL_BACKBONES), w), nn.SiLU(), nn.Linear(w, w))
+                       if config.steric_points else None)
         self.angle = nn.Linear(2 * config.harmonics, w)
         self.time = nn.Sequential(nn.Linear(2 * config.time_features + 1, w), nn.SiLU(), nn.Linear(w, w))
         self.register_buffer("frequencies", torch.exp(torch.linspace(0.0, math.log(50.0), config.time_features)),
@@ -133,7 +142,7 @@ class PeptideScoreModel(nn.Module):
         self.out = nn.Linear(w, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-        self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self._cache: dict[tuple, tuple[Tensor, Tensor, Tensor | None]] = {}
 
     @classmethod
     def from_payload(cls, ckpt: dict[str, Any], *, ema: bool = True) -> PeptideScoreModel:
@@ -149,22 +158,42 @@ class PeptideScoreModel(nn.Module):
             span = f"{lo:g} K" if lo == hi else f"{lo:g}-{hi:g} K"
             raise ValueError(f"temperature {temperature:g} K is outside what this model was trained on ({span})")
 
-    def _system_inputs(self, system: PeptideSystem, like: Tensor) -> tuple[Tensor, Tensor]:
+    def _system_inputs(self, system: PeptideSystem, like: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Cached per peptide: static token features, residue separations, steric profiles (or None)."""
         key = (system.key, like.device, like.dtype)
         if key not in self._cache:
-            feats = torch.as_tensor(system.token_features(), dtype=like.dtype, device=like.device)
+            feats = system.token_features()
+            profiles = None
+            if self.config.steric_points:
+                profiles = system.steric_profiles(self.config.steric_points)  # (dim, 2, P)
+                feats = np.concatenate([feats, profiles.reshape(len(feats), -1)], axis=1)
+                profiles = torch.as_tensor(profiles, dtype=like.dtype, device=like.device)
+            feats = torch.as_tensor(feats, dtype=like.dtype, device=like.device)
             res = torch.as_tensor(system.residue_pairs(), device=like.device)
             sep = (res[None, :] - res[:, None]).clamp(-MAX_SEPARATION, MAX_SEPARATION) + MAX_SEPARATION
-            self._cache[key] = (feats, sep)
+            self._cache[key] = (feats, sep, profiles)
         return self._cache[key]
+
+    @staticmethod
+    def _clearance_at(profiles: Tensor, states: Tensor) -> Tensor:
+        """Profiles ``(dim, K, P)`` interpolated (periodic, linear) at angles ``(B, dim)``: ``(B, dim, K)``."""
+        points = profiles.shape[-1]
+        x = torch.remainder(states, 2 * math.pi) / (2 * math.pi) * points
+        lo = torch.floor(x).long().clamp(0, points - 1)
+        frac = (x - lo.to(x.dtype))[..., None]
+        table = profiles.permute(0, 2, 1)  # (dim, P, K)
+        rows = torch.arange(profiles.shape[0], device=states.device)
+        return table[rows, lo] * (1 - frac) + table[rows, (lo + 1) % points] * frac
 
     def eps(self, system: PeptideSystem, states: Tensor, t: Tensor, temperature: float | Tensor) -> Tensor:
         """ε of states ``(B, dim)`` at times ``(B,)`` and temperature (K, scalar or ``(B,)``)."""
-        feats, sep = self._system_inputs(system, states)
+        feats, sep, profiles = self._system_inputs(system, states)
         b, d = states.shape
         k = torch.arange(1, self.config.harmonics + 1, dtype=states.dtype, device=states.device)
         phase = states[..., None] * k
         h = self.static(feats)[None] + self.angle(torch.cat([torch.sin(phase), torch.cos(phase)], -1))
+        if profiles is not None:
+            h = h + self.steric(self._clearance_at(profiles, states))
         log_sigma = torch.log(self.config.schedule.sigma_tilde(t).clamp_min(1e-6)).to(states.dtype)
         z = log_sigma[:, None] * self.frequencies.to(states.dtype)
         temp = torch.as_tensor(temperature, dtype=states.dtype, device=states.device).expand(b)

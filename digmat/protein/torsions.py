@@ -21,6 +21,7 @@ __all__ = [
     "bond_graph",
     "dihedral_angles",
     "moving_side",
+    "nonlocal_pairs",
     "phi_psi",
     "set_dihedrals",
     "state_torsions",
@@ -113,6 +114,34 @@ def bond_graph(atoms: Atoms) -> list[list[int]]:
         neighbours[i].append(j)
         neighbours[j].append(i)
     return neighbours
+
+
+def nonlocal_pairs(neighbours: list[list[int]], min_bonds: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Atom pairs ``(i, j)``, i < j, at least ``min_bonds`` covalent bonds apart (or unconnected).
+
+    These are the pairs a steric clash is judged on: closer ones are held by bonds and angles.
+
+    Parameters
+    ----------
+    neighbours : list of list of int
+        Bond graph (:func:`bond_graph`).
+    min_bonds : int
+
+    Returns
+    -------
+    (ndarray, ndarray) of int
+    """
+    n = len(neighbours)
+    hops = np.full((n, n), n + 1, dtype=int)
+    for start in range(n):
+        hops[start, start] = 0
+        frontier = [start]
+        for depth in range(1, min_bonds):
+            frontier = [b for a in frontier for b in neighbours[a] if hops[start, b] > depth]
+            for b in frontier:
+                hops[start, b] = depth
+    i, j = np.nonzero(np.triu(hops >= min_bonds, 1))
+    return i, j
 
 
 def set_dihedrals(atoms: Atoms, dihedrals: list[Dihedral], angles_deg) -> Atoms:

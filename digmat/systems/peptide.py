@@ -27,12 +27,24 @@ from torch import Tensor
 from digmat.core import Diffusion, NoiseSchedule, StateSpace
 from digmat.protein.builder import AMINO_ACIDS, build_peptide, check_sequence
 from digmat.protein.forcefield import create_system, topology_key
-from digmat.protein.torsions import BACKBONE, Dihedral, bond_graph, dihedral_angles, moving_side, set_dihedrals, state_torsions
+from digmat.protein.torsions import (
+    BACKBONE,
+    Dihedral,
+    bond_graph,
+    dihedral_angles,
+    moving_side,
+    nonlocal_pairs,
+    set_dihedrals,
+    state_torsions,
+)
 
-__all__ = ["TORSION_KINDS", "RESIDUE_FEATURES", "PeptideSystem", "residue_descriptors"]
+__all__ = ["CANONICAL_BACKBONES", "TORSION_KINDS", "RESIDUE_FEATURES", "PeptideSystem", "residue_descriptors"]
 
 TORSION_KINDS = ("phi", "psi", "chi1", "chi2", "chi3", "chi4", "chi5")
 """Torsion kinds a state entry can be (one-hot in the token features)."""
+
+CANONICAL_BACKBONES = ((-120.0, 130.0), (-60.0, -45.0))
+"""(φ, ψ) in degrees of the backbones :meth:`PeptideSystem.steric_profiles` scans at: β and αR."""
 
 RESIDUE_FEATURES = (
     "side_C", "side_N", "side_O", "side_S", "n_chi", "beta_branched", "gamma_branched", "ring_atoms",
@@ -172,6 +184,42 @@ class PeptideSystem:
     def num_token_features() -> int:
         """Length F of :meth:`token_features` rows."""
         return len(TORSION_KINDS) + 3 * len(RESIDUE_FEATURES) + 4
+
+    def steric_profiles(self, points: int = 36) -> np.ndarray:
+        """Steric clearance of each state torsion over a full turn, shape ``(dim, 2, points)``.
+
+        For each backbone of :data:`CANONICAL_BACKBONES` (every residue's φ/ψ set to it, side
+        chains at the template's χ) the torsion is turned to the angles 2πm/points (the state's
+        convention) with everything else fixed.  The clearance at an angle is the smallest
+        d_ij / (R_i + R_j) (Bondi radii, hydrogens included) over pairs of atoms four or more
+        bonds apart that the turn moves relative to each other, clipped to 1.5; below 0.6 is a
+        clash (:func:`~digmat.tasks.peptide_sampling.clash_mask`'s criterion).  It tells a model
+        which angles the residue's own atoms forbid, also for residues it was not trained on.
+        """
+        from ase.data.vdw import vdw_radii
+
+        neighbours = bond_graph(self.template)
+        i, j = nonlocal_pairs(neighbours)
+        radii = np.array([vdw_radii[z] for z in self.template.numbers])
+        backbone = [d for d in self.torsions if d.name in ("phi", "psi")]
+        grid = 2 * math.pi * np.arange(points) / points
+        out = np.zeros((self.dim, len(CANONICAL_BACKBONES), points))
+        for b, (phi, psi) in enumerate(CANONICAL_BACKBONES):
+            pos = set_dihedrals(self.template, backbone, [phi if d.name == "phi" else psi for d in backbone]).positions
+            for t, d in enumerate(self.torsions):
+                _, jj, kk, _ = d.indices
+                moving = np.zeros(len(pos), dtype=bool)
+                moving[moving_side(neighbours, jj, kk)] = True
+                cross = moving[i] != moving[j]
+                mi, si = np.where(moving[i[cross]], i[cross], j[cross]), np.where(moving[i[cross]], j[cross], i[cross])
+                axis = (pos[kk] - pos[jj]) / np.linalg.norm(pos[kk] - pos[jj])
+                delta = grid - dihedral_angles(pos, self._quads[t:t + 1])[0]
+                rel = pos[mi] - pos[kk]  # (P, 3)
+                cos, sin = np.cos(delta)[:, None, None], np.sin(delta)[:, None, None]
+                turned = rel * cos + np.cross(axis, rel) * sin + (rel @ axis)[:, None] * axis * (1 - cos) + pos[kk]
+                dist = np.linalg.norm(turned - pos[si], axis=-1)  # (points, pairs)
+                out[t, b] = np.minimum(dist / (radii[mi] + radii[si]), 1.5).min(axis=1) if len(mi) else 1.5
+        return out
 
     def residue_pairs(self) -> np.ndarray:
         """Index of each state entry's residue in :attr:`residues`, shape ``(dim,)``."""

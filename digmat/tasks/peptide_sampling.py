@@ -24,7 +24,7 @@ from ase import Atoms
 from digmat.core import ODEConfig, SampleConfig, log_prob
 from digmat.models.peptide import PeptideScoreModel
 from digmat.protein import BasinTable, basin_table, phi_psi, write_pdb
-from digmat.protein.torsions import bond_graph
+from digmat.protein.torsions import bond_graph, nonlocal_pairs
 from digmat.systems.peptide import PeptideSystem
 
 __all__ = ["DEFAULT_PEPTIDE_SAMPLER", "PeptideEnsemble", "clash_mask", "ramachandran_histograms", "sample_peptides"]
@@ -51,17 +51,7 @@ def clash_mask(atoms: Atoms, positions: np.ndarray, *, scale: float = 0.6) -> np
     """
     from ase.data.vdw import vdw_radii
 
-    neighbours = bond_graph(atoms)
-    n = len(atoms)
-    hops = np.full((n, n), 99, dtype=int)
-    for start in range(n):
-        hops[start, start] = 0
-        frontier = [start]
-        for depth in range(1, 4):
-            frontier = [b for a in frontier for b in neighbours[a] if hops[start, b] > depth]
-            for b in frontier:
-                hops[start, b] = depth
-    i, j = np.nonzero(np.triu(hops >= 4, 1))
+    i, j = nonlocal_pairs(bond_graph(atoms))
     radii = np.array([vdw_radii[z] for z in atoms.numbers])
     limit = scale * (radii[i] + radii[j])
     d = np.linalg.norm(positions[:, i] - positions[:, j], axis=-1)

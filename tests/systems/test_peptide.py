@@ -68,3 +68,26 @@ def test_from_degrees_matches_to_state(lysine):
 def test_other_peptides_are_refused(lysine):
     with pytest.raises(ValueError, match="is not PeptideSystem"):
         lysine.to_state(build_peptide("A", minimize=False))
+
+
+def test_steric_profiles_agree_with_the_clash_criterion():
+    """A clearance below 0.6 at an angle is exactly a clash of that conformation (clash_mask)."""
+    from digmat.protein.torsions import set_dihedrals
+    from digmat.systems.peptide import CANONICAL_BACKBONES
+    from digmat.tasks.peptide_sampling import clash_mask
+
+    system = PeptideSystem.from_sequence("N")
+    profiles = system.steric_profiles(36)
+    assert profiles.shape == (system.dim, len(CANONICAL_BACKBONES), 36)
+    assert np.all((profiles > 0) & (profiles <= 1.5))
+    backbone = [d for d in system.torsions if d.name in ("phi", "psi")]
+    for b, angles in enumerate(CANONICAL_BACKBONES):
+        base = set_dihedrals(system.template, backbone, list(angles))
+        for t, d in enumerate(system.torsions):
+            turned = np.stack([set_dihedrals(base, [d], [10.0 * m]).positions for m in range(36)])
+            np.testing.assert_array_equal(clash_mask(system.template, turned), profiles[t, b] < 0.6)
+    # Asn's amide turned so that its NH2 points back at the backbone (χ2 ≈ 150–190°) is the tightest
+    # turn of its χ2; Asp's carboxylate, with no hydrogens there, is not close.
+    chi2 = [d.name for d in system.torsions].index("chi2")
+    asp = PeptideSystem.from_sequence("D").steric_profiles(36)
+    assert profiles[chi2, 0, 15:20].min() < 0.7 < asp[chi2, 0, 15:20].min()

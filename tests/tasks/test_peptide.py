@@ -107,3 +107,27 @@ def test_ensemble_files(trained, tmp_path):
     summary = ensemble.summary()
     json.dumps(summary)
     assert set(summary["basins"]["2"]) == set(BASINS)
+
+
+def test_steric_input_interpolates_the_profiles_and_round_trips(tmp_path):
+    """The model's clearance input is the profile at the current angle (periodic, linear)."""
+    import math
+
+    from digmat.checkpoint import load_checkpoint, save_checkpoint
+    from digmat.models import PeptideScoreModel
+    from digmat.systems.peptide import PeptideSystem
+
+    system = PeptideSystem.from_sequence("S")
+    model = PeptideScoreModel(PeptideModelConfig(width=32, layers=1, heads=4, ffn=64, steric_points=12)).double()
+    profiles = torch.as_tensor(system.steric_profiles(12))
+    step = 2 * math.pi / 12
+    at = model._clearance_at(profiles, torch.tensor([[3 * step, 11.5 * step, -0.5 * step]], dtype=torch.float64))
+    np.testing.assert_allclose(at[0, 0], profiles[0, :, 3])
+    np.testing.assert_allclose(at[0, 1], (profiles[1, :, 11] + profiles[1, :, 0]) / 2)
+    np.testing.assert_allclose(at[0, 2], (profiles[2, :, 11] + profiles[2, :, 0]) / 2)
+    x = torch.rand(3, system.dim, dtype=torch.float64) * 2 * math.pi
+    t = torch.full((3,), 0.2, dtype=torch.float64)
+    eps = model.eps(system, x, t, 300.0)
+    save_checkpoint(tmp_path / "m.pt", kind="peptide", config=model.config.to_dict(), state_dict=model.state_dict())
+    back = PeptideScoreModel.from_payload(load_checkpoint(tmp_path / "m.pt"), ema=False).double()
+    torch.testing.assert_close(back.eps(system, x, t, 300.0), eps)
