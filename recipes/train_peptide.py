@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples-per-peptide", type=int, default=20000)
     parser.add_argument("--steric-points", type=int, default=0,
                         help="angles per turn of each torsion's steric clearance profile fed to the model (0: none)")
+    parser.add_argument("--steric-current", action="store_true",
+                        help="also feed each torsion's clearance in the current noisy conformation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--ship", action="store_true", help=f"copy the EMA weights to {SHIPPED_DIR}/peptide.pt")
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     dataset = PeptideDataset(args.data, args.train, samples_per_peptide=args.samples_per_peptide, seed=args.seed)
     config = PeptideModelConfig(width=args.width, layers=args.layers, heads=4, ffn=2 * args.width,
-                                time_power=args.time_power, steric_points=args.steric_points)
+                                time_power=args.time_power, steric_points=args.steric_points,
+                                steric_current=args.steric_current)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(200, args.steps // 10),
                         ema_decay=0.999, log_every=50, checkpoint_every=500, seed=args.seed)
     start = time.perf_counter()

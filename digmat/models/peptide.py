@@ -59,6 +59,10 @@ class PeptideModelConfig:
         0: tokens see chemistry descriptors only.  > 0: each token also sees its torsion's
         steric clearance profile (:meth:`~digmat.systems.peptide.PeptideSystem.steric_profiles`,
         this many angles per turn) and the clearance at its current noisy angle.
+    steric_current : bool
+        Each token also sees its torsion's clearance in the decoded conformation of the
+        current noisy state (:meth:`~digmat.systems.peptide.PeptideSystem.clearance`: every
+        torsion at once, not one at a time).
     """
 
     width: int = 128
@@ -73,6 +77,7 @@ class PeptideModelConfig:
     temperature_range: tuple[float, float] = (300.0, 300.0)
     training_sequences: tuple[str, ...] = ()
     steric_points: int = 0
+    steric_current: bool = False
 
     def __post_init__(self) -> None:
         if self.width % self.heads:
@@ -129,8 +134,8 @@ class PeptideScoreModel(nn.Module):
         w = config.width
         n_static = PeptideSystem.num_token_features() + len(CANONICAL_BACKBONES) * config.steric_points
         self.static = nn.Sequential(nn.Linear(n_static, w), nn.SiLU(), nn.Linear(w, w))
-        self.steric = (nn.Sequential(nn.Linear(len(CANONICAL_BACKBONES), w), nn.SiLU(), nn.Linear(w, w))
-                       if config.steric_points else None)
+        n_steric = (len(CANONICAL_BACKBONES) if config.steric_points else 0) + int(config.steric_current)
+        self.steric = nn.Sequential(nn.Linear(n_steric, w), nn.SiLU(), nn.Linear(w, w)) if n_steric else None
         self.angle = nn.Linear(2 * config.harmonics, w)
         self.time = nn.Sequential(nn.Linear(2 * config.time_features + 1, w), nn.SiLU(), nn.Linear(w, w))
         self.register_buffer("frequencies", torch.exp(torch.linspace(0.0, math.log(50.0), config.time_features)),
@@ -192,8 +197,11 @@ class PeptideScoreModel(nn.Module):
         k = torch.arange(1, self.config.harmonics + 1, dtype=states.dtype, device=states.device)
         phase = states[..., None] * k
         h = self.static(feats)[None] + self.angle(torch.cat([torch.sin(phase), torch.cos(phase)], -1))
-        if profiles is not None:
-            h = h + self.steric(self._clearance_at(profiles, states))
+        if self.steric is not None:
+            steric = [] if profiles is None else [self._clearance_at(profiles, states)]
+            if self.config.steric_current:
+                steric.append(system.clearance(states)[..., None])
+            h = h + self.steric(torch.cat(steric, -1))
         log_sigma = torch.log(self.config.schedule.sigma_tilde(t).clamp_min(1e-6)).to(states.dtype)
         z = log_sigma[:, None] * self.frequencies.to(states.dtype)
         temp = torch.as_tensor(temperature, dtype=states.dtype, device=states.device).expand(b)

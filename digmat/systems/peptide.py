@@ -146,6 +146,7 @@ class PeptideSystem:
         self.sequence = "".join(codes.get(self.key[1][self.key[2].index(n)], "X") for n in residues)
         self.residues = residues
         self.descriptors = residue_descriptors(self.template)
+        self._tables: dict[tuple, dict[str, Tensor]] = {}
 
     @classmethod
     def from_sequence(cls, sequence: str, *, seed: int = 0) -> PeptideSystem:
@@ -220,6 +221,56 @@ class PeptideSystem:
                 dist = np.linalg.norm(turned - pos[si], axis=-1)  # (points, pairs)
                 out[t, b] = np.minimum(dist / (radii[mi] + radii[si]), 1.5).min(axis=1) if len(mi) else 1.5
         return out
+
+    def _steric_tables(self, like: Tensor) -> dict[str, Tensor]:
+        """Cached tensors for :meth:`positions_of` and :meth:`clearance`."""
+        key = (like.device, like.dtype)
+        if key not in self._tables:
+            from ase.data.vdw import vdw_radii
+
+            neighbours = bond_graph(self.template)
+            i, j = nonlocal_pairs(neighbours)
+            moving = np.zeros((self.dim, len(self.template)), dtype=bool)
+            for t, d in enumerate(self.torsions):
+                moving[t, moving_side(neighbours, d.indices[1], d.indices[2])] = True
+            radii = np.array([vdw_radii[z] for z in self.template.numbers])
+            as_t = lambda a: torch.as_tensor(a, device=like.device)  # noqa: E731
+            self._tables[key] = {
+                "template": as_t(self.template.positions).to(like.dtype), "quads": as_t(self._quads),
+                "moving": as_t(moving), "i": as_t(i), "j": as_t(j),
+                "radii": as_t(radii[i] + radii[j]).to(like.dtype), "cross": as_t(moving[:, i] != moving[:, j]),
+            }
+        return self._tables[key]
+
+    def positions_of(self, states: Tensor) -> Tensor:
+        """Atom positions ``(B, N, 3)`` in Å of states ``(B, dim)``, in torch (the same rigid
+        rotations as :meth:`to_atoms`, batched; the template's bonds and angles)."""
+        tab = self._steric_tables(states)
+        pos = tab["template"].expand(states.shape[0], -1, -1).clone()
+        for t in range(self.dim):
+            a, b, c, d = (pos[:, k] for k in tab["quads"][t])
+            axis = (c - b) / torch.linalg.norm(c - b, dim=-1, keepdim=True)
+            v = (a - b) - ((a - b) * axis).sum(-1, keepdim=True) * axis
+            w = (d - c) - ((d - c) * axis).sum(-1, keepdim=True) * axis
+            current = torch.atan2((torch.cross(axis, v, dim=-1) * w).sum(-1), (v * w).sum(-1))
+            delta = (states[:, t] - current)[:, None, None]
+            rel = pos - c[:, None]
+            ax = axis[:, None]
+            turned = (rel * torch.cos(delta) + torch.cross(ax.expand_as(rel), rel, dim=-1) * torch.sin(delta)
+                      + (rel * ax).sum(-1, keepdim=True) * ax * (1 - torch.cos(delta)) + c[:, None])
+            pos = torch.where(tab["moving"][t][None, :, None], turned, pos)
+        return pos
+
+    def clearance(self, states: Tensor) -> Tensor:
+        """Steric clearance of each torsion in the conformation of each state, shape ``(B, dim)``:
+        the smallest d_ij / (R_i + R_j) over pairs four or more bonds apart that the torsion
+        moves relative to each other (Bondi radii), clipped to 1.5 (< 0.6: a clash)."""
+        tab = self._steric_tables(states)
+        pos = self.positions_of(states)
+        ratio = torch.linalg.norm(pos[:, tab["i"]] - pos[:, tab["j"]], dim=-1) / tab["radii"]  # (B, P)
+        ratio = ratio.clamp(max=1.5)
+        big = torch.full_like(ratio, 1.5)
+        return torch.stack([torch.where(tab["cross"][t][None], ratio, big).min(-1).values for t in range(self.dim)], -1)
 
     def residue_pairs(self) -> np.ndarray:
         """Index of each state entry's residue in :attr:`residues`, shape ``(dim,)``."""

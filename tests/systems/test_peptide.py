@@ -91,3 +91,28 @@ def test_steric_profiles_agree_with_the_clash_criterion():
     chi2 = [d.name for d in system.torsions].index("chi2")
     asp = PeptideSystem.from_sequence("D").steric_profiles(36)
     assert profiles[chi2, 0, 15:20].min() < 0.7 < asp[chi2, 0, 15:20].min()
+
+
+def test_torch_decoding_and_clearance_match_to_atoms_and_clash_mask(lysine):
+    from digmat.tasks.peptide_sampling import clash_mask
+
+    states = torch.rand(48, lysine.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2 * math.pi
+    reference = np.stack([a.positions for a in lysine.to_atoms(states)])
+    np.testing.assert_allclose(lysine.positions_of(states).numpy(), reference, atol=1e-9)
+    clearance = lysine.clearance(states)
+    assert clearance.shape == (48, lysine.dim) and float(clearance.max()) <= 1.5
+    clashing = clash_mask(lysine.template, reference)
+    assert 0 < clashing.sum() < 48  # random lysine states: some clash, some do not
+    np.testing.assert_array_equal(clearance.min(dim=1).values.numpy() < 0.6, clashing)
+    # one torsion turned from the β backbone: its clearance is its steric profile (numpy, per torsion)
+    from digmat.systems.peptide import CANONICAL_BACKBONES
+
+    base = lysine.to_state(lysine.template)[0]
+    for d, name in enumerate(t.name for t in lysine.torsions):
+        if name in ("phi", "psi"):
+            base[d] = math.radians(CANONICAL_BACKBONES[0][0 if name == "phi" else 1])
+    profiles = lysine.steric_profiles(12)
+    for t in range(lysine.dim):
+        turned = base.repeat(12, 1)
+        turned[:, t] = torch.arange(12, dtype=torch.float64) * 2 * math.pi / 12
+        np.testing.assert_allclose(lysine.clearance(turned)[:, t].numpy(), profiles[t, 0], atol=1e-9)

@@ -118,7 +118,8 @@ def test_steric_input_interpolates_the_profiles_and_round_trips(tmp_path):
     from digmat.systems.peptide import PeptideSystem
 
     system = PeptideSystem.from_sequence("S")
-    model = PeptideScoreModel(PeptideModelConfig(width=32, layers=1, heads=4, ffn=64, steric_points=12)).double()
+    model = PeptideScoreModel(PeptideModelConfig(width=32, layers=1, heads=4, ffn=64, steric_points=12,
+                                                 steric_current=True)).double()
     profiles = torch.as_tensor(system.steric_profiles(12))
     step = 2 * math.pi / 12
     at = model._clearance_at(profiles, torch.tensor([[3 * step, 11.5 * step, -0.5 * step]], dtype=torch.float64))
@@ -131,3 +132,4 @@ def test_steric_input_interpolates_the_profiles_and_round_trips(tmp_path):
     save_checkpoint(tmp_path / "m.pt", kind="peptide", config=model.config.to_dict(), state_dict=model.state_dict())
     back = PeptideScoreModel.from_payload(load_checkpoint(tmp_path / "m.pt"), ema=False).double()
     torch.testing.assert_close(back.eps(system, x, t, 300.0), eps)
+    assert back.config.steric_current and back.config.steric_points == 12
