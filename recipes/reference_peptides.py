@@ -3,8 +3,8 @@
 For every sequence, two or more runs (``--seeds``, default 0 and 1; different starting conformers) of
 :func:`digmat.protein.run_metadynamics` (ff14SB + GBn2, 300 K, bias on a dipeptide's φ/ψ
 and χ1, on every residue's φ for two or three residues) are written to ``OUT/<SEQ>/run<seed>.npz``
-(torsions every ps with final-bias weights, a frame every 10 ps, the free-energy grid; ~0.5 MB).  Each finished run is one file: rerun
-the same command after a kill and only unfinished runs are redone.  ``OUT/<SEQ>/summary.json``
+(torsions every ps with final-bias weights, a frame every 10 ps, the free-energy grid; ~0.5 MB).
+Each finished run is one file: rerun the same command after a kill and only unfinished runs are redone.  ``OUT/<SEQ>/summary.json``
 gives each run's basin populations (frame reweighting and grid) and free energies, and the
 convergence check: the two independent halves of the runs (even- and odd-numbered seeds, each
 the mean of its runs' populations) agree on every basin's ΔF (relative to β/C7eq) within

@@ -26,9 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from digmat.core.so3 import exp_map
 from digmat.extras import require_extra
-from digmat.torsions import dihedral_angles, moving_side
+from digmat.torsions import dihedral_angles, moving_side, set_torsions
 
 __all__ = ["ROTATABLE_SMARTS", "PoseSpace"]
 
@@ -130,15 +129,10 @@ class PoseSpace:
     # ------------------------------------------------------------------ pose -> positions
     def conformers(self, tau: Tensor) -> Tensor:
         """The template with torsions ``tau`` (B, M) set, heavy-atom centroid at the origin, (B, N, 3) Å."""
-        x = torch.as_tensor(self.template, dtype=tau.dtype, device=tau.device).expand(tau.shape[0], -1, -1).clone()
-        if self.num_torsions:
-            for m, (i, j, k, l) in enumerate(self.torsions.tolist()):  # each rotates its subtree about j-k
-                side = torch.as_tensor(self._moving_index[m], device=tau.device)
-                axis = x[:, k] - x[:, j]
-                axis = axis / axis.norm(dim=-1, keepdim=True)
-                delta = tau[:, m] - _dihedral(x[:, i], x[:, j], x[:, k], x[:, l])
-                turn = exp_map(axis * delta[:, None])
-                x[:, side] = (x[:, side] - x[:, k, None]) @ turn.transpose(1, 2) + x[:, k, None]
+        x = torch.as_tensor(self.template, dtype=tau.dtype, device=tau.device).expand(tau.shape[0], -1, -1)
+        if self.num_torsions:  # each rotates its subtree about j-k
+            moving = [torch.as_tensor(index, device=tau.device) for index in self._moving_index]
+            x = set_torsions(x, self.torsions.tolist(), moving, tau)
         heavy = torch.as_tensor(self.heavy, device=tau.device)
         return x - x[:, heavy].mean(dim=1, keepdim=True)
 
@@ -209,10 +203,3 @@ def _root_atom(mol, heavy: np.ndarray) -> int:
     d = Chem.GetDistanceMatrix(mol)[np.ix_(heavy, heavy)]
     return int(np.flatnonzero(heavy)[np.argmin(d.max(axis=1))])
 
-
-def _dihedral(p0: Tensor, p1: Tensor, p2: Tensor, p3: Tensor) -> Tensor:
-    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
-    b1n = b1 / b1.norm(dim=-1, keepdim=True)
-    v = b0 - (b0 * b1n).sum(-1, keepdim=True) * b1n
-    w = b2 - (b2 * b1n).sum(-1, keepdim=True) * b1n
-    return torch.atan2((torch.cross(b1n, v, dim=-1) * w).sum(-1), (v * w).sum(-1))

@@ -19,13 +19,13 @@ from digmat.protein.metadynamics import (
 from digmat.protein.torsions import Dihedral, backbone_dihedrals, dihedral_angles, phi_psi, set_dihedrals, state_torsions
 
 __all__ = [
-    "MAX_REFERENCE_RESIDUES",
     "AMINO_ACIDS",
     "BASINS",
     "BasinTable",
     "Dihedral",
     "ForceFieldConfig",
     "KB_KCAL",
+    "MAX_REFERENCE_RESIDUES",
     "MetadynamicsConfig",
     "MetadynamicsRun",
     "OpenMMCalculator",

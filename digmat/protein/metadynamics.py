@@ -35,7 +35,14 @@ from digmat.protein.extra import require_protein_extra
 from digmat.protein.forcefield import ForceFieldConfig, create_system, peptide_topology, topology_key
 from digmat.protein.torsions import backbone_dihedrals, dihedral_angles, state_torsions
 
-__all__ = ["MAX_REFERENCE_RESIDUES", "MetadynamicsConfig", "MetadynamicsRun", "biased_torsions", "grid_in_variable_order", "run_metadynamics"]
+__all__ = [
+    "MAX_REFERENCE_RESIDUES",
+    "MetadynamicsConfig",
+    "MetadynamicsRun",
+    "biased_torsions",
+    "grid_in_variable_order",
+    "run_metadynamics",
+]
 
 KJ_TO_KCAL = 1.0 / 4.184
 MAX_REFERENCE_RESIDUES = 3

@@ -37,6 +37,7 @@ from digmat.protein.torsions import (
     set_dihedrals,
     state_torsions,
 )
+from digmat.torsions import set_torsions
 
 __all__ = ["CANONICAL_BACKBONES", "TORSION_KINDS", "RESIDUE_FEATURES", "PeptideSystem", "residue_descriptors"]
 
@@ -146,7 +147,7 @@ class PeptideSystem:
         self.sequence = "".join(codes.get(self.key[1][self.key[2].index(n)], "X") for n in residues)
         self.residues = residues
         self.descriptors = residue_descriptors(self.template)
-        self._tables: dict[tuple, dict[str, Tensor]] = {}
+        self._tables: dict[tuple, dict] = {}
 
     @classmethod
     def from_sequence(cls, sequence: str, *, seed: int = 0) -> PeptideSystem:
@@ -191,39 +192,26 @@ class PeptideSystem:
 
         For each backbone of :data:`CANONICAL_BACKBONES` (every residue's φ/ψ set to it, side
         chains at the template's χ) the torsion is turned to the angles 2πm/points (the state's
-        convention) with everything else fixed.  The clearance at an angle is the smallest
-        d_ij / (R_i + R_j) (Bondi radii, hydrogens included) over pairs of atoms four or more
-        bonds apart that the turn moves relative to each other, clipped to 1.5; below 0.6 is a
-        clash (:func:`~digmat.tasks.peptide_sampling.clash_mask`'s criterion).  It tells a model
-        which angles the residue's own atoms forbid, also for residues it was not trained on.
+        convention) with everything else fixed, and its :meth:`clearance` is read.  It tells a
+        model which angles the residue's own atoms forbid, also for residues it was not trained on.
         """
-        from ase.data.vdw import vdw_radii
-
-        neighbours = bond_graph(self.template)
-        i, j = nonlocal_pairs(neighbours)
-        radii = np.array([vdw_radii[z] for z in self.template.numbers])
-        backbone = [d for d in self.torsions if d.name in ("phi", "psi")]
-        grid = 2 * math.pi * np.arange(points) / points
+        base = self.to_state(self.template)[0]
+        grid = torch.arange(points, dtype=base.dtype) * (2 * math.pi / points)
+        rows = torch.arange(self.dim)
         out = np.zeros((self.dim, len(CANONICAL_BACKBONES), points))
         for b, (phi, psi) in enumerate(CANONICAL_BACKBONES):
-            pos = set_dihedrals(self.template, backbone, [phi if d.name == "phi" else psi for d in backbone]).positions
+            start = base.clone()
             for t, d in enumerate(self.torsions):
-                _, jj, kk, _ = d.indices
-                moving = np.zeros(len(pos), dtype=bool)
-                moving[moving_side(neighbours, jj, kk)] = True
-                cross = moving[i] != moving[j]
-                mi, si = np.where(moving[i[cross]], i[cross], j[cross]), np.where(moving[i[cross]], j[cross], i[cross])
-                axis = (pos[kk] - pos[jj]) / np.linalg.norm(pos[kk] - pos[jj])
-                delta = grid - dihedral_angles(pos, self._quads[t:t + 1])[0]
-                rel = pos[mi] - pos[kk]  # (P, 3)
-                cos, sin = np.cos(delta)[:, None, None], np.sin(delta)[:, None, None]
-                turned = rel * cos + np.cross(axis, rel) * sin + (rel @ axis)[:, None] * axis * (1 - cos) + pos[kk]
-                dist = np.linalg.norm(turned - pos[si], axis=-1)  # (points, pairs)
-                out[t, b] = np.minimum(dist / (radii[mi] + radii[si]), 1.5).min(axis=1) if len(mi) else 1.5
+                if d.name in ("phi", "psi"):
+                    start[t] = math.radians(phi if d.name == "phi" else psi)
+            states = start.repeat(self.dim, points, 1)  # (dim, points, dim): row t turns torsion t
+            states[rows, :, rows] = grid
+            turned = self.clearance(states.reshape(-1, self.dim)).reshape(self.dim, points, self.dim)
+            out[:, b] = turned[rows, :, rows].numpy()
         return out
 
-    def _steric_tables(self, like: Tensor) -> dict[str, Tensor]:
-        """Cached tensors for :meth:`positions_of` and :meth:`clearance`."""
+    def _steric_tables(self, like: Tensor) -> dict:
+        """Cached per device and dtype: what :meth:`positions_of` and :meth:`clearance` use."""
         key = (like.device, like.dtype)
         if key not in self._tables:
             from ase.data.vdw import vdw_radii
@@ -236,8 +224,8 @@ class PeptideSystem:
             radii = np.array([vdw_radii[z] for z in self.template.numbers])
             as_t = lambda a: torch.as_tensor(a, device=like.device)  # noqa: E731
             self._tables[key] = {
-                "template": as_t(self.template.positions).to(like.dtype), "quads": as_t(self._quads),
-                "moving": as_t(moving), "i": as_t(i), "j": as_t(j),
+                "template": as_t(self.template.positions).to(like.dtype),
+                "moving": [as_t(np.flatnonzero(row)) for row in moving], "i": as_t(i), "j": as_t(j),
                 "radii": as_t(radii[i] + radii[j]).to(like.dtype), "cross": as_t(moving[:, i] != moving[:, j]),
             }
         return self._tables[key]
@@ -246,31 +234,19 @@ class PeptideSystem:
         """Atom positions ``(B, N, 3)`` in Å of states ``(B, dim)``, in torch (the same rigid
         rotations as :meth:`to_atoms`, batched; the template's bonds and angles)."""
         tab = self._steric_tables(states)
-        pos = tab["template"].expand(states.shape[0], -1, -1).clone()
-        for t in range(self.dim):
-            a, b, c, d = (pos[:, k] for k in tab["quads"][t])
-            axis = (c - b) / torch.linalg.norm(c - b, dim=-1, keepdim=True)
-            v = (a - b) - ((a - b) * axis).sum(-1, keepdim=True) * axis
-            w = (d - c) - ((d - c) * axis).sum(-1, keepdim=True) * axis
-            current = torch.atan2((torch.cross(axis, v, dim=-1) * w).sum(-1), (v * w).sum(-1))
-            delta = (states[:, t] - current)[:, None, None]
-            rel = pos - c[:, None]
-            ax = axis[:, None]
-            turned = (rel * torch.cos(delta) + torch.cross(ax.expand_as(rel), rel, dim=-1) * torch.sin(delta)
-                      + (rel * ax).sum(-1, keepdim=True) * ax * (1 - torch.cos(delta)) + c[:, None])
-            pos = torch.where(tab["moving"][t][None, :, None], turned, pos)
-        return pos
+        template = tab["template"].expand(states.shape[0], -1, -1)
+        return set_torsions(template, self._quads.tolist(), tab["moving"], states)
 
     def clearance(self, states: Tensor) -> Tensor:
         """Steric clearance of each torsion in the conformation of each state, shape ``(B, dim)``:
         the smallest d_ij / (R_i + R_j) over pairs four or more bonds apart that the torsion
-        moves relative to each other (Bondi radii), clipped to 1.5 (< 0.6: a clash)."""
+        moves relative to each other (Bondi radii, hydrogens included), clipped to 1.5; below 0.6
+        is a clash (:func:`~digmat.tasks.peptide_sampling.clash_mask`'s criterion)."""
         tab = self._steric_tables(states)
         pos = self.positions_of(states)
-        ratio = torch.linalg.norm(pos[:, tab["i"]] - pos[:, tab["j"]], dim=-1) / tab["radii"]  # (B, P)
-        ratio = ratio.clamp(max=1.5)
-        big = torch.full_like(ratio, 1.5)
-        return torch.stack([torch.where(tab["cross"][t][None], ratio, big).min(-1).values for t in range(self.dim)], -1)
+        ratio = (torch.linalg.norm(pos[:, tab["i"]] - pos[:, tab["j"]], dim=-1) / tab["radii"]).clamp(max=1.5)
+        far = torch.full_like(ratio, 1.5)  # one torsion at a time: memory stays B × pairs on long peptides
+        return torch.stack([torch.where(cross[None], ratio, far).min(dim=-1).values for cross in tab["cross"]], -1)
 
     def residue_pairs(self) -> np.ndarray:
         """Index of each state entry's residue in :attr:`residues`, shape ``(dim,)``."""
