@@ -27,12 +27,16 @@ from digmat.protein import BasinTable, basin_table, phi_psi, write_pdb
 from digmat.protein.torsions import bond_graph, nonlocal_pairs
 from digmat.systems.peptide import PeptideSystem
 
-__all__ = ["DEFAULT_PEPTIDE_SAMPLER", "PeptideEnsemble", "clash_mask", "ramachandran_histograms", "sample_peptides"]
+__all__ = ["DEFAULT_PEPTIDE_SAMPLER", "MAX_DRAWS_PER_SAMPLE", "PeptideEnsemble", "clash_mask", "clashing_states",
+           "ramachandran_histograms", "sample_peptides"]
 
 DEFAULT_PEPTIDE_SAMPLER = ("sde", 200)
 """Default sampler and steps for peptides."""
 
 KB_EV = 8.617333262e-5  # eV/K
+
+MAX_DRAWS_PER_SAMPLE = 20
+"""With clashes rejected, :func:`sample_peptides` gives up after this many draws per requested sample."""
 
 
 def clash_mask(atoms: Atoms, positions: np.ndarray, *, scale: float = 0.6) -> np.ndarray:
@@ -58,6 +62,14 @@ def clash_mask(atoms: Atoms, positions: np.ndarray, *, scale: float = 0.6) -> np
     return np.any(d < limit, axis=1)
 
 
+def clashing_states(system: PeptideSystem, states: torch.Tensor) -> np.ndarray:
+    """:func:`clash_mask` of the conformations of states ``(B, dim)``, decoded in torch
+    (:meth:`~digmat.systems.peptide.PeptideSystem.positions_of`); bool, shape (B,)."""
+    with torch.no_grad():
+        positions = system.positions_of(states.detach().double().cpu()).numpy()
+    return clash_mask(system.template, positions)
+
+
 @dataclass
 class PeptideEnsemble:
     """Samples of one peptide at one temperature.
@@ -74,7 +86,8 @@ class PeptideEnsemble:
     evaluations : int
         Network evaluations per sample.
     meta : dict
-        Model, sampler, seed.
+        Model, sampler, seed; after clash rejection also ``draws`` (samples drawn from the
+        model), ``raw_clash_rate`` (share of them that clashed) and ``clashes_rejected``.
     weights : ndarray or None
         Normalised importance weights after :meth:`reweight`.
     """
@@ -116,13 +129,29 @@ class PeptideEnsemble:
         """Share of samples with a steric clash (:func:`clash_mask`)."""
         return float(clash_mask(self.system.template, self.positions()).mean())
 
+    def without_clashes(self) -> PeptideEnsemble:
+        """A new ensemble of the samples without a steric clash (weights dropped): the model's
+        distribution restricted to sterically allowed conformations, where the Boltzmann
+        distribution has all its mass.  ``meta`` records the draws and the raw clash rate."""
+        keep = ~clashing_states(self.system, self.states)
+        draws = int(self.meta.get("draws", len(self.states)))
+        rejected = draws - len(self.states) + int((~keep).sum())
+        meta = {**self.meta, "draws": draws, "raw_clash_rate": rejected / draws, "clashes_rejected": True}
+        return PeptideEnsemble(self.system, self.temperature, self.states[torch.as_tensor(keep)], self.seconds,
+                               self.evaluations, meta)
+
     def log_density(self, model: PeptideScoreModel, *, steps: int = 64) -> np.ndarray:
-        """The model's log-density of each sample on the torsion torus (ln rad⁻ᵈ), exact trace."""
+        """The log-density of each sample on the torsion torus (ln rad⁻ᵈ), exact trace: the
+        model's, and after clash rejection that of the model restricted to clash-free states
+        (the model's minus ln of the accepted share of draws)."""
         diffusion = self.system.diffusion(model.config.schedule)
         score = model.score_fn(self.system, self.temperature)
         states = self.states.to(next(model.parameters()).dtype)
         result = log_prob(diffusion, score, states, ODEConfig("heun", steps=steps), divergence="exact")
-        return result.log_prob.detach().double().cpu().numpy()
+        log_q = result.log_prob.detach().double().cpu().numpy()
+        if self.meta.get("clashes_rejected"):
+            log_q = log_q - np.log1p(-self.meta["raw_clash_rate"])
+        return log_q
 
     def reweight(self, model: PeptideScoreModel, *, relax: bool = True, harmonic: bool = True, steps: int = 64,
                  threads: int | None = 1) -> dict[str, Any]:
@@ -257,10 +286,16 @@ def sample_peptides(
     num: int,
     *,
     temperature: float = 300.0,
+    reject_clashes: bool = True,
     config: SampleConfig | None = None,
     **overrides: Any,
 ) -> PeptideEnsemble:
     """Draw ``num`` i.i.d. conformations of a capped peptide from a peptide score model.
+
+    With ``reject_clashes`` (default) samples with a steric clash (:func:`clash_mask`) are
+    drawn again: the samples are i.i.d. from the model restricted to sterically allowed
+    conformations (as BioEmu filters unphysical samples), and ``meta['raw_clash_rate']``
+    reports how often the model alone clashed.
 
     Parameters
     ----------
@@ -271,6 +306,8 @@ def sample_peptides(
         Samples, >= 1.
     temperature : float
         K (within the model's trained range).
+    reject_clashes : bool
+        Redraw clashing samples (at most :data:`MAX_DRAWS_PER_SAMPLE` draws per sample).
     config : SampleConfig, optional
         Sampler, seed, device, batch size; or the same as keywords (``seed=3``).
 
@@ -301,13 +338,31 @@ def sample_peptides(
     diffusion = system.diffusion(model.config.schedule)
     score = model.score_fn(system, temperature)
     generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    from tqdm import tqdm
+
     start = time.perf_counter()
-    chunks, nfe = [], 0
-    with torch.no_grad():
-        for lo in range(0, num, cfg.batch_size):
-            x, nfe = sampler.sample(diffusion, score, min(cfg.batch_size, num - lo), generator=generator, device=device)
-            chunks.append(system.space.wrap(x).cpu())
+    chunks, nfe, kept, draws, clean = [], 0, 0, 0, 0
+    bar = tqdm(total=num, desc=f"sampling {system.sequence}", unit="sample", disable=not cfg.progress, leave=False)
+    with torch.no_grad(), bar:
+        while kept < num:
+            want = num - kept
+            if reject_clashes and draws:  # draw about what the acceptance so far says is missing
+                want = min(int(np.ceil(1.1 * want * draws / max(clean, 1))), MAX_DRAWS_PER_SAMPLE * num - draws)
+            x, nfe = sampler.sample(diffusion, score, min(cfg.batch_size, want), generator=generator, device=device)
+            x = system.space.wrap(x).cpu()
+            draws += len(x)
+            if reject_clashes:
+                x = x[torch.as_tensor(~clashing_states(system, x))]
+                clean += len(x)
+            chunks.append(x[: num - kept])
+            kept += len(chunks[-1])
+            bar.update(len(chunks[-1]))
+            if kept < num and draws >= MAX_DRAWS_PER_SAMPLE * num:
+                raise RuntimeError(f"{clean} of {draws} samples of {system.sequence} were free of clashes: the model "
+                                   f"does not describe this peptide (pass reject_clashes=False to see its samples)")
     seconds = time.perf_counter() - start
     meta = {"sampler": sampler.method, "steps": sampler.steps, "seed": cfg.seed,
             "model": getattr(model, "metadata", {}).get("name", "peptide")}
+    if reject_clashes:
+        meta.update(draws=draws, raw_clash_rate=1.0 - clean / draws, clashes_rejected=True)
     return PeptideEnsemble(system, float(temperature), torch.cat(chunks), seconds, nfe, meta)

@@ -34,6 +34,7 @@ def test_sequence_writes_ensemble_plot_and_json(peptide_model, tmp_path, capsys)
     assert summary["reference_contours"] is True
     assert set(summary["basins"]["2"]) == {"β/C7eq", "PII", "αR", "αL/C7ax"}
     assert sum(row["population"] for row in summary["basins"]["2"].values()) == pytest.approx(1.0)
+    assert summary["clash_rate"] == 0 and summary["draws"] >= 16 and 0 <= summary["raw_clash_rate"] < 1
     for name in ("ensemble.pdb", "ensemble.extxyz", "ramachandran.png", "peptide.json"):
         assert (out / name).stat().st_size > 0
 
@@ -43,6 +44,9 @@ def test_table_and_reweight(peptide_model, tmp_path, capsys):
                  "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "effective sample size" in text and "αL/C7ax" in text and "ACE-G-NME" in text
+    assert main(["peptide", "G", "--model", peptide_model, "-n", "8", "--steps", "5", "--keep-clashes", "--json",
+                 "--out", str(tmp_path / "raw")]) == 0
+    assert "raw_clash_rate" not in json.loads(capsys.readouterr().out)
 
 
 def test_pdb_input(peptide_model, tmp_path, capsys):

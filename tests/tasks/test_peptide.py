@@ -63,7 +63,7 @@ def test_samples_reproduce_the_basin_populations(trained):
     (table,) = ensemble.basin_tables()
     assert table.names == BASINS
     np.testing.assert_allclose(table.populations, TRUTH, atol=0.07)
-    assert ensemble.clash_rate() < 0.05
+    assert ensemble.clash_rate() == 0 and ensemble.meta["raw_clash_rate"] < 0.05
     with pytest.raises(ValueError, match="outside what this model was trained on"):
         sample_peptides(model, "A", 4, temperature=400.0)
     with pytest.warns(UserWarning, match="G, V of GV were not in the model's training data"):
@@ -93,6 +93,30 @@ def test_clash_mask_flags_overlapping_atoms():
     squashed = atoms.positions.copy()
     squashed[0] = squashed[-1] + 0.3  # ACE C onto an NME hydrogen
     assert not ok[0] and clash_mask(atoms, squashed[None])[0]
+
+
+def test_clashing_samples_are_redrawn(monkeypatch):
+    """An untrained model samples torsions uniformly, so lysine's side chain often clashes:
+    the default ensemble has none, its first draw's clash-free samples come first and in
+    order, and the raw clash rate is what :func:`clash_mask` finds on the decoded Atoms."""
+    from digmat.models import PeptideScoreModel
+    from digmat.tasks import peptide_sampling
+
+    torch.manual_seed(0)
+    model = PeptideScoreModel(PeptideModelConfig(width=16, layers=1, heads=2, ffn=32)).eval()
+    raw = sample_peptides(model, "K", 64, seed=3, steps=5, reject_clashes=False)
+    mask = clash_mask(raw.system.template, raw.positions())  # via ASE Atoms, not the torch decoder
+    assert 0.1 < mask.mean() < 0.9 and "raw_clash_rate" not in raw.meta
+    kept = sample_peptides(model, "K", 64, seed=3, steps=5)
+    assert len(kept.states) == 64 and kept.clash_rate() == 0
+    torch.testing.assert_close(kept.states[: int((~mask).sum())], raw.states[torch.as_tensor(~mask)])
+    assert kept.meta["draws"] > 64 and 0.1 < kept.meta["raw_clash_rate"] < 0.9
+    clean = raw.without_clashes()
+    assert len(clean.states) == (~mask).sum() and clean.meta["raw_clash_rate"] == pytest.approx(mask.mean())
+    assert clean.clash_rate() == 0 and raw.clash_rate() == pytest.approx(mask.mean())
+    monkeypatch.setattr(peptide_sampling, "clashing_states", lambda system, states: np.ones(len(states), bool))
+    with pytest.raises(RuntimeError, match="0 of 80 samples of K were free of clashes"):
+        sample_peptides(model, "K", 4, seed=3, steps=2)
 
 
 def test_ensemble_files(trained, tmp_path):
