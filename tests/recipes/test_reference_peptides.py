@@ -37,3 +37,10 @@ def test_bad_sequence_is_one_line(load_recipe, tmp_path, capsys):
     recipe = load_recipe("reference_peptides")
     assert recipe.main(["AJ", "--out", str(tmp_path)]) == 2
     assert "'J' at position 2" in capsys.readouterr().err
+
+
+def test_too_long_a_peptide_is_refused_before_any_run(load_recipe, tmp_path, capsys):
+    recipe = load_recipe("reference_peptides")
+    assert recipe.main(["A", "AAAA", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "error: AAAA: metadynamics references take at most 3 residues"
+    assert not any(tmp_path.iterdir())  # nothing built or simulated, not even for A
