@@ -5,7 +5,8 @@ with the shipped ``peptide`` model or any peptide checkpoint, and reports each r
 Ramachandran basins (β/C7eq, PII, αR, αL/C7ax) with populations, 95 % intervals and free
 energies in kcal/mol.  ``--reweight`` importance-weights the samples with the force field
 (ff14SB + GBn2): the model's exact log-density plus the energy, with the effective sample
-size.  Samples with a steric clash are redrawn unless ``--keep-clashes``; how often the model
+size.  A sample with a steric clash is moved out of it by the smallest torsion change
+(``--clashes relax``, default), redrawn (``reject``) or kept (``keep``); how often the model
 clashed is reported.  Writes ``ensemble.pdb`` (one MODEL per sample), ``ensemble.extxyz``,
 ``ramachandran.png`` (with the reference's free-energy contours for a peptide the model was
 trained on) and ``peptide.json``.  Needs the protein extra
@@ -29,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", choices=("sde", "ode"), default=None, help="reverse SDE (default, 200 steps) or ODE")
     parser.add_argument("--steps", type=at_least(1), default=None, help="sampler steps")
     parser.add_argument("--reweight", action="store_true", help="importance-weight with the force field and report the ESS")
-    parser.add_argument("--keep-clashes", action="store_true",
-                        help="keep samples with a steric clash (default: redraw them and report how often the model clashed)")
+    parser.add_argument("--clashes", choices=("relax", "reject", "keep"), default="relax",
+                        help="a sample with a steric clash is moved out of it by the smallest torsion change (relax, "
+                             "default), redrawn (reject) or kept; how often the model clashed is reported")
     parser.add_argument("--seed", type=at_least(0), default=0)
     add_device_option(parser)
     add_out_option(parser, "peptide_out")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--model {args.model}: a {getattr(model, 'kind', '?')} model, not a peptide model")
     ensemble = sample_peptides(model, peptide, args.num_samples, temperature=args.temperature, sampler=args.sampler,
                                steps=args.steps, seed=args.seed, progress=not args.json,
-                               reject_clashes=not args.keep_clashes)
+                               clashes=args.clashes)
     if args.reweight:
         ensemble.reweight(model)
     summary = {"model": str(args.model), **ensemble.summary()}
@@ -79,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
         key = "reweighted_basins" if "reweighted_basins" in summary else "basins"
         print(f"ACE-{summary['sequence']}-NME at {summary['temperature_K']:g} K: {summary['num_samples']} samples "
               f"in {summary['seconds']:.1f} s, clash rate {summary['clash_rate']:.3f}")
-        if summary.get("clashes_rejected"):
-            print(f"{summary['draws']} drawn: {100 * summary['raw_clash_rate']:.1f} % had a steric clash and were redrawn")
+        if "raw_clash_rate" in summary:
+            what = {"relax": f"{summary['relaxed']} relaxed out of it", "reject": "redrawn"}[summary["clashes"]]
+            print(f"{summary['draws']} drawn: {100 * summary['raw_clash_rate']:.1f} % had a steric clash ({what})")
         if "reweight" in summary:
             r = summary["reweight"]
             print(f"reweighted with the force field: effective sample size {r['effective_sample_size']:.0f} "

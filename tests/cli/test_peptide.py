@@ -44,7 +44,7 @@ def test_table_and_reweight(peptide_model, tmp_path, capsys):
                  "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "effective sample size" in text and "αL/C7ax" in text and "ACE-G-NME" in text
-    assert main(["peptide", "G", "--model", peptide_model, "-n", "8", "--steps", "5", "--keep-clashes", "--json",
+    assert main(["peptide", "G", "--model", peptide_model, "-n", "8", "--steps", "5", "--clashes", "keep", "--json",
                  "--out", str(tmp_path / "raw")]) == 0
     assert "raw_clash_rate" not in json.loads(capsys.readouterr().out)
 

@@ -95,28 +95,63 @@ def test_clash_mask_flags_overlapping_atoms():
     assert not ok[0] and clash_mask(atoms, squashed[None])[0]
 
 
-def test_clashing_samples_are_redrawn(monkeypatch):
-    """An untrained model samples torsions uniformly, so lysine's side chain often clashes:
-    the default ensemble has none, its first draw's clash-free samples come first and in
-    order, and the raw clash rate is what :func:`clash_mask` finds on the decoded Atoms."""
+@pytest.fixture(scope="module")
+def untrained():
+    """An untrained model: eps vanishes at every noise level, so it samples torsions uniformly."""
     from digmat.models import PeptideScoreModel
-    from digmat.tasks import peptide_sampling
 
     torch.manual_seed(0)
-    model = PeptideScoreModel(PeptideModelConfig(width=16, layers=1, heads=2, ffn=32)).eval()
-    raw = sample_peptides(model, "K", 64, seed=3, steps=5, reject_clashes=False)
+    return PeptideScoreModel(PeptideModelConfig(width=16, layers=1, heads=2, ffn=32)).eval()
+
+
+def test_clashing_samples_are_redrawn(monkeypatch, untrained):
+    """An untrained model samples torsions uniformly, so lysine's side chain often clashes:
+    with ``clashes="reject"`` the ensemble has none, its first draw's clash-free samples come
+    first and in order, and the raw clash rate is what :func:`clash_mask` finds on the
+    decoded Atoms."""
+    from digmat.tasks import peptide_sampling
+
+    model = untrained
+    raw = sample_peptides(model, "K", 64, seed=3, steps=5, clashes="keep")
     mask = clash_mask(raw.system.template, raw.positions())  # via ASE Atoms, not the torch decoder
     assert 0.1 < mask.mean() < 0.9 and "raw_clash_rate" not in raw.meta
-    kept = sample_peptides(model, "K", 64, seed=3, steps=5)
+    kept = sample_peptides(model, "K", 64, seed=3, steps=5, clashes="reject")
     assert len(kept.states) == 64 and kept.clash_rate() == 0
     torch.testing.assert_close(kept.states[: int((~mask).sum())], raw.states[torch.as_tensor(~mask)])
     assert kept.meta["draws"] > 64 and 0.1 < kept.meta["raw_clash_rate"] < 0.9
-    clean = raw.without_clashes()
+    clean = raw.without_clashes("reject")
     assert len(clean.states) == (~mask).sum() and clean.meta["raw_clash_rate"] == pytest.approx(mask.mean())
     assert clean.clash_rate() == 0 and raw.clash_rate() == pytest.approx(mask.mean())
     monkeypatch.setattr(peptide_sampling, "clashing_states", lambda system, states: np.ones(len(states), bool))
     with pytest.raises(RuntimeError, match="0 of 80 samples of K were free of clashes"):
         sample_peptides(model, "K", 4, seed=3, steps=2)
+    with pytest.raises(ValueError, match="clashes must be one of"):
+        sample_peptides(model, "K", 4, clashes="fix")
+
+
+def test_clashing_samples_are_relaxed_by_small_torsion_moves(untrained):
+    """Relaxation resolves most clashes even of uniformly drawn lysine states (the model's
+    near misses are easier), leaves clash-free states untouched, moves only torsions, and the
+    independent ASE-side :func:`clash_mask` agrees on which relaxed states are clash-free."""
+    from digmat.systems.peptide import PeptideSystem
+    from digmat.tasks.peptide_sampling import clashing_states, relax_clashes
+
+    system = PeptideSystem.from_sequence("K")
+    states = torch.rand(96, system.dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 * np.pi
+    bad = clashing_states(system, states)
+    assert 0.1 < bad.mean() < 0.9
+    moved = relax_clashes(system, states[torch.as_tensor(bad)])
+    pos = np.stack([a.positions for a in system.to_atoms(moved)])
+    still = clash_mask(system.template, pos)
+    assert still.mean() < 0.2 and np.array_equal(still, clashing_states(system, moved))
+    step = torch.remainder(moved - states[torch.as_tensor(bad)] + np.pi, 2 * np.pi) - np.pi
+    assert step.abs().max() < np.radians(90) and step.abs().mean() < np.radians(15)
+    roomy = states[system.clearance(states).min(dim=-1).values >= 0.65]  # every pair beyond the margin
+    assert len(roomy) > 10
+    torch.testing.assert_close(relax_clashes(system, roomy), roomy)
+    ensemble = sample_peptides(untrained, "K", 32, seed=1, steps=3)
+    assert len(ensemble.states) == 32 and ensemble.clash_rate() == 0 and ensemble.meta["relaxed"] > 0
+    assert ensemble.meta["clashes"] == "relax" and ensemble.meta["draws"] >= 32
 
 
 def test_ensemble_files(trained, tmp_path):
