@@ -418,7 +418,7 @@ def sample_peptides(
     with torch.no_grad(), bar:
         while kept < num:
             want = num - kept
-            if draws:  # draw about what the acceptance so far says is missing
+            if draws and clean < draws:  # draw about what the acceptance so far says is missing
                 want = min(int(np.ceil(1.1 * want * draws / max(clean, 1))), MAX_DRAWS_PER_SAMPLE * num - draws)
             x, nfe = sampler.sample(diffusion, score, min(cfg.batch_size, want), generator=generator, device=device)
             x = system.space.wrap(x).cpu()
