@@ -31,13 +31,16 @@ import time
 import numpy as np
 
 
-def reference_angles(data, seq):
-    """All runs' (φ, ψ) records (n, R, 2) and their weights (sum 1, runs equally weighted)."""
+def reference_angles(data, seq, *, frames=False):
+    """All runs' (φ, ψ) records (n, R, 2) and their weights (sum 1, runs equally weighted);
+    with ``frames`` also the runs' stored frames (F, N, 3), Å."""
     from digmat.tasks.peptide_data import load_reference_runs
 
     runs = load_reference_runs(data, seq)
     angles = np.concatenate([r.phi_psi for r in runs])
     weights = np.concatenate([r.weights() / len(runs) for r in runs])
+    if frames:
+        return angles, weights, np.concatenate([r.frames for r in runs])
     return angles, weights
 
 
@@ -56,8 +59,11 @@ def js_divergence(a, wa, b, wb, bins=36):
     return 0.5 * kl(p, m) + 0.5 * kl(q, m)
 
 
-def geometry_errors(system, positions):
-    """Largest |bond − r0| (Å) and |angle − θ0| (°) over samples, against ff14SB's equilibria."""
+def geometry_errors(system, positions, reference_frames=None):
+    """Largest |bond − r0| (Å) and |angle − θ0| (°) over samples, against ff14SB's equilibria;
+    with ``reference_frames`` (F, N, 3) also the largest |sample − reference mean| of every
+    bond and angle, and that in units of the reference's thermal spread (its std; bonds to
+    hydrogen are rigid in the reference MD and left out of the spread)."""
     from openmm import unit
 
     from digmat.protein import create_system
@@ -69,13 +75,25 @@ def geometry_errors(system, positions):
     r0 = np.array([bonds.getBondParameters(k)[2].value_in_unit(unit.angstrom) for k in range(bonds.getNumBonds())])
     ai = np.array([angles.getAngleParameters(k)[:3] for k in range(angles.getNumAngles())])
     t0 = np.array([angles.getAngleParameters(k)[3].value_in_unit(unit.degree) for k in range(angles.getNumAngles())])
-    d = np.linalg.norm(positions[:, bi[:, 0]] - positions[:, bi[:, 1]], axis=-1)
-    u = positions[:, ai[:, 0]] - positions[:, ai[:, 1]]
-    v = positions[:, ai[:, 2]] - positions[:, ai[:, 1]]
-    cos = np.sum(u * v, -1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
-    theta = np.degrees(np.arccos(np.clip(cos, -1, 1)))
-    return {"bond_max_error_A": float(np.max(np.abs(d - r0))), "bond_rms_error_A": float(np.sqrt(np.mean((d - r0) ** 2))),
-            "angle_max_error_deg": float(np.max(np.abs(theta - t0))), "angle_rms_error_deg": float(np.sqrt(np.mean((theta - t0) ** 2)))}
+
+    def measure(pos):
+        d = np.linalg.norm(pos[:, bi[:, 0]] - pos[:, bi[:, 1]], axis=-1)
+        u = pos[:, ai[:, 0]] - pos[:, ai[:, 1]]
+        v = pos[:, ai[:, 2]] - pos[:, ai[:, 1]]
+        cos = np.sum(u * v, -1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
+        return d, np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+    d, theta = measure(positions)
+    out = {"bond_max_error_A": float(np.max(np.abs(d - r0))), "bond_rms_error_A": float(np.sqrt(np.mean((d - r0) ** 2))),
+           "angle_max_error_deg": float(np.max(np.abs(theta - t0))), "angle_rms_error_deg": float(np.sqrt(np.mean((theta - t0) ** 2)))}
+    if reference_frames is not None and len(reference_frames):
+        ref_d, ref_theta = measure(np.asarray(reference_frames, dtype=float))
+        bond_off, angle_off = np.abs(d - ref_d.mean(0)), np.abs(theta - ref_theta.mean(0))
+        flexible = ref_d.std(0) > 1e-3
+        out.update(bond_max_vs_reference_mean_A=float(bond_off.max()), angle_max_vs_reference_mean_deg=float(angle_off.max()),
+                   bond_max_in_reference_std=float((bond_off[:, flexible] / ref_d.std(0)[flexible]).max()),
+                   angle_max_in_reference_std=float((angle_off / ref_theta.std(0)).max()))
+    return out
 
 
 def plain_md(ns: float, threads: int) -> dict:
@@ -162,7 +180,7 @@ def main(argv=None) -> int:
     trained = set(model.config.training_sequences)
     rows = []
     for seq in args.sequences:
-        ref_angles, ref_w = reference_angles(args.data, seq)
+        ref_angles, ref_w, ref_frames = reference_angles(args.data, seq, frames=True)
         ensemble = sample_peptides(model, seq, args.num_samples, seed=args.seed, steps=args.steps,
                                    clashes="keep")
         clash_free, relaxed = ensemble.without_clashes("reject"), ensemble.without_clashes("relax")
@@ -171,7 +189,7 @@ def main(argv=None) -> int:
                "seconds_per_sample": ensemble.seconds / args.num_samples, "clash_rate": ensemble.clash_rate(),
                "clash_free_samples": len(clash_free.states), "relaxed_samples": len(relaxed.states),
                "relaxed_clash_rate": relaxed.clash_rate(),
-               **geometry_errors(ensemble.system, ensemble.positions()), "residues": []}
+               **geometry_errors(ensemble.system, ensemble.positions(), ref_frames), "residues": []}
         if args.reweight:
             row["reweight"] = relaxed.reweight(model)
         for r in range(angles.shape[1]):

@@ -19,8 +19,12 @@ def test_bench_json(load_recipe, tmp_path, capsys):
     pairs = rng.uniform(-180, 180, size=(200, 2))
     meta = {"sequence": "A", "seed": 0, "config": {"temperature": 300.0, "bias_factor": 6.0, "burn_in": 0.0}}
     (tmp_path / "A").mkdir()
-    MetadynamicsRun(pairs[:, None], np.zeros(200), np.zeros((72, 72)), ["phi2", "psi2"], np.zeros((0, 22, 3), np.float32),
-                    np.zeros(0, int), meta, torsions=pairs, torsion_names=["phi:2", "psi:2"]).save(tmp_path / "A" / "run0.npz")
+    from digmat.protein import build_peptide
+
+    # Reference frames: the built peptide jittered by 0.01 Å (the samples share its bonds and angles).
+    frames = (build_peptide("A").positions + rng.normal(scale=0.01, size=(8, 22, 3))).astype(np.float32)
+    MetadynamicsRun(pairs[:, None], np.zeros(200), np.zeros((72, 72)), ["phi2", "psi2"], frames,
+                    np.arange(8), meta, torsions=pairs, torsion_names=["phi:2", "psi:2"]).save(tmp_path / "A" / "run0.npz")
     config = PeptideModelConfig(width=16, layers=1, heads=2, ffn=32, training_sequences=("A",))
     save_checkpoint(tmp_path / "m.pt", config=config.to_dict(), state_dict=PeptideScoreModel(config).state_dict(),
                     metadata={"kind": "peptide"}, kind="peptide")
@@ -32,6 +36,8 @@ def test_bench_json(load_recipe, tmp_path, capsys):
     assert row["split"] == "train" and row["clash_rate"] >= 0
     # Torsion-space samples keep the template's bonds: errors are those of the minimised template.
     assert row["bond_max_error_A"] < 0.05 and row["angle_max_error_deg"] < 10
+    assert 0 < row["bond_max_vs_reference_mean_A"] < 0.03 and 0 < row["angle_max_vs_reference_mean_deg"] < 3
+    assert row["bond_max_in_reference_std"] > 0
     res = row["residues"][0]
     assert sum(res["reference_populations"]) == pytest.approx(1.0)
     assert 0 <= res["model_js_divergence"] <= np.log(2) + 1e-9
