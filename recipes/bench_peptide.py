@@ -31,17 +31,15 @@ import time
 import numpy as np
 
 
-def reference_angles(data, seq, *, frames=False):
-    """All runs' (φ, ψ) records (n, R, 2) and their weights (sum 1, runs equally weighted);
-    with ``frames`` also the runs' stored frames (F, N, 3), Å."""
+def reference_data(data, seq):
+    """All runs' (φ, ψ) records (n, R, 2), their weights (sum 1, runs equally weighted) and the
+    runs' stored frames (F, N, 3), Å."""
     from digmat.tasks.peptide_data import load_reference_runs
 
     runs = load_reference_runs(data, seq)
     angles = np.concatenate([r.phi_psi for r in runs])
     weights = np.concatenate([r.weights() / len(runs) for r in runs])
-    if frames:
-        return angles, weights, np.concatenate([r.frames for r in runs])
-    return angles, weights
+    return angles, weights, np.concatenate([r.frames for r in runs])
 
 
 def js_divergence(a, wa, b, wb, bins=36):
@@ -180,7 +178,7 @@ def main(argv=None) -> int:
     trained = set(model.config.training_sequences)
     rows = []
     for seq in args.sequences:
-        ref_angles, ref_w, ref_frames = reference_angles(args.data, seq, frames=True)
+        ref_angles, ref_w, ref_frames = reference_data(args.data, seq)
         ensemble = sample_peptides(model, seq, args.num_samples, seed=args.seed, steps=args.steps,
                                    clashes="keep")
         clash_free, relaxed = ensemble.without_clashes("reject"), ensemble.without_clashes("relax")

@@ -237,14 +237,20 @@ class PeptideSystem:
         template = tab["template"].expand(states.shape[0], -1, -1)
         return set_torsions(template, self._quads.tolist(), tab["moving"], states)
 
-    def clearance(self, states: Tensor) -> Tensor:
-        """Steric clearance of each torsion in the conformation of each state, shape ``(B, dim)``:
-        the smallest d_ij / (R_i + R_j) over pairs four or more bonds apart that the torsion
-        moves relative to each other (Bondi radii, hydrogens included), clipped to 1.5; below 0.6
-        is a clash (:func:`~digmat.tasks.peptide_sampling.clash_mask`'s criterion)."""
+    def contact_ratios(self, states: Tensor) -> Tensor:
+        """d_ij / (R_i + R_j) in the conformation of each state for every pair of atoms four or
+        more bonds apart (Bondi radii, hydrogens included), shape ``(B, pairs)``, differentiable;
+        below 0.6 is a clash (:func:`~digmat.tasks.peptide_sampling.clash_mask`'s criterion)."""
         tab = self._steric_tables(states)
         pos = self.positions_of(states)
-        ratio = (torch.linalg.norm(pos[:, tab["i"]] - pos[:, tab["j"]], dim=-1) / tab["radii"]).clamp(max=1.5)
+        return torch.linalg.norm(pos[:, tab["i"]] - pos[:, tab["j"]], dim=-1) / tab["radii"]
+
+    def clearance(self, states: Tensor) -> Tensor:
+        """Steric clearance of each torsion in the conformation of each state, shape ``(B, dim)``:
+        the smallest :meth:`contact_ratios` entry over the pairs the torsion moves relative to
+        each other, clipped to 1.5."""
+        tab = self._steric_tables(states)
+        ratio = self.contact_ratios(states).clamp(max=1.5)
         far = torch.full_like(ratio, 1.5)  # one torsion at a time: memory stays B × pairs on long peptides
         return torch.stack([torch.where(cross[None], ratio, far).min(dim=-1).values for cross in tab["cross"]], -1)
 

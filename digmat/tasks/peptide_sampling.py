@@ -66,12 +66,12 @@ def clash_mask(atoms: Atoms, positions: np.ndarray, *, scale: float = 0.6) -> np
     return np.any(d < limit, axis=1)
 
 
-def clashing_states(system: PeptideSystem, states: torch.Tensor) -> np.ndarray:
+def clashing_states(system: PeptideSystem, states: torch.Tensor, *, scale: float = 0.6) -> np.ndarray:
     """:func:`clash_mask` of the conformations of states ``(B, dim)``, decoded in torch
-    (:meth:`~digmat.systems.peptide.PeptideSystem.positions_of`); bool, shape (B,)."""
+    (:meth:`~digmat.systems.peptide.PeptideSystem.contact_ratios`); bool, shape (B,)."""
     with torch.no_grad():
-        positions = system.positions_of(states.detach().double().cpu()).numpy()
-    return clash_mask(system.template, positions)
+        ratios = system.contact_ratios(states.detach().double().cpu())
+    return (ratios < scale).any(dim=-1).numpy()
 
 
 def relax_clashes(system: PeptideSystem, states: torch.Tensor, *, steps: int = 100, lr: float = 0.02,
@@ -79,11 +79,12 @@ def relax_clashes(system: PeptideSystem, states: torch.Tensor, *, steps: int = 1
     """Move states out of steric clash with the smallest change of their torsions.
 
     Adam (``steps``, learning rate ``lr`` rad) on the torsions alone minimises
-    Σ relu(margin − d_ij/(R_i + R_j))² over the pairs :func:`clash_mask` judges, with the
-    conformations decoded in torch (:meth:`~digmat.systems.peptide.PeptideSystem.positions_of`);
-    ``margin`` (0.65) sits just above the clash criterion (0.6).  States with every pair
-    beyond the margin are not moved; :func:`sample_peptides` relaxes only clashing ones.  Measured on the peptide model's clashing samples: every one resolved, and the
-    basin populations of the whole ensemble kept (docs/protein.md §9).
+    Σ relu(margin − d_ij/(R_i + R_j))² over the pairs :func:`clash_mask` judges
+    (:meth:`~digmat.systems.peptide.PeptideSystem.contact_ratios`); ``margin`` (0.65) sits
+    just above the clash criterion (0.6).  States with every pair beyond the margin are not
+    moved; :func:`sample_peptides` relaxes only clashing ones.  Measured on the peptide
+    model's clashing samples: every one resolved, and the basin populations of the whole
+    ensemble kept (docs/protein.md §9).
 
     Parameters
     ----------
@@ -96,19 +97,11 @@ def relax_clashes(system: PeptideSystem, states: torch.Tensor, *, steps: int = 1
     torch.Tensor, shape (B, dim)
         Relaxed states in [0, 2π), the input's dtype; the input is not changed.
     """
-    from ase.data.vdw import vdw_radii
-
-    i, j = nonlocal_pairs(bond_graph(system.template))
-    radii = np.array([vdw_radii[z] for z in system.template.numbers])
-    contact = torch.as_tensor(radii[i] + radii[j], dtype=torch.float64)
-    i, j = torch.as_tensor(i), torch.as_tensor(j)
     x = states.detach().double().cpu().clone().requires_grad_(True)
     optimiser = torch.optim.Adam([x], lr=lr)
     with torch.enable_grad():
         for _ in range(steps):
-            pos = system.positions_of(x)
-            ratio = torch.linalg.norm(pos[:, i] - pos[:, j], dim=-1) / contact
-            loss = torch.relu(margin - ratio).pow(2).sum()
+            loss = torch.relu(margin - system.contact_ratios(x)).pow(2).sum()
             if loss.item() == 0.0:
                 break
             optimiser.zero_grad()
@@ -124,9 +117,10 @@ def _settle(system: PeptideSystem, states: torch.Tensor, mode: str) -> tuple[tor
     bad = clashing_states(system, states)
     still, relaxed = bad, 0
     if mode == "relax" and bad.any():
-        states = states.clone()
-        states[torch.as_tensor(bad)] = relax_clashes(system, states[torch.as_tensor(bad)])
-        still = clashing_states(system, states)
+        states, still = states.clone(), bad.copy()
+        moved = relax_clashes(system, states[torch.as_tensor(bad)])
+        states[torch.as_tensor(bad)] = moved
+        still[bad] = clashing_states(system, moved)  # only the moved ones can have changed
         relaxed = int(bad.sum() - still.sum())
     return states[torch.as_tensor(~still)], int(bad.sum()), relaxed
 
