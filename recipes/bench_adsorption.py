@@ -7,11 +7,20 @@ samples ``-n`` configurations at 300 K and at 1200 K with ``sample_adsorbates`` 
   reaches — the binding atom within 0.5 Å in-plane (modulo the lattice) of the minimum or of
   one of its symmetry images;
 - ``tv_300K`` / ``tv_1200K``: total-variation distance between the sampled and the reference
-  probabilities, per minimum (each sample assigned to the minimum whose binding-atom image is
-  nearest in 3-D, unassigned beyond 1 Å) and per site kind (``tv_site_kind_*``: the minima's
-  stored ``site_kind`` against the samples' kinds, both from
-  :class:`~digmat.adsorption.SiteAssigner` since 2026-12-04 — before, the minima's kinds came
-  from the distance window and the two labellings differed on 63 of the 135 corpus systems);
+  distributions, per minimum (each configuration assigned to the minimum whose binding-atom
+  image is nearest in 3-D, unassigned beyond 1 Å, a category of its own) and per site kind
+  (``tv_site_kind_*``: each configuration's kind from :class:`~digmat.adsorption.SiteAssigner`).
+  Both sides go through the same map: the reference side is ``--reference-samples`` exact draws
+  of the reference distribution the models are trained on (the minima's harmonic basins mixed
+  with their Boltzmann weights, :func:`~digmat.adsorption.sample_equilibrium`), labelled like
+  the model's samples. So a model that reproduced the reference exactly would score 0 up to
+  sampling noise (``tv_*_noise``: two independent reference draws of the model's sample size
+  against each other);
+- ``*_vs_minima``: the earlier comparison, the samples' labels against the minima's Boltzmann
+  probabilities and stored kinds; ``floor_*_vs_minima`` is what exact reference draws score
+  there. That floor is not 0 where a basin's thermal spread crosses a labelling boundary (H:
+  0.28 per kind on Ir(111) at 300 K, 0.36 on Rh(211)) or several minima share one site (three
+  4-fold minima of Ag(100)+H: 0.59 per minimum), so it counted correct samples as errors;
 - ``tv_site_300K`` / ``tv_site_1200K``: the same per *site* as ``digmat adsorb`` reports them —
   samples and reference minima assigned by one and the same site assigner, the minima's
   probabilities summed per site. Per-minimum TV also counts how samples split between minima
@@ -53,7 +62,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digmat.adsorption import ReferenceResult, detect_anomalies, symmetry_images
+from digmat.adsorption import ReferenceResult, detect_anomalies, sample_equilibrium, symmetry_images
 from digmat.tasks.sampling import adsorption_sampler, sample_adsorbates, site_kind_populations, summarise_sites, total_variation
 from digmat.calculators import get_calculator
 from digmat.pretrained import load_model
@@ -100,6 +109,22 @@ def tv_per_minimum(assigned: np.ndarray, weights: np.ndarray, p_ref: np.ndarray,
     return float(0.5 * (sum(abs(p_hat[i] - p_ref[i]) for i in usable) + weights[assigned == -1].sum()))
 
 
+def distribution(labels, weights: np.ndarray | None = None) -> dict:
+    """``{label: probability}`` of a labelling (S,), optionally weighted (weights summing to 1)."""
+    labels = list(labels)
+    w = np.full(len(labels), 1.0 / len(labels)) if weights is None else np.asarray(weights, float)
+    out: dict = {}
+    for label, wk in zip(labels, w):
+        out[label] = out.get(label, 0.0) + float(wk)
+    return out
+
+
+def site_kinds(slab, configurations, binding: int) -> list[str]:
+    """Site kind of every configuration, by the site assigner ``digmat adsorb`` reports with."""
+    sites, labels = summarise_sites(slab, list(configurations), binding, bootstrap=1)
+    return [sites[k].kind for k in labels]
+
+
 def tv_per_site(slab, configurations, minima, p_ref: np.ndarray, binding: int) -> tuple[float, dict[str, list[float]]]:
     """Total variation between the samples' site probabilities and the reference's, both
     assigned by the same :class:`~digmat.adsorption.site_assignment.SiteAssigner` (the one
@@ -114,6 +139,24 @@ def tv_per_site(slab, configurations, minima, p_ref: np.ndarray, binding: int) -
     np.add.at(p_site, labels[n:], p_ref)
     table = {f"{s.kind}#{k}": [round(float(p_hat[k]), 3), round(float(p_site[k]), 3)] for k, s in enumerate(sites) if p_hat[k] or p_site[k]}
     return float(0.5 * np.abs(p_hat - p_site).sum()), table
+
+
+def reference_draws(result, system: AdsorbateSystem, temperature: float, orbit: np.ndarray, owner: np.ndarray, num: int, seed: int,
+                    binding: int, noise_size: int = 256) -> dict:
+    """Exact draws of the reference distribution at ``temperature`` (harmonic basins, Boltzmann
+    weights, symmetry images), labelled as the model's samples are.
+
+    Returns ``minima`` and ``kinds`` (``{label: probability}``, unassigned = -1), ``assigned`` (num,)
+    and ``noise``: the per-minimum and per-kind TV between two independent reference draws of
+    ``noise_size`` each (what a perfect model would score with that many samples).
+    """
+    draws = sample_equilibrium(result, temperature, num + 2 * noise_size, seed=seed + 7919)
+    assigned = assign_to_minima(system, system.to_state(draws).numpy(), orbit, owner)
+    kinds = site_kinds(result.slab, draws, binding)
+    a, b = slice(num, num + noise_size), slice(num + noise_size, None)
+    noise = (round(total_variation(distribution(assigned[a].tolist()), distribution(assigned[b].tolist())), 4),
+             round(total_variation(distribution(kinds[a]), distribution(kinds[b])), 4))
+    return {"minima": distribution(assigned[:num].tolist()), "kinds": distribution(kinds[:num]), "assigned": assigned[:num], "noise": noise}
 
 
 def _relax(atoms, calc, steps: int, fmax: float = 0.05):
@@ -142,8 +185,10 @@ def bench_system(path: Path, model, calc, args) -> dict:
     out = {"system": result.system_id, "minima": len(usable), "reference": {
         "calls": result.cost.get("calls"), "wall_seconds": result.cost.get("wall_seconds"),
         "probabilities": {str(t): {result.minima[i].site_kind + f"#{i}": float(result.probabilities(t)[i]) for i in usable} for t in (300.0, 1200.0)}}}
-    samples = {}
+    binding = len(result.slab) + system.anchor
+    samples, references = {}, {}
     for temperature in (300.0, 1200.0):
+        key = f"{temperature:g}K"
         t0 = time.perf_counter()
         res = sample_adsorbates(result.slab, result.adsorbate, model, num_samples=args.num_samples, temperature=temperature, seed=args.seed,
                                 sampler=args.sampler_config)
@@ -152,21 +197,27 @@ def bench_system(path: Path, model, calc, args) -> dict:
         d_in, rmsd = adsorbate_offsets(system, x, orbit)
         assigned = assign_to_minima(system, x, orbit, owner)
         p_ref = result.probabilities(temperature)
-        p_hat = {i: float(np.mean(assigned == i)) for i in usable}
-        tv = tv_per_minimum(assigned, np.full(len(x), 1.0 / len(x)), p_ref, usable)
         kind_ref = {}
         for i in usable:
             kind_ref[kinds[i]] = kind_ref.get(kinds[i], 0.0) + float(p_ref[i])
-        tv_kind = total_variation(site_kind_populations(res.sites), kind_ref)
-        key = f"{temperature:g}K"
+        ref = reference_draws(result, system, temperature, orbit, owner, args.reference_samples, args.seed, binding)
+        references[temperature] = ref
+        model_kinds = site_kinds(result.slab, res.configurations, binding)
+        p_hat = {i: float(np.mean(assigned == i)) for i in usable}
         out[f"sampling_{key}"] = {"seconds": round(seconds, 2), "network_evaluations_per_sample": res.evaluations,
                                  "sites": {s.kind + f"#{s.label}": round(s.probability, 3) for s in res.sites},
                                  "assigned": {kinds[i] + f"#{i}": round(p_hat[i], 3) for i in usable},
-                                 "unassigned": round(float(np.mean(assigned == -1)), 3)}
-        out[f"tv_{key}"] = round(tv, 4)
-        out[f"tv_site_kind_{key}"] = round(tv_kind, 4)
-        tv_site, table = tv_per_site(result.slab, res.configurations, [result.minima[i].atoms for i in usable], np.asarray(p_ref)[usable],
-                                     len(result.slab) + system.anchor)
+                                 "unassigned": round(float(np.mean(assigned == -1)), 3),
+                                 "site_kinds": {k: round(v, 3) for k, v in sorted(distribution(model_kinds).items())},
+                                 "reference_site_kinds": {k: round(v, 3) for k, v in sorted(ref["kinds"].items())}}
+        out[f"tv_{key}"] = round(total_variation(distribution(assigned.tolist()), ref["minima"]), 4)
+        out[f"tv_site_kind_{key}"] = round(total_variation(distribution(model_kinds), ref["kinds"]), 4)
+        out[f"tv_{key}_noise"], out[f"tv_site_kind_{key}_noise"] = ref["noise"]
+        out[f"tv_{key}_vs_minima"] = round(tv_per_minimum(assigned, np.full(len(x), 1.0 / len(x)), p_ref, usable), 4)
+        out[f"tv_site_kind_{key}_vs_minima"] = round(total_variation(site_kind_populations(res.sites), kind_ref), 4)
+        out[f"floor_tv_{key}_vs_minima"] = round(tv_per_minimum(ref["assigned"], np.full(len(ref["assigned"]), 1.0 / len(ref["assigned"])), p_ref, usable), 4)
+        out[f"floor_tv_site_kind_{key}_vs_minima"] = round(total_variation(ref["kinds"], kind_ref), 4)
+        tv_site, table = tv_per_site(result.slab, res.configurations, [result.minima[i].atoms for i in usable], np.asarray(p_ref)[usable], binding)
         out[f"tv_site_{key}"] = round(tv_site, 4)
         out[f"sampling_{key}"]["per_site_sampled_reference"] = table
         samples[temperature] = (res, x, d_in, rmsd)
@@ -226,7 +277,8 @@ def bench_system(path: Path, model, calc, args) -> dict:
         info = res.reweight(args.calculator)
         w = np.array([a.info["weight"] for a in res.configurations])
         assigned = assign_to_minima(system, system.to_state(res.configurations).numpy(), orbit, owner)
-        out["reweight_tv_300K"] = round(tv_per_minimum(assigned, w, result.probabilities(300.0), usable), 4)
+        out["reweight_tv_300K"] = round(total_variation(distribution(assigned.tolist(), w / w.sum()), references[300.0]["minima"]), 4)
+        out["reweight_tv_300K_vs_minima"] = round(tv_per_minimum(assigned, w / w.sum(), result.probabilities(300.0), usable), 4)
         out["reweight_ess"] = info["effective_sample_size"]
         out["reweight_calls"] = info["calls"]
         out["reweight_seconds"] = round(time.perf_counter() - t0, 1)
@@ -257,6 +309,7 @@ def main() -> int:
     parser.add_argument("-n", "--num-samples", type=int, default=256)
     parser.add_argument("--sampler", choices=("ode", "sde"), default=None, help="default: sample_adsorbates' default")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's default)")
+    parser.add_argument("--reference-samples", type=int, default=2048, help="exact reference draws per system and temperature (the TV's reference side)")
     parser.add_argument("--short-steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--refine", action="store_true", help="also score calculator-verified populations (needs --calculator)")
@@ -289,12 +342,16 @@ def main() -> int:
         "coverage_1200K_mean": agg("coverage_1200K"), "tv_300K_mean": agg("tv_300K"), "tv_1200K_mean": agg("tv_1200K"),
         "tv_site_kind_300K_mean": agg("tv_site_kind_300K"), "tv_site_kind_1200K_mean": agg("tv_site_kind_1200K"),
         "tv_site_300K_mean": agg("tv_site_300K"), "tv_site_1200K_mean": agg("tv_site_1200K"),
+        **{f"{name}_mean": agg(name) for name in ("tv_300K_noise", "tv_1200K_noise", "tv_site_kind_300K_noise", "tv_site_kind_1200K_noise",
+                                                  "tv_300K_vs_minima", "tv_1200K_vs_minima", "tv_site_kind_300K_vs_minima", "tv_site_kind_1200K_vs_minima",
+                                                  "floor_tv_300K_vs_minima", "floor_tv_1200K_vs_minima",
+                                                  "floor_tv_site_kind_300K_vs_minima", "floor_tv_site_kind_1200K_vs_minima")},
         "rmsd_raw_median": None if not done else round(float(np.median([r for s in done for r in s["rmsd_raw"]])), 3),
         "rmsd_relaxed_median": None if not any(s.get("rmsd_relaxed") for s in done) else round(float(np.median([r for s in done for r in s["rmsd_relaxed"] or []])), 3),
         "success_at_5": agg("success_at_5"), "success_at_1": agg("success_at_1"), "anomaly_rate": agg("anomaly_rate"),
         "refine_tv_300K_mean": agg("refine_tv_300K"), "refine_tv_1200K_mean": agg("refine_tv_1200K"),
         "refine_calls_ratio_median": agg("refine_calls_ratio", np.median),
-        "reweight_tv_300K_mean": agg("reweight_tv_300K"), "reweight_ess_median": agg("reweight_ess", np.median),
+        "reweight_tv_300K_mean": agg("reweight_tv_300K"), "reweight_tv_300K_vs_minima_mean": agg("reweight_tv_300K_vs_minima"), "reweight_ess_median": agg("reweight_ess", np.median),
         "sampling_seconds_median": None if not done else round(float(np.median([s["sampling_300K"]["seconds"] for s in done])), 2),
         "reference_wall_seconds_median": None if not done else float(np.median([s["reference"]["wall_seconds"] or np.nan for s in done])),
     }

@@ -63,7 +63,8 @@ def test_smoke_run_prints_every_figure(bench, tmp_path, monkeypatch, capsys):
     assert s["systems"] == 1 and out["machine"]["cpus"] >= 1
     assert (out["machine"]["sampler"], out["machine"]["steps"]) == ("ode", 25)  # the SamplerConfig used, not "default"
     for key in ("coverage_1200K_mean", "tv_300K_mean", "tv_1200K_mean", "tv_site_300K_mean", "tv_site_1200K_mean", "rmsd_raw_median", "rmsd_relaxed_median", "success_at_5",
-                "success_at_1", "anomaly_rate", "sampling_seconds_median", "refine_calls_ratio_median", "reweight_ess_median"):
+                "success_at_1", "anomaly_rate", "sampling_seconds_median", "refine_calls_ratio_median", "reweight_ess_median",
+                "tv_site_kind_300K_vs_minima_mean", "floor_tv_site_kind_300K_vs_minima_mean", "tv_300K_noise_mean", "reweight_tv_300K_vs_minima_mean"):
         assert s[key] is not None, key
     system = out["per_system"][0]
     assert system["refine_calls"] > 0 and 1.0 <= system["reweight_ess"] <= 6.0 and system["reweight_calls"] == 6
@@ -103,3 +104,32 @@ def test_tv_per_site_merges_minima_of_one_site(bench):
     other = next(m.atoms for m in result.minima if m.site_kind != result.minima[0].site_kind)
     tv, table = bench.tv_per_site(result.slab, samples, [other], np.array([1.0]), binding)
     assert tv == pytest.approx(1.0) and sorted(v for pair in table.values() for v in pair) == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_distribution_by_hand(bench):
+    assert bench.distribution([0, 0, 1, -1]) == {0: 0.5, 1: 0.25, -1: 0.25}
+    assert bench.distribution(["a", "b"], np.array([0.75, 0.25])) == {"a": 0.75, "b": 0.25}
+
+
+def test_reference_draws_score_zero_where_minima_labels_do_not(bench):
+    """Exact reference draws of H on Ir(111) at 300 K: two independent draws agree (TV per kind
+    and per minimum within sampling noise), while the earlier comparison with the minima's stored
+    kinds gives the same exact draws a floor of > 0.15 (the bridge basin's thermal spread
+    crosses the site assigner's boundaries)."""
+    from digmat.tasks.sampling import total_variation
+
+    result = ReferenceResult.from_json(ROOT / "data" / "corpus" / "results" / "Ir-111-H.json")
+    usable = [i for i, m in enumerate(result.minima) if "saddle" not in m.flags]
+    system = AdsorbateSystem(result.slab, result.adsorbate)
+    images = symmetry_images(result.slab)
+    orbit = np.array([system.to_state(op.apply(result.minima[i].atoms, result.slab))[0].numpy() for i in usable for op in images])
+    owner = np.array([i for i in usable for _ in images])
+    binding = len(result.slab) + system.anchor
+    a = bench.reference_draws(result, system, 300.0, orbit, owner, 512, 0, binding, noise_size=64)
+    b = bench.reference_draws(result, system, 300.0, orbit, owner, 512, 1, binding, noise_size=64)
+    assert total_variation(a["kinds"], b["kinds"]) < 0.06 and total_variation(a["minima"], b["minima"]) < 0.06
+    kind_ref: dict = {}
+    for i, p in zip(usable, np.asarray(result.probabilities(300.0))[usable]):
+        kind_ref[result.minima[i].site_kind] = kind_ref.get(result.minima[i].site_kind, 0.0) + float(p)
+    assert total_variation(a["kinds"], kind_ref) > 0.15
+    assert 0 <= a["noise"][0] <= 1 and 0 <= a["noise"][1] <= 1 and len(a["assigned"]) == 512
