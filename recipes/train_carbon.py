@@ -94,7 +94,15 @@ def profile(args) -> None:
     rel = crystal_denoising_profile(model, structures, args.noise, generator=torch.Generator().manual_seed(args.seed))
     times = model.config.schedule.t_of_sigma_tilde(torch.tensor(args.noise, dtype=torch.float64) / model.config.state.length_scale)
     rows = [{"noise_A": a, "t": round(float(t), 5), **{k: round(float(v[i]), 4) for k, v in rel.items()}} for i, (a, t) in enumerate(zip(args.noise, times))]
-    print(json.dumps({"model": str(args.model), "split": args.split, "structures": len(structures), "relative_eps_mse": rows}, indent=1))
+    report = {"model": str(args.model), "split": args.split, "structures": len(structures), "relative_eps_mse": rows}
+    if args.restart:
+        from digmat.design import nn_distance_quantiles, restart_crystals
+
+        picked = structures[: args.restart]
+        report["restart"] = {"structures": len(picked), "nn_distance_quantiles_A_inputs": [round(q, 3) for q in nn_distance_quantiles(picked)],
+                             "nn_distance_quantiles_A": {str(a): [round(q, 3) for q in nn_distance_quantiles(restart_crystals(model, picked, a, repeats=2, seed=args.seed))]
+                                                         for a in args.noise}}
+    print(json.dumps(report, indent=1))
 
 
 def main() -> None:
@@ -132,6 +140,8 @@ def main() -> None:
     prof.add_argument("--model", required=True)
     prof.add_argument("--split", choices=("train", "heldout"), default="heldout")
     prof.add_argument("--noise", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2, 0.5, 1.0], help="positional noise levels, Å")
+    prof.add_argument("--restart", type=int, default=0, metavar="N",
+                      help="also noise N structures to each level and denoise them with the reverse SDE: 10/50/90 %% nearest-neighbour distances")
     prof.set_defaults(func=profile)
 
     for p in (score, pred, prof):

@@ -36,11 +36,11 @@ import torch
 from ase import Atoms
 from torch import Tensor
 
-from digmat.core import SampleConfig, SamplerConfig, ScoreFn, gaussian_property_likelihood, guided_score
+from digmat.core import SampleConfig, SamplerConfig, ScoreFn, gaussian_property_likelihood, guided_score, resample_sde
 from digmat.models.crystal import CrystalDataset, CrystalModelConfig, CrystalScoreModel, collate_crystals, crystal_dsm_loss
 from digmat.systems.crystal import CrystalStateConfig, CrystalSystem
 
-__all__ = ["DEFAULT_STEPS", "GapGuidance", "SampleConfig", "SamplerConfig", "gap_function", "sample_crystals", "train_crystal_model"]
+__all__ = ["DEFAULT_STEPS", "GapGuidance", "SampleConfig", "SamplerConfig", "gap_function", "restart_crystals", "sample_crystals", "train_crystal_model"]
 
 DEFAULT_STEPS = {"sde": 200, "ode": 25}
 """Default steps per sampler for crystals: DiG's ancestral SDE, 200 steps, is the default (the
@@ -226,6 +226,34 @@ def sample_crystals(
             atoms.info.update(num_atoms=n, sample_index=k)
             out[k] = atoms
     return out  # type: ignore[return-value]
+
+
+def restart_crystals(model: CrystalScoreModel, structures: Sequence[Atoms], noise: float, *, steps: int = DEFAULT_STEPS["sde"],
+                     repeats: int = 1, seed: int = 0) -> list[Atoms]:
+    """Noise ``structures`` to ``noise`` Å of positional noise and denoise them with the model's
+    reverse SDE (:func:`digmat.core.resample_sde`, the ``steps``-step grid of
+    :func:`sample_crystals`).
+
+    A model whose score is right below ``noise`` returns crystals as well formed as its inputs
+    (bond lengths, symmetry); the smallest ``noise`` at which they degrade is where the model,
+    not the sampler, loses the structure. Returns ``len(structures) * repeats`` crystals, each
+    input's ``repeats`` copies together, ``info["restart_of"]`` = its index.
+    """
+    if not noise > 0 or repeats < 1:
+        raise ValueError(f"noise must be > 0 Å and repeats >= 1, got {noise}, {repeats}")
+    model.eval()
+    param = next(model.parameters())
+    t_start = float(model.config.schedule.t_of_sigma_tilde(torch.tensor(noise / model.config.state.length_scale, dtype=torch.float64)))
+    generator = torch.Generator().manual_seed(seed)
+    out: list[Atoms] = []
+    for k, atoms in enumerate(structures):
+        system = model.system(atoms.numbers.tolist())
+        x0 = system.to_state(atoms, dtype=param.dtype).to(param.device).expand(repeats, -1).clone()
+        x = resample_sde(system.diffusion(model.config.schedule), model.score_fn(system), x0, min(t_start, 1.0), steps=steps, generator=generator).x
+        for new in system.to_atoms(x):
+            new.info["restart_of"] = k
+            out.append(new)
+    return out
 
 
 def train_crystal_model(
