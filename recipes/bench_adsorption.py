@@ -35,8 +35,10 @@ samples ``-n`` configurations at 300 K and at 1200 K with ``sample_adsorbates`` 
 - ``--refine``: calculator-verified populations (``AdsorptionResult.refine``: up to
   ``--refine-per-site`` representatives of every site sampled at 1200 K relaxed, minima
   weighed by harmonic free energy at 300 and 1200 K): ``refine_tv_300K`` / ``refine_tv_1200K``
-  per minimum (each refined minimum assigned to the reference minimum nearest in 3-D, as the
-  samples are) and the calls it took, ``refine_calls_ratio`` = calls / the reference's;
+  per minimum and ``refine_tv_site_kind_*``, the refined minima's own harmonic distribution
+  drawn and labelled like the reference draws (``refine_tv_*_vs_minima``: each refined minimum's
+  probability put on the reference minimum nearest in 3-D, the earlier comparison), and the
+  calls it took, ``refine_calls_ratio`` = calls / the reference's;
 - ``--reweight``: importance weights of the 300 K samples (log-densities by the
   probability-flow ODE, one energy call per sample): ``reweight_tv_300K`` per minimum and the
   effective sample size;
@@ -159,6 +161,17 @@ def reference_draws(result, system: AdsorbateSystem, temperature: float, orbit: 
     return {"minima": distribution(assigned[:num].tolist()), "kinds": distribution(kinds[:num]), "assigned": assigned[:num], "noise": noise}
 
 
+def same_map_tv(found, system: AdsorbateSystem, temperature: float, orbit: np.ndarray, owner: np.ndarray, reference: dict, num: int, seed: int,
+                binding: int) -> tuple[float, float]:
+    """TV per minimum and per site kind between the harmonic distribution of another search's minima
+    (``found``, e.g. the refined ones) and the reference draws of :func:`reference_draws`, both
+    drawn and labelled the same way."""
+    draws = sample_equilibrium(found, temperature, num, seed=seed)
+    assigned = assign_to_minima(system, system.to_state(draws).numpy(), orbit, owner)
+    return (round(total_variation(distribution(assigned.tolist()), reference["minima"]), 4),
+            round(total_variation(distribution(site_kinds(found.slab, draws, binding)), reference["kinds"]), 4))
+
+
 def _relax(atoms, calc, steps: int, fmax: float = 0.05):
     from ase.optimize import BFGS
 
@@ -264,8 +277,11 @@ def bench_system(path: Path, model, calc, args) -> dict:
             xm = system.to_state([m.atoms for m in found.minima]).numpy()
             to_ref = assign_to_minima(system, xm, orbit, owner)
             for temperature in (300.0, 1200.0):
-                out[f"refine_tv_{temperature:g}K"] = round(tv_per_minimum(to_ref, found.probabilities(temperature),
-                                                                        result.probabilities(temperature), usable), 4)
+                key = f"{temperature:g}K"
+                out[f"refine_tv_{key}"], out[f"refine_tv_site_kind_{key}"] = same_map_tv(found, system, temperature, orbit, owner, references[temperature],
+                                                                                     args.reference_samples, args.seed + 104729, binding)
+                out[f"refine_tv_{key}_vs_minima"] = round(tv_per_minimum(to_ref, found.probabilities(temperature),
+                                                                         result.probabilities(temperature), usable), 4)
         out["refine_calls"] = refinement.calls
         out["refine_calls_ratio"] = round(refinement.calls / result.cost["calls"], 4) if result.cost.get("calls") else None
         out["refine_minima"] = len(found.minima)
@@ -350,6 +366,8 @@ def main() -> int:
         "rmsd_relaxed_median": None if not any(s.get("rmsd_relaxed") for s in done) else round(float(np.median([r for s in done for r in s["rmsd_relaxed"] or []])), 3),
         "success_at_5": agg("success_at_5"), "success_at_1": agg("success_at_1"), "anomaly_rate": agg("anomaly_rate"),
         "refine_tv_300K_mean": agg("refine_tv_300K"), "refine_tv_1200K_mean": agg("refine_tv_1200K"),
+        "refine_tv_site_kind_300K_mean": agg("refine_tv_site_kind_300K"), "refine_tv_site_kind_1200K_mean": agg("refine_tv_site_kind_1200K"),
+        "refine_tv_300K_vs_minima_mean": agg("refine_tv_300K_vs_minima"), "refine_tv_1200K_vs_minima_mean": agg("refine_tv_1200K_vs_minima"),
         "refine_calls_ratio_median": agg("refine_calls_ratio", np.median),
         "reweight_tv_300K_mean": agg("reweight_tv_300K"), "reweight_tv_300K_vs_minima_mean": agg("reweight_tv_300K_vs_minima"), "reweight_ess_median": agg("reweight_ess", np.median),
         "sampling_seconds_median": None if not done else round(float(np.median([s["sampling_300K"]["seconds"] for s in done])), 2),
