@@ -143,6 +143,14 @@ def tv_per_site(slab, configurations, minima, p_ref: np.ndarray, binding: int) -
     return float(0.5 * np.abs(p_hat - p_site).sum()), table
 
 
+def labelled_draws(result, system: AdsorbateSystem, temperature: float, orbit: np.ndarray, owner: np.ndarray, num: int, seed: int,
+                   binding: int) -> tuple[np.ndarray, list[str]]:
+    """``num`` draws of ``result``'s harmonic distribution at ``temperature``: the reference minimum
+    each is assigned to (-1 unassigned) and its site kind, as the model's samples are labelled."""
+    draws = sample_equilibrium(result, temperature, num, seed=seed)
+    return assign_to_minima(system, system.to_state(draws).numpy(), orbit, owner), site_kinds(result.slab, draws, binding)
+
+
 def reference_draws(result, system: AdsorbateSystem, temperature: float, orbit: np.ndarray, owner: np.ndarray, num: int, seed: int,
                     binding: int, noise_size: int = 256) -> dict:
     """Exact draws of the reference distribution at ``temperature`` (harmonic basins, Boltzmann
@@ -152,9 +160,7 @@ def reference_draws(result, system: AdsorbateSystem, temperature: float, orbit: 
     and ``noise``: the per-minimum and per-kind TV between two independent reference draws of
     ``noise_size`` each (what a perfect model would score with that many samples).
     """
-    draws = sample_equilibrium(result, temperature, num + 2 * noise_size, seed=seed + 7919)
-    assigned = assign_to_minima(system, system.to_state(draws).numpy(), orbit, owner)
-    kinds = site_kinds(result.slab, draws, binding)
+    assigned, kinds = labelled_draws(result, system, temperature, orbit, owner, num + 2 * noise_size, seed + 7919, binding)
     a, b = slice(num, num + noise_size), slice(num + noise_size, None)
     noise = (round(total_variation(distribution(assigned[a].tolist()), distribution(assigned[b].tolist())), 4),
              round(total_variation(distribution(kinds[a]), distribution(kinds[b])), 4))
@@ -166,10 +172,9 @@ def same_map_tv(found, system: AdsorbateSystem, temperature: float, orbit: np.nd
     """TV per minimum and per site kind between the harmonic distribution of another search's minima
     (``found``, e.g. the refined ones) and the reference draws of :func:`reference_draws`, both
     drawn and labelled the same way."""
-    draws = sample_equilibrium(found, temperature, num, seed=seed)
-    assigned = assign_to_minima(system, system.to_state(draws).numpy(), orbit, owner)
+    assigned, kinds = labelled_draws(found, system, temperature, orbit, owner, num, seed, binding)
     return (round(total_variation(distribution(assigned.tolist()), reference["minima"]), 4),
-            round(total_variation(distribution(site_kinds(found.slab, draws, binding)), reference["kinds"]), 4))
+            round(total_variation(distribution(kinds), reference["kinds"]), 4))
 
 
 def _relax(atoms, calc, steps: int, fmax: float = 0.05):
@@ -215,7 +220,7 @@ def bench_system(path: Path, model, calc, args) -> dict:
             kind_ref[kinds[i]] = kind_ref.get(kinds[i], 0.0) + float(p_ref[i])
         ref = reference_draws(result, system, temperature, orbit, owner, args.reference_samples, args.seed, binding)
         references[temperature] = ref
-        model_kinds = site_kinds(result.slab, res.configurations, binding)
+        model_kinds = [a.info["kind"] for a in res.configurations]  # sample_adsorbates' own site labels
         p_hat = {i: float(np.mean(assigned == i)) for i in usable}
         out[f"sampling_{key}"] = {"seconds": round(seconds, 2), "network_evaluations_per_sample": res.evaluations,
                                  "sites": {s.kind + f"#{s.label}": round(s.probability, 3) for s in res.sites},
@@ -292,9 +297,10 @@ def bench_system(path: Path, model, calc, args) -> dict:
                                 seed=args.seed, log_density=True, sampler=args.sampler_config)
         info = res.reweight(args.calculator)
         w = np.array([a.info["weight"] for a in res.configurations])
+        w = w / w.sum()
         assigned = assign_to_minima(system, system.to_state(res.configurations).numpy(), orbit, owner)
-        out["reweight_tv_300K"] = round(total_variation(distribution(assigned.tolist(), w / w.sum()), references[300.0]["minima"]), 4)
-        out["reweight_tv_300K_vs_minima"] = round(tv_per_minimum(assigned, w / w.sum(), result.probabilities(300.0), usable), 4)
+        out["reweight_tv_300K"] = round(total_variation(distribution(assigned.tolist(), w), references[300.0]["minima"]), 4)
+        out["reweight_tv_300K_vs_minima"] = round(tv_per_minimum(assigned, w, result.probabilities(300.0), usable), 4)
         out["reweight_ess"] = info["effective_sample_size"]
         out["reweight_calls"] = info["calls"]
         out["reweight_seconds"] = round(time.perf_counter() - t0, 1)

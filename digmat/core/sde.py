@@ -53,10 +53,16 @@ def sample_sde(
     space = diffusion.space
     x = space.sample_prior(num, generator=generator, device=device, dtype=dtype) if x_init is None else space.check(x_init, "x_init")
     chain = diffusion.schedule.discretize(steps, power=grid_power)
-    for i in range(steps, 0, -1):
-        t = torch.full((num,), float(chain["t"][i]), dtype=x.dtype, device=x.device)
+    return SDEResult(x=_reverse_chain(diffusion, score_fn, x, chain, steps, generator), nfe=steps)
+
+
+def _reverse_chain(diffusion: Diffusion, score_fn: ScoreFn, x: Tensor, chain: dict[str, Tensor], start: int,
+                   generator: torch.Generator | None) -> Tensor:
+    """Ancestral steps from grid point ``start`` down to t_0 = 0; one score evaluation each."""
+    for i in range(start, 0, -1):
+        t = torch.full((x.shape[0],), float(chain["t"][i]), dtype=x.dtype, device=x.device)
         x = ancestral_step(diffusion, x, score_fn(x, t), chain, i, generator=generator)
-    return SDEResult(x=x, nfe=steps)
+    return x
 
 
 @torch.no_grad()
@@ -80,19 +86,15 @@ def resample_sde(
     what the data have (a crystal's bond lengths, a site's population). ``nfe`` counts the
     steps run.
     """
-    space = diffusion.space
-    x0 = space.check(x0, "x0")
-    chain = diffusion.schedule.discretize(steps, power=grid_power)
     if not 0.0 < t_start <= 1.0:
         raise ValueError(f"t_start must lie in (0, 1], got {t_start}")
+    x0 = diffusion.space.check(x0, "x0")
+    chain = diffusion.schedule.discretize(steps, power=grid_power)
     start = int((chain["t"] <= t_start).nonzero().max())
     if start == 0:
         return SDEResult(x=x0.clone(), nfe=0)
     x, _ = diffusion.perturb(x0, torch.full((x0.shape[0],), float(chain["t"][start]), dtype=x0.dtype, device=x0.device), generator=generator)
-    for i in range(start, 0, -1):
-        t = torch.full((x.shape[0],), float(chain["t"][i]), dtype=x.dtype, device=x.device)
-        x = ancestral_step(diffusion, x, score_fn(x, t), chain, i, generator=generator)
-    return SDEResult(x=x, nfe=start)
+    return SDEResult(x=_reverse_chain(diffusion, score_fn, x, chain, start, generator), nfe=start)
 
 
 def ancestral_step(diffusion: Diffusion, x: Tensor, score: Tensor, chain: dict[str, Tensor], i: int, *,
