@@ -42,6 +42,11 @@ samples ``-n`` configurations at 300 K and at 1200 K with ``sample_adsorbates`` 
 - ``--reweight``: importance weights of the 300 K samples (log-densities by the
   probability-flow ODE, one energy call per sample): ``reweight_tv_300K`` per minimum and the
   effective sample size;
+- ``--profile T ...``: at 300 K, the model's noise-prediction errors beside the reference's
+  Bayes-optimal denoiser (the exact score of ``--oracle-pool`` exact draws,
+  :mod:`digmat.tasks.adsorption_profile`) at those diffusion times, and the per-kind TV of samples
+  drawn with the oracle's score above each ``--switch`` time and the model's below
+  (``oracle_high``) and the reverse (``model_high``): the noise range where the populations go wrong;
 - wall time of sampling (256 samples) and of the relaxations, calculator calls, against the
   reference search's.
 
@@ -291,6 +296,8 @@ def bench_system(path: Path, model, calc, args) -> dict:
         out["refine_calls_ratio"] = round(refinement.calls / result.cost["calls"], 4) if result.cost.get("calls") else None
         out["refine_minima"] = len(found.minima)
         out["refine_seconds"] = round(time.perf_counter() - t0, 1)
+    if args.profile:
+        out["profile_300K"] = profile_system(model, system, result, references[300.0]["kinds"], args)
     if args.reweight:
         t0 = time.perf_counter()
         res = sample_adsorbates(result.slab, result.adsorbate, model, num_samples=args.num_samples, temperature=300.0,
@@ -305,6 +312,26 @@ def bench_system(path: Path, model, calc, args) -> dict:
         out["reweight_calls"] = info["calls"]
         out["reweight_seconds"] = round(time.perf_counter() - t0, 1)
     return out
+
+
+def profile_system(model, system: AdsorbateSystem, result, reference_kinds: dict, args) -> dict:
+    """The ``--profile`` block at 300 K: denoising errors of model and oracle per time, and the
+    per-kind TV (against the reference draws) of the model, the oracle and the switched samplers."""
+    from digmat.core import SampleConfig
+    from digmat.tasks.adsorption_profile import denoising_profile, reference_oracle, switched_populations
+
+    oracle = reference_oracle(system, system.diffusion(model.config.schedule), result, 300.0, num=args.oracle_pool, seed=args.seed + 31)
+    data = system.to_state(sample_equilibrium(result, 300.0, 512, seed=args.seed + 61))
+    rows = denoising_profile(model, system, oracle, data, 300.0, args.profile, seed=args.seed)
+    shares = switched_populations(model, system, oracle, 300.0, args.switch, num=args.num_samples, seed=args.seed,
+                                  sampler=SampleConfig(args.sampler_config))
+
+    def tv(p: dict) -> float:
+        return round(total_variation(p, reference_kinds), 4)
+
+    return {"denoising": rows, "tv_site_kind_model": tv(shares["model"]), "tv_site_kind_oracle": tv(shares["oracle"]),
+            "tv_site_kind_oracle_high": {str(k): tv(v) for k, v in shares["oracle_high"].items()},
+            "tv_site_kind_model_high": {str(k): tv(v) for k, v in shares["model_high"].items()}}
 
 
 _WORKER: dict = {}
@@ -337,6 +364,10 @@ def main() -> int:
     parser.add_argument("--refine", action="store_true", help="also score calculator-verified populations (needs --calculator)")
     parser.add_argument("--refine-per-site", type=int, default=2)
     parser.add_argument("--reweight", action="store_true", help="also score importance reweighting of the 300 K samples (needs --calculator; slow)")
+    parser.add_argument("--profile", type=float, nargs="*", default=None, metavar="T",
+                        help="diffusion times of the denoising profile against the reference's Bayes-optimal denoiser (300 K)")
+    parser.add_argument("--switch", type=float, nargs="*", default=[0.15, 0.3, 0.45], help="with --profile: switch times of the oracle/model samplers")
+    parser.add_argument("--oracle-pool", type=int, default=4096, help="with --profile: exact draws the oracle knows")
     parser.add_argument("--workers", type=int, default=1, help="systems benchmarked in parallel processes (one torch thread each)")
     args = parser.parse_args()
     if (args.refine or args.reweight) and not args.calculator:
@@ -359,6 +390,14 @@ def main() -> int:
         vals = [s[key] for s in done if s.get(key) is not None]
         return None if not vals else round(float(fn(vals)), 4)
 
+    def agg_profile(key):  # mean over systems of a --profile TV (or of each switch time's)
+        vals = [s["profile_300K"][key] for s in done if "profile_300K" in s]
+        if not vals:
+            return None
+        if isinstance(vals[0], dict):
+            return {k: round(float(np.mean([v[k] for v in vals])), 4) for k in vals[0]}
+        return round(float(np.mean(vals)), 4)
+
     summary = {
         "systems": len(done), "skipped": len(systems) - len(done),
         "coverage_1200K_mean": agg("coverage_1200K"), "tv_300K_mean": agg("tv_300K"), "tv_1200K_mean": agg("tv_1200K"),
@@ -376,6 +415,9 @@ def main() -> int:
         "refine_tv_300K_vs_minima_mean": agg("refine_tv_300K_vs_minima"), "refine_tv_1200K_vs_minima_mean": agg("refine_tv_1200K_vs_minima"),
         "refine_calls_ratio_median": agg("refine_calls_ratio", np.median),
         "reweight_tv_300K_mean": agg("reweight_tv_300K"), "reweight_tv_300K_vs_minima_mean": agg("reweight_tv_300K_vs_minima"), "reweight_ess_median": agg("reweight_ess", np.median),
+        **({"profile_tv_site_kind_300K_mean": {
+            key: agg_profile(key) for key in ("tv_site_kind_model", "tv_site_kind_oracle", "tv_site_kind_oracle_high", "tv_site_kind_model_high")}}
+           if args.profile else {}),
         "sampling_seconds_median": None if not done else round(float(np.median([s["sampling_300K"]["seconds"] for s in done])), 2),
         "reference_wall_seconds_median": None if not done else float(np.median([s["reference"]["wall_seconds"] or np.nan for s in done])),
     }

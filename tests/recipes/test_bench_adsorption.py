@@ -55,7 +55,8 @@ def test_smoke_run_prints_every_figure(bench, tmp_path, monkeypatch, capsys):
     model = tmp_path / "tiny.pt"
     save_checkpoint(model, config=config.to_dict(), state_dict=AdsorptionScoreModel(config).state_dict(), metadata={"note": "untrained"})
     monkeypatch.setattr(sys, "argv", ["bench", str(RESULT), "--model", str(model), "-n", "6", "--calculator", "emt", "--short-steps", "1",
-                                               "--refine", "--refine-per-site", "1", "--reweight"])
+                                               "--refine", "--refine-per-site", "1", "--reweight",
+                                               "--profile", "0.2", "0.6", "--switch", "0.3", "--oracle-pool", "64"])
     monkeypatch.setattr(bench, "_relax", lambda atoms, calc, steps, fmax=0.05: (atoms, float(len(atoms)), 1))  # no BFGS: I/O only
     assert bench.main() == 0
     out = json.loads(capsys.readouterr().out)
@@ -69,6 +70,9 @@ def test_smoke_run_prints_every_figure(bench, tmp_path, monkeypatch, capsys):
     system = out["per_system"][0]
     assert system["refine_calls"] > 0 and 1.0 <= system["reweight_ess"] <= 6.0 and system["reweight_calls"] == 6
     assert s["success_at_1"] <= s["success_at_5"]
+    profile = system["profile_300K"]
+    assert [row["t"] for row in profile["denoising"]] == [0.2, 0.6]
+    assert set(profile["tv_site_kind_oracle_high"]) == {"0.3"} and 0 <= s["profile_tv_site_kind_300K_mean"]["tv_site_kind_oracle"] <= 1
     assert 0 <= s["tv_300K_mean"] <= 1 and 0 <= s["coverage_1200K_mean"] <= 1
 
 
