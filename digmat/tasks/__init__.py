@@ -3,6 +3,9 @@
 - :mod:`digmat.tasks.sampling` — the main job: equilibrium adsorbate configurations on a slab,
   grouped into sites with probabilities (:func:`sample_adsorbates`), with calculator-verified
   populations (``AdsorptionResult.refine`` / ``.reweight``);
+- :mod:`digmat.tasks.adsorption_profile` — where a model loses the reference's site
+  populations: its denoising errors beside the reference's Bayes-optimal denoiser, and samplers
+  that switch between the two at a noise level;
 - :mod:`digmat.tasks.density` — log-densities, in-plane density maps and latent paths;
 - :mod:`digmat.tasks.datasets` — the adsorption training dataset (LMDB records → model states);
 - :mod:`digmat.tasks.adsorbate_energy` — a calculator's energy of adsorbate states (differentiable
