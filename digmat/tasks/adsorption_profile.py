@@ -73,6 +73,26 @@ def switched_populations(model, system, oracle: ProductMixture, temperature: flo
     """Site-kind shares of ``num`` samples drawn with the model alone, the oracle alone, and for each
     switch time t_s: oracle above t_s and model below (``oracle_high``), and model above and
     oracle below (``model_high``). Same noise seed for every variant.
+
+    Parameters
+    ----------
+    model
+        An :class:`~digmat.models.AdsorptionScoreModel`.
+    system
+        The :class:`~digmat.systems.AdsorbateSystem` of the reference.
+    oracle
+        :func:`reference_oracle` of the same reference at ``temperature``.
+    temperature
+        K (the model's condition).
+    switches
+        Switch times t_s in [0, 1].
+    num, seed, sampler
+        Samples per variant, their noise seed, and the sampler (default: the adsorption ODE).
+
+    Returns
+    -------
+    ``{"model": shares, "oracle": shares, "oracle_high": {t_s: shares}, "model_high": {t_s: shares}}``
+    with shares ``{site kind: share}``.
     """
     config = (sampler or SampleConfig()).sampler_config(DEFAULT_STEPS, "ode")
     model_score, oracle_score = model.score_fn(system, float(temperature)), _as_score(oracle)
