@@ -58,11 +58,10 @@ def tiny_model(tmp_path_factory):
     """Path of an untrained one-layer adsorption checkpoint (Pt, O, H) for I/O and message tests."""
     from digmat.checkpoint import save_checkpoint
     from digmat.models import AdsorptionModelConfig, AdsorptionScoreModel
-    from digmat.nn import GraphormerConfig
+    from tests.toy_models import tiny_adsorption_network
 
     torch.manual_seed(0)
-    net = GraphormerConfig(num_layers=1, embed_dim=16, num_heads=2, ffn_dim=32, num_rbf=8, cutoff=4.0, num_tags=4, num_conditions=1, scalar_out=0)
-    config = AdsorptionModelConfig(network=net, elements=("Pt", "O", "H"))
+    config = AdsorptionModelConfig(network=tiny_adsorption_network(), elements=("Pt", "O", "H"))
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
     save_checkpoint(path, config=config.to_dict(), state_dict=AdsorptionScoreModel(config).state_dict(),
                     metadata={"note": "untrained, for I/O tests", "surface_signatures": [[9]]}, kind="adsorption")

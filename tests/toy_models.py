@@ -73,3 +73,10 @@ class ToyLogDensityMLP(nn.Module):
                 prior = prior - 0.5 * x[:, j] ** 2
         tf = t[:, None] * self.freqs[None]
         return self.net(torch.cat([torch.stack(feats, 1), torch.sin(tf), torch.cos(tf)], 1)).squeeze(-1) + prior
+
+
+def tiny_adsorption_network():
+    """The one-layer, 16-wide Graphormer of the untrained adsorption models used in I/O and smoke tests."""
+    from digmat.nn import GraphormerConfig
+
+    return GraphormerConfig(num_layers=1, embed_dim=16, num_heads=2, ffn_dim=32, num_rbf=8, cutoff=4.0, num_tags=4, num_conditions=1, scalar_out=0)

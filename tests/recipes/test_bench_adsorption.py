@@ -13,8 +13,9 @@ import torch
 from digmat.adsorption import ReferenceResult, symmetry_images
 from digmat.checkpoint import save_checkpoint
 from digmat.models import AdsorptionModelConfig, AdsorptionScoreModel
-from digmat.nn import GraphormerConfig
 from digmat.systems import AdsorbateSystem
+
+from ..toy_models import tiny_adsorption_network
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULT = ROOT / "data" / "corpus" / "results" / "Pt-111-OH.json"
@@ -50,8 +51,7 @@ def test_offsets_are_lattice_and_symmetry_aware(bench):
 
 def test_smoke_run_prints_every_figure(bench, tmp_path, monkeypatch, capsys):
     torch.manual_seed(0)
-    net = GraphormerConfig(num_layers=1, embed_dim=16, num_heads=2, ffn_dim=32, num_rbf=8, cutoff=4.0, num_tags=4, num_conditions=1, scalar_out=0)
-    config = AdsorptionModelConfig(network=net, network_depth=3.0)
+    config = AdsorptionModelConfig(network=tiny_adsorption_network(), network_depth=3.0)
     model = tmp_path / "tiny.pt"
     save_checkpoint(model, config=config.to_dict(), state_dict=AdsorptionScoreModel(config).state_dict(), metadata={"note": "untrained"})
     monkeypatch.setattr(sys, "argv", ["bench", str(RESULT), "--model", str(model), "-n", "6", "--calculator", "emt", "--short-steps", "1",

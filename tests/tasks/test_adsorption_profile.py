@@ -16,6 +16,8 @@ from digmat.tasks.adsorption_profile import (denoising_profile, reference_oracle
                                              switched_score)
 from digmat.tasks.sampling import total_variation
 
+from ..toy_models import tiny_adsorption_network
+
 CORPUS = Path(__file__).resolve().parents[2] / "data" / "corpus" / "results"
 
 
@@ -38,11 +40,9 @@ def test_switched_score_routes_by_time():
 
 def _untrained_model():
     from digmat.models import AdsorptionModelConfig, AdsorptionScoreModel
-    from digmat.nn import GraphormerConfig
 
     torch.manual_seed(0)
-    net = GraphormerConfig(num_layers=1, embed_dim=16, num_heads=2, ffn_dim=32, num_rbf=8, cutoff=4.0, num_tags=4, num_conditions=1, scalar_out=0)
-    return AdsorptionScoreModel(AdsorptionModelConfig(network=net)).eval()
+    return AdsorptionScoreModel(AdsorptionModelConfig(network=tiny_adsorption_network())).eval()
 
 
 def test_oracle_sampling_reproduces_reference_populations(case):
