@@ -5,8 +5,11 @@ geometry is kept; or a SMILES with ``--center``) in the fixed protein (PDB/mmCIF
 shipped ``ligand`` model or any ligand checkpoint, clusters them into binding modes (2 Å
 symmetry-aware RMSD) and reports each mode's population with a 95 % interval, its Vina energy
 and its RMSD to the input pose. PoseBusters judges the modes' representatives (``--check-all``:
-every pose). Writes ``poses.sdf`` and ``modes.sdf`` (the protein's frame), ``modes.png`` and
-``ligand.json``. Needs the ligand extra (``pip install "digmat[ligand]"``).
+every pose). ``--reweight gfnff`` relaxes the most populated modes with GFN-FF in the fixed
+pocket and reports each one's harmonic free energy and population beside the model's
+(:mod:`digmat.ligand.mode_energies`). Writes ``poses.sdf`` and ``modes.sdf`` (the protein's
+frame), ``modes_relaxed.sdf`` (with ``--reweight``), ``modes.png`` and ``ligand.json``.
+Needs the ligand extra (``pip install "digmat[ligand]"``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine", type=at_least(0), default=DEFAULT_REFINE, metavar="STEPS",
                         help="Metropolis steps per pose under the Vina energy at -T after sampling; each leaves the "
                              f"Boltzmann density invariant (default {DEFAULT_REFINE}; 0: raw model samples)")
+    parser.add_argument("--reweight", default=None, metavar="CALC",
+                        help="relax the most populated modes with CALC (gfnff: GFN-FF in ALPB water; gfnff-vacuum) in the "
+                             "fixed pocket and report their harmonic free energies and populations beside the model's")
+    parser.add_argument("--reweight-modes", type=at_least(1), default=5, metavar="K",
+                        help="modes relaxed by --reweight, most populated first (default 5; ~10-40 s each with GFN-FF)")
     parser.add_argument("--check-all", action="store_true", help="run PoseBusters on every pose (about 0.1-1 s each)")
     parser.add_argument("--no-checks", action="store_true", help="skip PoseBusters")
     parser.add_argument("--seed", type=at_least(0), default=0)
@@ -70,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     if not Path(args.protein).is_file():
         raise FileNotFoundError(f"no such file: {args.protein}")
+    if args.reweight is not None:
+        from digmat.ligand.mode_energies import check_ligand_calculator
+
+        check_ligand_calculator(args.reweight)
     mol, has_pose = _ligand(args.ligand, args.center, args.ph)
     from digmat.pretrained import load_model
     from digmat.tasks.ligand_data import build_complex
@@ -92,6 +104,13 @@ def run(args: argparse.Namespace) -> int:
                             seed=args.seed, device=device, progress=None if bar is None else (lambda done, total: bar.update(done - bar.n)))
     if bar is not None:
         bar.close()
+    if args.reweight is not None:
+        from digmat.ligand.mode_energies import ModeEnergyConfig
+
+        if not args.json:
+            print(f"relaxing up to {args.reweight_modes} modes with {args.reweight} ...", flush=True)
+        ensemble.reweight(args.protein, args.reweight, temperature=args.temperature, reference=reference,
+                          config=ModeEnergyConfig(max_modes=args.reweight_modes))
     summary = {"model": str(args.model), "protein": str(args.protein), "ligand": found.system.conditioning()["smiles"],
                "center_A": [float(v) for v in found.system.center], "temperature_K": float(args.temperature),
                "pocket_residues": len(found.system.pocket.residues), "torsions": found.system.num_torsions,
@@ -111,20 +130,38 @@ def run(args: argparse.Namespace) -> int:
     def table(summary: dict) -> None:
         print(f"{summary['ligand']} in {summary['protein']}: {summary['num_samples']} poses in {summary['seconds']:.1f} s, "
               f"{summary['num_modes']} modes, {100 * summary['in_box_fraction']:.0f} % within the {summary['box_radius_A']:g} Å box")
-        print(" mode  population   95% interval    Vina min / mean (kcal/mol)   RMSD to input (Å)  PoseBusters")
+        weighed = "reweight" in summary
+        calc = f"  {summary['reweight']['calculator'] + ' ΔG':>10}  reweighted" if weighed else ""
+        print(f" mode  population   95% interval    Vina min / mean (kcal/mol)   RMSD to input (Å){calc}  PoseBusters")
         for row in summary["modes"][:10]:
             rmsd = f"{row['rmsd_to_reference']:8.2f}" if "rmsd_to_reference" in row else "       -"
             pb = {True: "pass", False: "fail: " + ",".join(row.get("posebusters_failed", []))}.get(row.get("posebusters_pass"), "-")
+            extra = ""
+            if weighed:
+                extra = (f"  {row['free_energy']:10.2f}  {row['reweighted_population']:10.3f}" if "free_energy" in row
+                         else f"  {'-':>10}  {'-':>10}")
             print(f" {row['mode']:4d}  {row['population']:9.3f}    [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]"
-                  f"    {row['energy_min']:7.2f} / {row['energy_mean']:7.2f}        {rmsd}          {pb}")
+                  f"    {row['energy_min']:7.2f} / {row['energy_mean']:7.2f}        {rmsd}{extra}          {pb}")
         if len(summary["modes"]) > 10:
             print(f" ... {len(summary['modes']) - 10} more modes with population >= 0.01 in ligand.json")
         if "posebusters_pass_fraction" in summary:
             print(f"PoseBusters: {100 * summary['posebusters_pass_fraction']:.1f} % of all poses pass")
+        if weighed:
+            rw = summary["reweight"]
+            print(f"{rw['calculator']}: modes relaxed in a fixed {rw['pocket_atoms']}-atom pocket, harmonic free energies at "
+                  f"{rw['temperature_K']:g} K (kcal/mol) over {100 * rw['model_coverage']:.0f} % of the model's probability; "
+                  f"{rw['calls']} calculator calls in {rw['seconds']:.0f} s")
+            if rw["reference"] is not None:
+                ref = rw["reference"]
+                where = (f"within {ModeEnergyConfig.same_minimum_rmsd:g} Å of mode {ref['same_as']}'s minimum" if ref["same_as"]
+                         else "a minimum no relaxed mode reached")
+                print(f"input pose relaxed with {rw['calculator']}: ΔG {ref['free_energy']:.2f} kcal/mol against the lowest mode, "
+                      f"at {where} (moved {ref['relaxation_rmsd']:.2f} Å)")
         print(f"written to {args.out}")
 
     files = {"poses": ("poses.sdf", lambda fh: fh.write(ensemble.sdf("poses"))),
              "modes": ("modes.sdf", lambda fh: fh.write(ensemble.sdf("modes"))),
+             **({"relaxed": ("modes_relaxed.sdf", lambda fh: fh.write(ensemble.sdf("relaxed")))} if args.reweight else {}),
              "plot": ("modes.png", ensemble.plot),
              "summary": ("ligand.json", summary)}
     return finish(args, summary, files, table)

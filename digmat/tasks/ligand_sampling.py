@@ -19,6 +19,7 @@ import torch
 
 from digmat.core import RigidState, sample_rigid_sde
 from digmat.ligand.energy import vina_scorer
+from digmat.ligand.mode_energies import ModeEnergyConfig, ModeWeights, check_ligand_calculator, ligand_calculator, weigh_modes
 from digmat.ligand.modes import BindingModes, cluster_modes
 from digmat.ligand.system import LigandSystem
 from digmat.ligand.tempering import refine_poses
@@ -48,6 +49,8 @@ class PoseEnsemble:
         Wall time of sampling (network evaluations only).
     refinement : dict or None
         Steps, poses, seconds and acceptance of the Metropolis refinement, if any.
+    weights : ModeWeights or None
+        The modes weighed by a calculator, after :meth:`reweight`.
     """
 
     system: LigandSystem
@@ -59,6 +62,7 @@ class PoseEnsemble:
     box_radius: float
     seconds: float
     refinement: dict | None = None
+    weights: ModeWeights | None = None
     _modes: BindingModes | None = field(default=None, repr=False)
 
     def modes(self, cutoff: float = 2.0) -> BindingModes:
@@ -75,7 +79,47 @@ class PoseEnsemble:
         sampling batches, lowest and mean Vina energy (kcal/mol) and, with a ``reference`` pose
         (N, 3) Å, the representative's symmetry-aware RMSD to it (Å)."""
         rows = self.modes().table(self.system.pose, reference)
+        if self.weights is not None:
+            for m in self.weights.modes:
+                rows[m.mode - 1].update(reweighted_population=m.population, free_energy=m.free_energy,
+                                        relaxed_energy=m.energy, relaxation_rmsd=m.relaxation_rmsd)
+                if reference is not None:
+                    rows[m.mode - 1]["relaxed_rmsd_to_reference"] = float(self.system.pose.rmsd(m.positions, reference)[0, 0])
         return [r for r in rows if r["population"] >= min_population]
+
+    def reweight(self, protein, calculator: str = "gfnff", *, temperature: float = 300.0, reference=None,
+                 config: ModeEnergyConfig = ModeEnergyConfig()) -> ModeWeights:
+        """Weigh the most populated modes with a calculator (:func:`~digmat.ligand.mode_energies.weigh_modes`).
+
+        The lowest-Vina-energy poses of each mode (``config.starts_per_mode``) are relaxed with
+        ``calculator`` (:data:`LIGAND_CALCULATORS`) in a fixed pocket of ``protein`` (PDB/mmCIF
+        path; residues within ``config.pocket_radius`` Å of any relaxed pose) and the modes'
+        distinct minima get harmonic populations at ``temperature`` K. A ``reference`` pose
+        (N, 3) Å, e.g. the crystal's, is weighed beside them (``weights.reference``).
+        Sets :attr:`weights`; :meth:`mode_table` and :meth:`summary` then carry each mode's
+        ``reweighted_population``, ``free_energy`` and ``relaxed_energy`` (kcal/mol, relative).
+        """
+        from digmat.ligand.molecule import ligand_atoms
+        from digmat.ligand.physics import complex_atoms
+        from digmat.ligand.pocket import extract_pocket
+
+        key = check_ligand_calculator(calculator)
+        modes = self.modes()
+        starts = []
+        for k in range(min(config.max_modes, len(modes.populations))):
+            members = np.flatnonzero(modes.labels == k)
+            starts.append(self.positions[members[np.argsort(self.energy[members], kind="stable")]])
+        points = [x[: config.starts_per_mode] for x in starts]
+        if reference is not None:
+            points.append(np.asarray(reference, float)[None])
+        heavy = self.system.pose.heavy
+        pocket = extract_pocket(protein, np.concatenate([x[:, heavy].reshape(-1, 3) for x in points]),
+                                radius=config.pocket_radius)
+        base = complex_atoms(pocket, ligand_atoms(self.system.mol))
+        self.weights = weigh_modes(base, starts, modes.populations[: len(starts)], ligand_calculator(key, base.info["charge"]),
+                                   temperature=temperature, config=config, reference=reference,
+                                   rmsd=lambda x, others: self.system.pose.rmsd(x, others)[0], name=key)
+        return self.weights
 
     def summary(self, reference=None) -> dict:
         """JSON-able figures of the ensemble (modes with population ≥ 0.01)."""
@@ -84,14 +128,17 @@ class PoseEnsemble:
                "in_box_fraction": float(self.in_box.mean()), "box_radius_A": self.box_radius,
                "num_modes": int(len(self.modes().populations)), "vina_energy_median": float(np.median(self.energy)),
                "modes": modes}
+        if self.weights is not None:
+            out["reweight"] = {k: v for k, v in self.weights.as_dict().items() if k != "modes"}
         if reference is not None:
             rmsd = self.system.pose.rmsd(self.positions, reference)[:, 0]
             out["fraction_within_2A_of_reference"] = float((rmsd <= 2.0).mean())
         return out
 
     def sdf(self, which: str = "poses", names=None) -> bytes:
-        """SDF text of every pose (``"poses"``, with mode and energies as properties) or of each mode's
-        representative (``"modes"``, with population); coordinates in the protein's frame."""
+        """SDF text of every pose (``"poses"``, with mode and energies as properties), of each mode's
+        representative (``"modes"``, with population) or of the calculator-relaxed representatives
+        (``"relaxed"``, after :meth:`reweight`); coordinates in the protein's frame."""
         import io
 
         from rdkit import Chem
@@ -99,7 +146,15 @@ class PoseEnsemble:
         from digmat.ligand.checks import mols_at
 
         modes = self.modes()
-        if which == "modes":
+        if which == "relaxed":
+            if self.weights is None:
+                raise ValueError("no relaxed modes: call reweight() first")
+            relaxed = self.weights.modes
+            mols = mols_at(self.system.mol, np.array([m.positions for m in relaxed]),
+                           names=[f"mode {m.mode} relaxed ({self.weights.calculator})" for m in relaxed])
+            props = [{"reweighted_population": f"{m.population:.4f}", "free_energy_kcal_mol": f"{m.free_energy:.3f}",
+                      "model_population": f"{m.model_population:.4f}"} for m in relaxed]
+        elif which == "modes":
             mols = mols_at(self.system.mol, modes.representatives, names=[f"mode {k + 1}" for k in range(len(modes.populations))])
             props = [{"population": f"{p:.4f}", "vina_energy_min": f"{e:.3f}"} for p, e in zip(modes.populations, modes.energy_min)]
         elif which == "poses":
@@ -107,7 +162,7 @@ class PoseEnsemble:
             props = [{"mode": str(int(m) + 1), "vina_energy": f"{e:.3f}", "vina_score": f"{v:.3f}", "in_box": str(bool(b))}
                      for m, e, v, b in zip(modes.labels, self.energy, self.vina_score, self.in_box)]
         else:
-            raise ValueError(f"which must be 'poses' or 'modes', got {which!r}")
+            raise ValueError(f"which must be 'poses', 'modes' or 'relaxed', got {which!r}")
         buffer = io.StringIO()
         writer = Chem.SDWriter(buffer)
         for mol, prop in zip(mols, props):

@@ -36,6 +36,30 @@ def test_sdf_input_writes_poses_modes_picture_and_json(ligand_model, posebusters
         assert (out / name).stat().st_size > 0
 
 
+@pytest.mark.slow  # ~40-80 s of GFN-FF relaxations and Hessians
+def test_reweight_relaxes_modes_and_the_input_pose_with_gfnff(ligand_model, posebusters_case, tmp_path, capsys):
+    """--reweight gfnff: one mode relaxed in the fixed pocket, its harmonic population (the only
+    mode: 1), the crystal pose weighed beside it, the relaxed poses written and readable by RDKit."""
+    pytest.importorskip("gfnff", reason="needs the ligand extra (gfnff)")
+    from rdkit import Chem
+
+    protein, sdf = posebusters_case("1uou")
+    out = tmp_path / "out"
+    assert main(["ligand", str(protein), str(sdf), "--model", ligand_model, "-n", "4", "--steps", "3", "--refine", "20",
+                 "--reweight", "gfnff", "--reweight-modes", "1", "--no-checks", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rw = summary["reweight"]
+    assert rw["calculator"] == "gfnff" and rw["calls"] > 6 * 28 and 0 < rw["model_coverage"] <= 1
+    top = summary["modes"][0]
+    assert top["reweighted_population"] == pytest.approx(1.0) and top["free_energy"] == 0.0
+    assert top["relaxed_rmsd_to_reference"] >= 0
+    assert all("reweighted_population" not in row for row in summary["modes"][1:])  # only one mode relaxed
+    assert rw["reference"]["relaxation_rmsd"] < 1.0  # the crystal pose stays near a GFN-FF minimum
+    relaxed = [m for m in Chem.SDMolSupplier(str(out / "modes_relaxed.sdf"), removeHs=False)]
+    assert len(relaxed) == 1 and relaxed[0].GetNumAtoms() == 28
+    assert float(relaxed[0].GetProp("reweighted_population")) == pytest.approx(1.0)
+
+
 def test_smiles_input_with_a_centre_prints_a_table(ligand_model, posebusters_case, tmp_path, capsys):
     protein, _ = posebusters_case("1uou")
     assert main(["ligand", str(protein), "OC(=O)c1ccccc1", "--center", "-3.5", "2.0", "29.2", "--model", ligand_model,
@@ -50,6 +74,7 @@ def test_smiles_input_with_a_centre_prints_a_table(ligand_model, posebusters_cas
     (["LIGAND", "-T", "400"], "trained at 300 K only"),
     (["LIGAND", "--center", "500", "500", "500"], "no protein atom within"),
     (["LIGAND", "-n", "0"], ">= 1"),
+    (["LIGAND", "--reweight", "xtb"], "unknown ligand calculator 'xtb'"),
 ])
 def test_bad_input_is_one_line(ligand_model, posebusters_case, tmp_path, capsys, args, message):
     protein, sdf = posebusters_case("1uou")
