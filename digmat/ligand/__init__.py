@@ -7,13 +7,15 @@ without it, and each function that needs a package says how to install it.
   :func:`read_protein`, :func:`extract_pocket` (protonated, capped :class:`Pocket`);
 - poses: :class:`PoseSpace` (centroid, rotation, torsions on the input geometry; symmetric RMSD);
 - physics: :class:`VinaScore` / :class:`VinaCalculator` (AutoDock Vina's scoring in torch),
-  :class:`VinaPoseEnergy` (maps), :func:`gfnff_calculator` and :func:`relax_ligand` (GFN-FF);
+  :class:`VinaPoseEnergy` (maps), :func:`gfnff_calculator` and :func:`relax_ligand` (GFN-FF),
+  :func:`weigh_modes` (modes relaxed by a calculator, harmonic free energies and populations);
 - references: :func:`temper_poses` (parallel tempering) and :func:`cluster_modes`.
 """
 
 from digmat.ligand.checks import POSEBUSTERS_EXAMPLES, mols_at, posebusters_checks, posebusters_example
 from digmat.ligand.energy import VinaPoseEnergy, pocket_radius_for_maps
 from digmat.ligand.grid import GridMaps
+from digmat.ligand.mode_energies import ModeEnergyConfig, ModeWeights, RelaxedMode, ligand_calculator, weigh_modes
 from digmat.ligand.modes import BindingModes, cluster_modes
 from digmat.ligand.molecule import (
     PROTONATION_RULES,
@@ -33,12 +35,15 @@ __all__ = [
     "BindingModes",
     "GridMaps",
     "KB_KCAL",
+    "ModeEnergyConfig",
+    "ModeWeights",
     "POSEBUSTERS_EXAMPLES",
     "PROTONATION_RULES",
     "Pocket",
     "PoseSamples",
     "PoseSpace",
     "ProtonationRule",
+    "RelaxedMode",
     "TemperingConfig",
     "VinaCalculator",
     "VinaPoseEnergy",
@@ -49,6 +54,7 @@ __all__ = [
     "extract_pocket",
     "gfnff_calculator",
     "ligand_atoms",
+    "ligand_calculator",
     "ligand_from_smiles",
     "ligand_slice",
     "mols_at",
@@ -61,4 +67,5 @@ __all__ = [
     "relax_ligand",
     "residue_charge",
     "temper_poses",
+    "weigh_modes",
 ]
