@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{rw['calls']} calculator calls in {rw['seconds']:.0f} s")
             if rw["reference"] is not None:
                 ref = rw["reference"]
-                where = (f"within {ModeEnergyConfig.same_minimum_rmsd:g} Å of mode {ref['same_as']}'s minimum" if ref["same_as"]
+                where = (f"within {ref['same_minimum_rmsd']:g} Å of mode {ref['same_as']}'s minimum" if ref["same_as"]
                          else "a minimum no relaxed mode reached")
                 print(f"input pose relaxed with {rw['calculator']}: ΔG {ref['free_energy']:.2f} kcal/mol against the lowest mode, "
                       f"at {where} (moved {ref['relaxation_rmsd']:.2f} Å)")

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from ase import Atoms, units
 
-from digmat.adsorption.thermo import finite_difference_hessian, harmonic_free_energy, vibrational_analysis
+from digmat.adsorption.thermo import (boltzmann_probabilities, finite_difference_hessian, harmonic_free_energy,
+                                     vibrational_analysis)
 from digmat.ligand.physics import gfnff_calculator, ligand_slice, relax_ligand
 
 __all__ = ["LIGAND_CALCULATORS", "ModeEnergyConfig", "ModeWeights", "RelaxedMode", "check_ligand_calculator",
@@ -172,7 +173,8 @@ class ModeWeights:
     reference : dict or None
         The reference pose (e.g. the crystal's) weighed the same way: ``energy`` and
         ``free_energy`` (kcal/mol, relative to the modes' lowest), ``relaxation_rmsd`` (Å), and
-        ``same_as``, the mode whose minimum it reaches (None: a minimum no relaxed mode reached).
+        ``same_as``, the mode whose minimum it reaches within ``same_minimum_rmsd`` Å (None: a
+        minimum no relaxed mode reached).
     """
 
     modes: list[RelaxedMode]
@@ -281,8 +283,7 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
     distinct = [k for k in chosen if raw[k]["same_as"] is None]
     g = np.array([raw[k]["e"] + raw[k]["f"] for k in distinct])
     g_min, e_min = g.min(), min(r["e"] for r in raw.values())
-    w = np.exp(-(g - g_min) / (units.kB * temperature))
-    share = dict(zip(distinct, w / w.sum()))
+    share = dict(zip(distinct, boltzmann_probabilities(g, None, temperature)))
     modes = []
     for k in chosen:
         r = raw[k]
@@ -301,6 +302,6 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
         ref = {"energy": float((found["e"] - e_min) * EV_TO_KCAL),
                "free_energy": float((found["e"] + found["f"] - g_min) * EV_TO_KCAL),
                "relaxation_rmsd": found["moved"], "converged": bool(found["converged"]), "n_imaginary": found["n_imag"],
-               "same_as": None if same is None else same + 1}
+               "same_as": None if same is None else same + 1, "same_minimum_rmsd": config.same_minimum_rmsd}
     return ModeWeights(modes, float(temperature), name, calls, time.perf_counter() - begin,
                        int(lig.start), float(pops[chosen].sum()), bool(config.harmonic), ref)

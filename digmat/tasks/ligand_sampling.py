@@ -108,8 +108,8 @@ class PoseEnsemble:
         starts = []
         for k in range(min(config.max_modes, len(modes.populations))):
             members = np.flatnonzero(modes.labels == k)
-            starts.append(self.positions[members[np.argsort(self.energy[members], kind="stable")]])
-        points = [x[: config.starts_per_mode] for x in starts]
+            starts.append(self.positions[members[np.argsort(self.energy[members], kind="stable")[: config.starts_per_mode]]])
+        points = list(starts)
         if reference is not None:
             points.append(np.asarray(reference, float)[None])
         heavy = self.system.pose.heavy
