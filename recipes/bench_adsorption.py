@@ -39,6 +39,11 @@ samples ``-n`` configurations at 300 K and at 1200 K with ``sample_adsorbates`` 
   drawn and labelled like the reference draws (``refine_tv_*_vs_minima``: each refined minimum's
   probability put on the reference minimum nearest in 3-D, the earlier comparison), and the
   calls it took, ``refine_calls_ratio`` = calls / the reference's;
+- ``--baseline DIR``: another search of each system, ``DIR/<the result's file name>``, scored the
+  same way (``baseline_tv_*``, ``baseline_calls_ratio``, ``baseline_minima``): e.g. the corpus's
+  reduced searches (a few random placements) against full AdsorbML-size ones (100), which says
+  what the corpus misses and puts ``--refine`` beside a search of similar cost;
+  ``*_lowest_minus_reference_eV``: its lowest minimum's energy minus the reference's;
 - ``--reweight``: importance weights of the 300 K samples (log-densities by the
   probability-flow ODE, one energy call per sample): ``reweight_tv_300K`` per minimum and the
   effective sample size;
@@ -182,6 +187,29 @@ def same_map_tv(found, system: AdsorbateSystem, temperature: float, orbit: np.nd
             round(total_variation(distribution(kinds), reference["kinds"]), 4))
 
 
+def versus_reference(found, prefix: str, result, system: AdsorbateSystem, orbit: np.ndarray, owner: np.ndarray, usable: list[int],
+                     references: dict, binding: int, args) -> dict:
+    """Another search's minima (``found``: the refined ones, or a cheaper search of the same system)
+    scored against the reference: same-map TV per minimum and per site kind at 300 and 1200 K, the
+    earlier minima-to-minima TV, its calculator calls against the reference's, its number of minima
+    and its lowest energy minus the reference's (eV; negative: it found a lower minimum)."""
+    out: dict = {}
+    if found.minima:
+        to_ref = assign_to_minima(system, system.to_state([m.atoms for m in found.minima]).numpy(), orbit, owner)
+        for temperature in (300.0, 1200.0):
+            key = f"{temperature:g}K"
+            out[f"{prefix}_tv_{key}"], out[f"{prefix}_tv_site_kind_{key}"] = same_map_tv(
+                found, system, temperature, orbit, owner, references[temperature], args.reference_samples, args.seed + 104729, binding)
+            out[f"{prefix}_tv_{key}_vs_minima"] = round(tv_per_minimum(to_ref, found.probabilities(temperature),
+                                                                       result.probabilities(temperature), usable), 4)
+        out[f"{prefix}_lowest_minus_reference_eV"] = round(min(m.energy for m in found.minima)
+                                                           - min(result.minima[i].energy for i in usable), 4)
+    calls = found.cost.get("calls")
+    out[f"{prefix}_calls_ratio"] = round(calls / result.cost["calls"], 4) if calls and result.cost.get("calls") else None
+    out[f"{prefix}_minima"] = len(found.minima)
+    return out
+
+
 def _relax(atoms, calc, steps: int, fmax: float = 0.05):
     from ase.optimize import BFGS
 
@@ -282,20 +310,14 @@ def bench_system(path: Path, model, calc, args) -> dict:
     if args.refine:
         t0 = time.perf_counter()
         refinement = samples[1200.0][0].refine(args.calculator, per_site=args.refine_per_site)
-        found = refinement.reference
-        if found.minima:
-            xm = system.to_state([m.atoms for m in found.minima]).numpy()
-            to_ref = assign_to_minima(system, xm, orbit, owner)
-            for temperature in (300.0, 1200.0):
-                key = f"{temperature:g}K"
-                out[f"refine_tv_{key}"], out[f"refine_tv_site_kind_{key}"] = same_map_tv(found, system, temperature, orbit, owner, references[temperature],
-                                                                                     args.reference_samples, args.seed + 104729, binding)
-                out[f"refine_tv_{key}_vs_minima"] = round(tv_per_minimum(to_ref, found.probabilities(temperature),
-                                                                         result.probabilities(temperature), usable), 4)
+        out.update(versus_reference(refinement.reference, "refine", result, system, orbit, owner, usable, references, binding, args))
         out["refine_calls"] = refinement.calls
-        out["refine_calls_ratio"] = round(refinement.calls / result.cost["calls"], 4) if result.cost.get("calls") else None
-        out["refine_minima"] = len(found.minima)
         out["refine_seconds"] = round(time.perf_counter() - t0, 1)
+    if args.baseline is not None:
+        other = args.baseline / path.name
+        if not other.is_file():
+            raise ValueError(f"--baseline: no {other} beside {path}")
+        out.update(versus_reference(ReferenceResult.from_json(other), "baseline", result, system, orbit, owner, usable, references, binding, args))
     if args.profile:
         out["profile_300K"] = profile_system(model, system, result, references[300.0]["kinds"], args)
     if args.reweight:
@@ -363,6 +385,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--refine", action="store_true", help="also score calculator-verified populations (needs --calculator)")
     parser.add_argument("--refine-per-site", type=int, default=2)
+    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                        help="also score another search of each system, DIR/<same file name> (e.g. the corpus's reduced searches against full ones)")
     parser.add_argument("--reweight", action="store_true", help="also score importance reweighting of the 300 K samples (needs --calculator; slow)")
     parser.add_argument("--profile", type=float, nargs="*", default=None, metavar="T",
                         help="diffusion times of the denoising profile against the reference's Bayes-optimal denoiser (300 K)")
@@ -372,6 +396,9 @@ def main() -> int:
     args = parser.parse_args()
     if (args.refine or args.reweight) and not args.calculator:
         parser.error("--refine and --reweight need --calculator")
+    missing = [str(args.baseline / path.name) for path in args.results if args.baseline is not None and not (args.baseline / path.name).is_file()]
+    if missing:
+        parser.error(f"--baseline: no {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     try:  # one SamplerConfig for every system; e.g. --sampler ode --steps 1 is refused before any work
         args.sampler_config = adsorption_sampler(args.sampler, args.steps)
     except ValueError as exc:
@@ -414,6 +441,10 @@ def main() -> int:
         "refine_tv_site_kind_300K_mean": agg("refine_tv_site_kind_300K"), "refine_tv_site_kind_1200K_mean": agg("refine_tv_site_kind_1200K"),
         "refine_tv_300K_vs_minima_mean": agg("refine_tv_300K_vs_minima"), "refine_tv_1200K_vs_minima_mean": agg("refine_tv_1200K_vs_minima"),
         "refine_calls_ratio_median": agg("refine_calls_ratio", np.median),
+        "refine_lowest_minus_reference_eV_min": agg("refine_lowest_minus_reference_eV", np.min),
+        **{f"baseline_{name}_mean": agg(f"baseline_{name}") for name in ("tv_300K", "tv_1200K", "tv_site_kind_300K", "tv_site_kind_1200K")},
+        "baseline_calls_ratio_median": agg("baseline_calls_ratio", np.median),
+        "baseline_lowest_minus_reference_eV_min": agg("baseline_lowest_minus_reference_eV", np.min),
         "reweight_tv_300K_mean": agg("reweight_tv_300K"), "reweight_tv_300K_vs_minima_mean": agg("reweight_tv_300K_vs_minima"), "reweight_ess_median": agg("reweight_ess", np.median),
         **({"profile_tv_site_kind_300K_mean": {
             key: agg_profile(key) for key in ("tv_site_kind_model", "tv_site_kind_oracle", "tv_site_kind_oracle_high", "tv_site_kind_model_high")}}

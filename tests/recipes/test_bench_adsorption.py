@@ -144,3 +144,30 @@ def test_reference_draws_score_zero_where_minima_labels_do_not(bench):
         kind_ref[result.minima[i].site_kind] = kind_ref.get(result.minima[i].site_kind, 0.0) + float(p)
     assert total_variation(a["kinds"], kind_ref) > 0.15
     assert 0 <= a["noise"][0] <= 1 and 0 <= a["noise"][1] <= 1 and len(a["assigned"]) == 512
+
+
+def test_baseline_identical_to_the_reference_scores_zero(bench, tmp_path, monkeypatch, capsys):
+    """A baseline search that is the reference itself: TV at the draws' noise, same lowest energy, same cost."""
+    torch.manual_seed(0)
+    config = AdsorptionModelConfig(network=tiny_adsorption_network(), network_depth=3.0)
+    model = tmp_path / "tiny.pt"
+    save_checkpoint(model, config=config.to_dict(), state_dict=AdsorptionScoreModel(config).state_dict(), metadata={"note": "untrained"})
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / RESULT.name).write_bytes(RESULT.read_bytes())
+    monkeypatch.setattr(sys, "argv", ["bench", str(RESULT), "--model", str(model), "-n", "4", "--baseline", str(tmp_path / "base")])
+    assert bench.main() == 0
+    out = json.loads(capsys.readouterr().out)
+    system, s = out["per_system"][0], out["summary"]
+    assert system["baseline_lowest_minus_reference_eV"] == 0 and system["baseline_calls_ratio"] == 1
+    assert system["baseline_minima"] == len(ReferenceResult.from_json(RESULT).minima)
+    for key in ("tv_300K", "tv_1200K", "tv_site_kind_300K", "tv_site_kind_1200K"):
+        assert system[f"baseline_{key}"] <= 0.06, key  # two independent 2,048-draw sets of one distribution
+        assert s[f"baseline_{key}_mean"] == system[f"baseline_{key}"]
+    assert s["baseline_calls_ratio_median"] == 1
+
+
+def test_missing_baseline_is_refused_before_any_work(bench, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench", str(RESULT), "--baseline", str(tmp_path)])
+    with pytest.raises(SystemExit) as exc:
+        bench.main()
+    assert exc.value.code == 2 and "--baseline: no" in capsys.readouterr().err
