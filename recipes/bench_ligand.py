@@ -2,7 +2,9 @@
 
 With ``--model`` (a ligand checkpoint or shipped name): for each complex, ``-n`` poses from the
 model, scored against the crystal pose (most probable mode and top-5 within 2 Å), PoseBusters
-(share of ``--judge`` random poses passing every check), the reference ensemble in
+(share of ``--judge`` random poses passing every check), ``--reweight CALC`` (the top modes and the
+crystal pose relaxed and weighed by the calculator: top-1 / top-5 within 2 Å after reweighting,
+the crystal's free energy against the modes'), the reference ensemble in
 ``--reference`` (total variation of the binding-mode populations, ligand-conformer coverage
 COV-R at 0.75 Å) and time per 256 poses; complexes the model was not trained on are marked
 held out (:func:`digmat.tasks.ligand_eval.evaluate_complex`). ``--profile T ...`` adds the
@@ -141,7 +143,8 @@ def bench_model(args) -> dict:
         found = load_complex(name, model, box_radius=box, folder=args.reference)
         figures, _ = evaluate_complex(model, found, reference=folder if folder.is_dir() else None, num=args.num,
                                       steps=args.steps, grid_power=args.grid_power, refine_steps=args.refine,
-                                      seed=args.seed, judge=args.judge, judge_reference=args.judge_reference)
+                                      seed=args.seed, judge=args.judge, judge_reference=args.judge_reference,
+                                      reweight=args.reweight)
         results[name] = {"held_out": name not in trained, **figures}
         if args.profile and folder.is_dir():
             results[name]["denoising_profile"] = profile(model, found.system, folder, args)
@@ -181,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refine", type=int, default=0, help="Metropolis steps under Vina after sampling (model mode)")
     parser.add_argument("--judge-reference", type=int, default=0,
                         help="reference poses checked by PoseBusters, the baseline (model mode)")
+    parser.add_argument("--reweight", default=None, metavar="CALC",
+                        help="also weigh the top modes and the crystal pose with CALC (gfnff, gfnff-vacuum; model mode)")
     parser.add_argument("--judge", type=int, default=128, help="poses checked by PoseBusters (model mode)")
     parser.add_argument("--profile", type=float, nargs="*", default=[],
                         help="also the denoising profile at these times against the reference's oracle (model mode)")
@@ -189,6 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    if args.reweight is not None:
+        from digmat.ligand import check_ligand_calculator
+
+        try:
+            check_ligand_calculator(args.reweight)
+        except ValueError as err:
+            print(f"error: --reweight: {err}", file=sys.stderr)
+            return 2
+        if not args.model:
+            print("error: --reweight needs --model", file=sys.stderr)
+            return 2
     if args.model:
         return _report(bench_model(args), args)
     results = {}

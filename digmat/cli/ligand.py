@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.protein).is_file():
         raise FileNotFoundError(f"no such file: {args.protein}")
     if args.reweight is not None:
-        from digmat.ligand.mode_energies import check_ligand_calculator
+        from digmat.ligand import check_ligand_calculator
 
         check_ligand_calculator(args.reweight)
     mol, has_pose = _ligand(args.ligand, args.center, args.ph)
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     if args.reweight is not None:
-        from digmat.ligand.mode_energies import ModeEnergyConfig
+        from digmat.ligand import ModeEnergyConfig
 
         if not args.json:
             print(f"relaxing up to {args.reweight_modes} modes with {args.reweight} ...", flush=True)

@@ -15,7 +15,15 @@ without it, and each function that needs a package says how to install it.
 from digmat.ligand.checks import POSEBUSTERS_EXAMPLES, mols_at, posebusters_checks, posebusters_example
 from digmat.ligand.energy import VinaPoseEnergy, pocket_radius_for_maps
 from digmat.ligand.grid import GridMaps
-from digmat.ligand.mode_energies import ModeEnergyConfig, ModeWeights, RelaxedMode, ligand_calculator, weigh_modes
+from digmat.ligand.mode_energies import (
+    LIGAND_CALCULATORS,
+    ModeEnergyConfig,
+    ModeWeights,
+    RelaxedMode,
+    check_ligand_calculator,
+    ligand_calculator,
+    weigh_modes,
+)
 from digmat.ligand.modes import BindingModes, cluster_modes
 from digmat.ligand.molecule import (
     PROTONATION_RULES,
@@ -35,6 +43,7 @@ __all__ = [
     "BindingModes",
     "GridMaps",
     "KB_KCAL",
+    "LIGAND_CALCULATORS",
     "ModeEnergyConfig",
     "ModeWeights",
     "POSEBUSTERS_EXAMPLES",
@@ -49,6 +58,7 @@ __all__ = [
     "VinaPoseEnergy",
     "VinaScore",
     "XH_BOND_LENGTHS",
+    "check_ligand_calculator",
     "cluster_modes",
     "complex_atoms",
     "extract_pocket",

@@ -24,7 +24,7 @@ import torch
 
 from digmat.tasks.ligand_sampling import PoseEnsemble, reference_populations, sample_poses, total_variation
 
-__all__ = ["aligned_rmsd", "conformer_coverage", "evaluate_complex", "read_reference_modes", "reference_poses"]
+__all__ = ["aligned_rmsd", "conformer_coverage", "evaluate_complex", "read_reference_modes", "reference_poses", "reweight_figures"]
 
 
 def aligned_rmsd(space, a, b) -> np.ndarray:
@@ -94,12 +94,17 @@ def _posebusters_figures(system, positions, protein) -> dict:
 def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None, num: int = 256, steps: int = 200,
                      grid_power: float = 1.0, refine_steps: int = 0, seed: int = 0, judge: int = 128,
                      judge_reference: int = 0, cov_reference: int = 300, cov_threshold: float = 0.75,
-                     progress=None) -> tuple[dict, PoseEnsemble]:
+                     reweight: str | None = None, progress=None) -> tuple[dict, PoseEnsemble]:
     """Sample ``num`` poses of ``found`` (:class:`~digmat.tasks.ligand_data.LigandComplex`) and score them.
 
     ``reference`` is the complex's reference folder (``modes.sdf``, ``samples.npz``); ``judge`` poses
     (random, seeded; 0: none) go through PoseBusters, and ``judge_reference`` reference poses (drawn
-    by weight) too — the baseline: how often the exact Boltzmann ensemble itself passes. Returns
+    by weight) too — the baseline: how often the exact Boltzmann ensemble itself passes.
+    ``reweight`` (a :data:`~digmat.ligand.LIGAND_CALCULATORS` name) weighs the most populated modes
+    and the crystal pose with that calculator (:meth:`PoseEnsemble.reweight`) and adds
+    ``reweight``: the reweighted most probable mode's RMSD to the crystal, top-1 / top-5 within
+    2 Å by reweighted population, the relaxed crystal pose's free energy relative to the modes'
+    lowest (kcal/mol; negative: below every relaxed mode), calls and seconds. Returns
     (figures, ensemble).
     """
     system = found.system
@@ -134,4 +139,29 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
         ref_conf = system.pose.conformers(_reference_draw(folder, cov_reference, seed)[2]).numpy()
         ours = system.pose.conformers(system.to_state(ensemble.positions).x[:, 3:]).numpy()
         out["cov_r"], out["mat_r_A"] = conformer_coverage(system.pose, ref_conf, ours, threshold=cov_threshold)
+    if reweight is not None:
+        out["reweight"] = reweight_figures(ensemble, found, reweight, rmsd)
     return out, ensemble
+
+
+def reweight_figures(ensemble: PoseEnsemble, found, calculator: str, rmsd: np.ndarray) -> dict:
+    """The modes of ``ensemble`` weighed by ``calculator`` against ``found``'s crystal pose.
+
+    ``rmsd`` is each model mode's RMSD to the crystal (Å, shape (K,), most probable mode first);
+    the reweighted top modes are ranked by the calculator's population (see :func:`evaluate_complex`).
+    """
+    weights = ensemble.reweight(found.protein, calculator, reference=found.crystal)
+    order = sorted(weights.modes, key=lambda m: -m.population)
+    top = [m.mode for m in order[:5] if m.population > 0]
+    crystal = weights.reference or {}
+    return {"calculator": weights.calculator, "calls": weights.calls, "seconds": round(weights.seconds, 1),
+            "model_coverage": float(weights.model_coverage),
+            "modes": [{"mode": m.mode, "model_population": float(m.model_population), "population": float(m.population),
+                       "free_energy_kcal_mol": float(m.free_energy), "rmsd_to_crystal_A": float(rmsd[m.mode - 1])}
+                      for m in weights.modes],
+            "top1_mode": top[0] if top else None,
+            "top1_rmsd_A": float(rmsd[top[0] - 1]) if top else None,
+            "top1_within_2A": bool(top and rmsd[top[0] - 1] < 2.0),
+            "top5_within_2A": bool(any(rmsd[k - 1] < 2.0 for k in top)),
+            "crystal_free_energy_kcal_mol": crystal.get("free_energy"),
+            "crystal_same_as_mode": crystal.get("same_as")}

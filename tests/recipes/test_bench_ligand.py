@@ -19,3 +19,11 @@ def test_bench_runs_and_agrees_with_vina(load_recipe, tmp_path, capsys):
     assert vina["abs_difference_kcal_mol"] < 0.02  # the torch score equals Vina's own on the crystal pose
     assert vina["batches"][0]["batch"] == 2 and vina["batches"][0]["maps_s_per_pose"] > 0
     assert recipe.main(["9xyz"]) == 2 and "not a PoseBusters example" in capsys.readouterr().err
+
+
+def test_bad_reweight_is_refused_before_any_work(load_recipe, capsys):
+    recipe = load_recipe("bench_ligand")
+    assert recipe.main(["1uou", "--model", "ligand", "--reweight", "xtb"]) == 2
+    assert "unknown ligand calculator 'xtb'" in capsys.readouterr().err
+    assert recipe.main(["1uou", "--reweight", "gfnff"]) == 2
+    assert "--reweight needs --model" in capsys.readouterr().err

@@ -7,7 +7,8 @@ import pytest
 pytest.importorskip("rdkit", reason="needs the ligand extra (rdkit)")
 
 from digmat.ligand.pose import PoseSpace  # noqa: E402
-from digmat.tasks.ligand_eval import aligned_rmsd, conformer_coverage  # noqa: E402
+from digmat.ligand.mode_energies import ModeWeights, RelaxedMode  # noqa: E402
+from digmat.tasks.ligand_eval import aligned_rmsd, conformer_coverage, reweight_figures  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +66,29 @@ def test_conformer_coverage_of_hand_made_sets(benzoic):
     assert 0 < mat < 3
     cov_all, mat_all = conformer_coverage(space, reference, reference, threshold=0.75)
     assert cov_all == 1.0 and mat_all < 1e-6
+
+
+def test_reweight_figures_rank_modes_by_the_calculators_population():
+    """The model's third mode is the crystal's and the calculator's favourite: top-1 after reweighting."""
+    def mode(k, model, pop, g, same_as=None):
+        return RelaxedMode(mode=k, model_population=model, positions=np.zeros((2, 3)), energy=g, free_energy=g,
+                           population=pop, relaxation_rmsd=0.1, converged=True, steps=5, same_as=same_as)
+
+    weights = ModeWeights(modes=[mode(1, 0.5, 0.2, 0.8), mode(2, 0.3, 0.0, 0.9, same_as=1), mode(3, 0.1, 0.8, 0.0)],
+                          temperature=300.0, calculator="gfnff", calls=123, seconds=4.56, pocket_atoms=300,
+                          model_coverage=0.9, harmonic=True, reference={"free_energy": -0.4, "same_as": 3})
+
+    class Ensemble:
+        def reweight(self, protein, calculator, *, reference):
+            assert protein == "protein.pdb" and calculator == "gfnff" and reference.shape == (2, 3)
+            return weights
+
+    class Found:
+        protein, crystal = "protein.pdb", np.zeros((2, 3))
+
+    out = reweight_figures(Ensemble(), Found(), "gfnff", np.array([5.0, 4.0, 1.2]))
+    assert out["top1_mode"] == 3 and out["top1_rmsd_A"] == 1.2 and out["top1_within_2A"] and out["top5_within_2A"]
+    assert out["calls"] == 123 and out["crystal_free_energy_kcal_mol"] == -0.4 and out["crystal_same_as_mode"] == 3
+    assert [m["rmsd_to_crystal_A"] for m in out["modes"]] == [5.0, 4.0, 1.2]
+    out = reweight_figures(Ensemble(), Found(), "gfnff", np.array([1.0, 4.0, 3.0]))  # crystal = mode 1, weight 0.2
+    assert out["top1_mode"] == 3 and not out["top1_within_2A"] and out["top5_within_2A"]
