@@ -233,7 +233,7 @@ def bench_system(path: Path, model, calc, args) -> dict:
             owner.append(i)
     orbit, owner = np.array(orbit_states), np.array(owner)
     kinds = {i: result.minima[i].site_kind for i in usable}
-    out = {"system": result.system_id, "minima": len(usable), "reference": {
+    out = {"system": path.stem, "search": result.system_id, "minima": len(usable), "reference": {
         "calls": result.cost.get("calls"), "wall_seconds": result.cost.get("wall_seconds"),
         "probabilities": {str(t): {result.minima[i].site_kind + f"#{i}": float(result.probabilities(t)[i]) for i in usable} for t in (300.0, 1200.0)}}}
     binding = len(result.slab) + system.anchor
