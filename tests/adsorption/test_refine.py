@@ -65,6 +65,9 @@ def test_representatives_follow_the_density(slab):
     labels = [0, 0, 0, 1, 1, 2]
     assert pick_representatives(labels, 2) == [0, 2, 3, 4, 5]
     assert pick_representatives(labels, 1, log_density=[1.0, 3.0, 2.0, -1.0, 0.5, 0.0]) == [1, 4, 5]
+    distance = [0.4, 0.1, 0.3, 0.2, 0.05, 0.0]  # Å from the site point: nearest first
+    assert pick_representatives(labels, 2, distance=distance) == [1, 2, 4, 3, 5]
+    assert pick_representatives(labels, 1, log_density=[1.0, 3.0, 2.0, -1.0, 0.5, 0.0], distance=distance) == [1, 4, 5]
     with pytest.raises(ValueError, match="per_site"):
         pick_representatives(labels, 0)
 
@@ -120,3 +123,25 @@ def test_refine_takes_configs_and_the_former_flat_keywords(slab, monkeypatch):
         refine_sites(**call, fmx=0.1)
     with pytest.raises(ValueError, match="fmax"):
         refine_sites(**call, fmax=0.0)
+
+
+def test_refine_relaxes_the_samples_nearest_their_site_point(slab, monkeypatch):
+    """Without log-densities each site is represented by its most central samples: the one
+    placed exactly on the fcc point, not the displaced ones (distances by SiteAssigner)."""
+    from digmat.adsorption import refine as refine_module
+
+    configs = _samples(slab, {"fcc": 3})
+    info = slab.info["adsorbate_info"]
+    xy = np.asarray(info["sites"]["fcc"]) @ info["cell"]
+    configs.insert(2, place_adsorbate(slab, get_adsorbate("O"), np.array([xy[0], xy[1], 0.0])))
+    seen = {}
+
+    def search(slab_, adsorbate, calculator, config, *, placements, **kwargs):
+        seen["placements"] = placements
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(refine_module, "reference_search", search)
+    with pytest.raises(RuntimeError, match="stop"):
+        refine_sites(slab, get_adsorbate("O"), configs, [0] * 4, "emt", temperature=300.0, binding_index=len(slab), per_site=1)
+    (only,) = seen["placements"]
+    assert only is configs[2]
