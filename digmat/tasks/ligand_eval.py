@@ -164,4 +164,5 @@ def reweight_figures(ensemble: PoseEnsemble, found, calculator: str, rmsd: np.nd
             "top1_within_2A": bool(top and rmsd[top[0] - 1] < 2.0),
             "top5_within_2A": bool(any(rmsd[k - 1] < 2.0 for k in top)),
             "crystal_free_energy_kcal_mol": crystal.get("free_energy"),
-            "crystal_same_as_mode": crystal.get("same_as")}
+            "crystal_same_as_mode": crystal.get("same_as"),
+            "crystal": weights.reference}

@@ -89,6 +89,7 @@ def test_reweight_figures_rank_modes_by_the_calculators_population():
     out = reweight_figures(Ensemble(), Found(), "gfnff", np.array([5.0, 4.0, 1.2]))
     assert out["top1_mode"] == 3 and out["top1_rmsd_A"] == 1.2 and out["top1_within_2A"] and out["top5_within_2A"]
     assert out["calls"] == 123 and out["crystal_free_energy_kcal_mol"] == -0.4 and out["crystal_same_as_mode"] == 3
+    assert out["crystal"] is weights.reference
     assert [m["rmsd_to_crystal_A"] for m in out["modes"]] == [5.0, 4.0, 1.2]
     out = reweight_figures(Ensemble(), Found(), "gfnff", np.array([1.0, 4.0, 3.0]))  # crystal = mode 1, weight 0.2
     assert out["top1_mode"] == 3 and not out["top1_within_2A"] and out["top5_within_2A"]
