@@ -313,11 +313,8 @@ def bench_system(path: Path, model, calc, args) -> dict:
         out.update(versus_reference(refinement.reference, "refine", result, system, orbit, owner, usable, references, binding, args))
         out["refine_calls"] = refinement.calls
         out["refine_seconds"] = round(time.perf_counter() - t0, 1)
-    if args.baseline is not None:
-        other = args.baseline / path.name
-        if not other.is_file():
-            raise ValueError(f"--baseline: no {other} beside {path}")
-        out.update(versus_reference(ReferenceResult.from_json(other), "baseline", result, system, orbit, owner, usable, references, binding, args))
+    if args.baseline is not None:  # main() checked that every baseline file exists
+        out.update(versus_reference(ReferenceResult.from_json(args.baseline / path.name), "baseline", result, system, orbit, owner, usable, references, binding, args))
     if args.profile:
         out["profile_300K"] = profile_system(model, system, result, references[300.0]["kinds"], args)
     if args.reweight:

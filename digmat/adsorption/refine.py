@@ -230,8 +230,8 @@ def refine_sites(
         raise TypeError("refine_sites() takes one temperature: pass temperature=, not temperatures=")
     config, execution = split_settings(config, execution, overrides, caller="refine_sites")
     assigner = SiteAssigner(slab)
-    distance = [assigner.assign(atoms, binding_index).distance for atoms in configurations]
-    chosen = pick_representatives(labels, per_site, log_density=log_density, distance=distance)
+    assigned = [assigner.assign(atoms, binding_index) for atoms in configurations]
+    chosen = pick_representatives(labels, per_site, log_density=log_density, distance=[a.distance for a in assigned])
     config = replace(config, temperatures=(float(temperature),))
     result = reference_search(
         slab, adsorbate, calculator, config, execution=execution, work_dir=work_dir,
@@ -240,7 +240,7 @@ def refine_sites(
     )
     key_to_label = {}
     for i in chosen:
-        key_to_label.setdefault(assigner.assign(configurations[i], binding_index).key, int(labels[i]))
+        key_to_label.setdefault(assigned[i].key, int(labels[i]))
     probabilities = result.probabilities(temperature) if result.minima else np.zeros(0)
     minima = []
     sites = {int(label): 0.0 for label in np.unique(np.asarray(labels)[chosen])}
