@@ -44,6 +44,11 @@ samples ``-n`` configurations at 300 K and at 1200 K with ``sample_adsorbates`` 
   reduced searches (a few random placements) against full AdsorbML-size ones (100), which says
   what the corpus misses and puts ``--refine`` beside a search of similar cost;
   ``*_lowest_minus_reference_eV``: its lowest minimum's energy minus the reference's;
+- ``--reference-delta D``: the reference's own precision — the same minima with their Hessians
+  recomputed at displacement ``D`` Å (:func:`~digmat.adsorption.recompute_vibrations`; the searches
+  use 0.01) and scored like ``--refine`` (``reference_delta_tv_*``, ``reference_delta_calls_ratio``):
+  a TV the reference moves by under a choice the physics should not care about, below which no
+  ``--refine`` or model TV can be told apart from it;
 - ``--reweight``: importance weights of the 300 K samples (log-densities by the
   probability-flow ODE, one energy call per sample): ``reweight_tv_300K`` per minimum and the
   effective sample size;
@@ -74,7 +79,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digmat.adsorption import ReferenceResult, detect_anomalies, sample_equilibrium, symmetry_images
+from digmat.adsorption import ReferenceResult, detect_anomalies, recompute_vibrations, sample_equilibrium, symmetry_images
 from digmat.tasks.sampling import adsorption_sampler, sample_adsorbates, site_kind_populations, summarise_sites, total_variation
 from digmat.calculators import get_calculator
 from digmat.pretrained import load_model
@@ -315,6 +320,9 @@ def bench_system(path: Path, model, calc, args) -> dict:
         out["refine_seconds"] = round(time.perf_counter() - t0, 1)
     if args.baseline is not None:  # main() checked that every baseline file exists
         out.update(versus_reference(ReferenceResult.from_json(args.baseline / path.name), "baseline", result, system, orbit, owner, usable, references, binding, args))
+    if args.reference_delta is not None:
+        again = recompute_vibrations(result, args.calculator, delta=args.reference_delta)
+        out.update(versus_reference(again, "reference_delta", result, system, orbit, owner, usable, references, binding, args))
     if args.profile:
         out["profile_300K"] = profile_system(model, system, result, references[300.0]["kinds"], args)
     if args.reweight:
@@ -384,6 +392,8 @@ def main() -> int:
     parser.add_argument("--refine-per-site", type=int, default=2)
     parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
                         help="also score another search of each system, DIR/<same file name> (e.g. the corpus's reduced searches against full ones)")
+    parser.add_argument("--reference-delta", type=float, default=None, metavar="D",
+                        help="also score the reference with its Hessians recomputed at displacement D, Å (its precision; needs --calculator)")
     parser.add_argument("--reweight", action="store_true", help="also score importance reweighting of the 300 K samples (needs --calculator; slow)")
     parser.add_argument("--profile", type=float, nargs="*", default=None, metavar="T",
                         help="diffusion times of the denoising profile against the reference's Bayes-optimal denoiser (300 K)")
@@ -391,8 +401,10 @@ def main() -> int:
     parser.add_argument("--oracle-pool", type=int, default=4096, help="with --profile: exact draws the oracle knows")
     parser.add_argument("--workers", type=int, default=1, help="systems benchmarked in parallel processes (one torch thread each)")
     args = parser.parse_args()
-    if (args.refine or args.reweight) and not args.calculator:
-        parser.error("--refine and --reweight need --calculator")
+    if (args.refine or args.reweight or args.reference_delta is not None) and not args.calculator:
+        parser.error("--refine, --reweight and --reference-delta need --calculator")
+    if args.reference_delta is not None and not args.reference_delta > 0:
+        parser.error(f"--reference-delta must be a positive displacement in Å, got {args.reference_delta}")
     missing = [str(args.baseline / path.name) for path in args.results if args.baseline is not None and not (args.baseline / path.name).is_file()]
     if missing:
         parser.error(f"--baseline: no {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
@@ -441,6 +453,7 @@ def main() -> int:
         "refine_lowest_minus_reference_eV_min": agg("refine_lowest_minus_reference_eV", np.min),
         **{f"baseline_{name}_mean": agg(f"baseline_{name}") for name in ("tv_300K", "tv_1200K", "tv_site_kind_300K", "tv_site_kind_1200K")},
         "baseline_calls_ratio_median": agg("baseline_calls_ratio", np.median),
+        **{f"reference_delta_{name}_mean": agg(f"reference_delta_{name}") for name in ("tv_300K", "tv_1200K", "tv_site_kind_300K", "tv_site_kind_1200K")},
         "baseline_lowest_minus_reference_eV_min": agg("baseline_lowest_minus_reference_eV", np.min),
         "reweight_tv_300K_mean": agg("reweight_tv_300K"), "reweight_tv_300K_vs_minima_mean": agg("reweight_tv_300K_vs_minima"), "reweight_ess_median": agg("reweight_ess", np.median),
         **({"profile_tv_site_kind_300K_mean": {

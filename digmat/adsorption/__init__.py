@@ -10,7 +10,7 @@ from digmat.adsorption.anomalies import AnomalyFlags, detect_anomalies
 from digmat.adsorption.builder import BulkSpec, make_bulk, parse_bulk_spec
 from digmat.adsorption.equilibrium import sample_equilibrium, write_equilibrium_dataset
 from digmat.adsorption.placement import make_placements, place_adsorbate, surface_sites
-from digmat.adsorption.reference import given_placements, reference_search, relabel_sites
+from digmat.adsorption.reference import given_placements, recompute_vibrations, reference_search, relabel_sites
 from digmat.adsorption.refine import Refinement, importance_weights, refine_sites
 from digmat.adsorption.result import PlacementRecord, ReferenceMinimum, ReferenceResult
 from digmat.adsorption.search_config import ExecutionConfig, SearchConfig
@@ -80,6 +80,7 @@ __all__ = [
     "place_adsorbate",
     "read_slab",
     "reference_search",
+    "recompute_vibrations",
     "relabel_sites",
     "sample_equilibrium",
     "site_multiplicity",

@@ -34,6 +34,7 @@ Units: Å, eV, K.
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,8 @@ from digmat.adsorption.thermo import (
     vibrational_analysis,
 )
 
-__all__ = ["PlacementRecord", "ReferenceMinimum", "ReferenceResult", "given_placements", "reference_search",
-           "relabel_sites"]
+__all__ = ["PlacementRecord", "ReferenceMinimum", "ReferenceResult", "given_placements", "recompute_vibrations",
+           "reference_search", "relabel_sites"]
 
 ANCHOR_MULT = 1.25
 
@@ -269,7 +270,7 @@ def reference_search(
             for m in minima:
                 m.multiplicity = site_multiplicity(m.atoms, slab, images=images)[0]
             if c.vibrations and minima:
-                hessian_cost = _add_vibrations(minima, runner, calc_name, c.vib_surface)
+                hessian_cost = _add_vibrations(minima, runner, calc_name, c.vib_surface, c.hessian_delta)
     result = ReferenceResult(
         slab=slab.copy(), adsorbate=adsorbate.copy(), calculator=calc_name,
         temperatures=c.temperatures, minima=minima, placements=records, complete=complete,
@@ -366,7 +367,7 @@ def _merge(candidates, records, energy_tolerance) -> list[ReferenceMinimum]:
     return minima
 
 
-def _add_vibrations(minima, runner: TaskRunner, calc_name: str, vib_surface: bool) -> tuple[int, int]:
+def _add_vibrations(minima, runner: TaskRunner, calc_name: str, vib_surface: bool, delta: float) -> tuple[int, int]:
     """Hessians (cached) and vibrational analyses of every minimum; returns (calls, new calls)."""
     tasks = []
     for m in minima:
@@ -376,8 +377,8 @@ def _add_vibrations(minima, runner: TaskRunner, calc_name: str, vib_surface: boo
             fixed[c.get_indices()] = True
         mask = (tags == 2) | ((tags == 1) & ~fixed & vib_surface)
         m.hessian_indices = np.flatnonzero(mask).tolist()
-        fp = fingerprint(m.atoms, calculator=calc_name, indices=m.hessian_indices, delta=0.01)
-        tasks.append((f"hessians/{fp}", fp, "hessian", (m.atoms, m.hessian_indices, 0.01)))
+        fp = fingerprint(m.atoms, calculator=calc_name, indices=m.hessian_indices, delta=delta)
+        tasks.append((f"hessians/{fp}", fp, "hessian", (m.atoms, m.hessian_indices, delta)))
     calls = new = 0
     by_key = {t[0]: m for t, m in zip(tasks, minima, strict=True)}
     for key, res in runner.run(tasks):
@@ -388,6 +389,61 @@ def _add_vibrations(minima, runner: TaskRunner, calc_name: str, vib_surface: boo
         vib = vibrational_analysis(m.hessian, m.atoms.get_masses()[m.hessian_indices])
         m.vib_energies = vib.energies
         m.n_imaginary, m.n_soft = vib.n_imaginary, vib.n_soft
-        if not vib.is_minimum and "saddle" not in m.flags:
-            m.flags.append("saddle")
+        m.flags = [f for f in m.flags if f != "saddle"] + ([] if vib.is_minimum else ["saddle"])
     return calls, new
+
+
+def recompute_vibrations(
+    result: ReferenceResult,
+    calculator: CalculatorSpec,
+    *,
+    delta: float,
+    execution: ExecutionConfig | None = None,
+    work_dir: str | Path | None = None,
+) -> ReferenceResult:
+    """A copy of a search whose minima's Hessians are recomputed with another displacement.
+
+    The minima (structures, energies, multiplicities) are kept; each one's Hessian, modes,
+    ``"saddle"`` flag and the probabilities are redone with displacement ``delta``.  Comparing
+    the copy's populations with the original's measures how far the harmonic reference moves
+    under a choice the physics should not care about — its precision (the benchmark's
+    ``reference_delta_tv_*``).
+
+    Parameters
+    ----------
+    result : ReferenceResult
+        A complete search with vibrations; not modified.
+    calculator : str, Calculator or callable
+        The search's calculator (as for :func:`reference_search`); a name must be the search's.
+    delta : float
+        Displacement, Å, > 0.
+    execution : ExecutionConfig, optional
+        Workers, threads, device, Dask scheduler for the Hessians.
+    work_dir : str or Path, optional
+        Folder caching the Hessians.
+
+    Returns
+    -------
+    ReferenceResult
+        With ``settings["hessian_delta"] = delta`` and ``cost["hessian_calls"]`` the calls made.
+    """
+    if not result.complete or not result.minima:
+        raise ValueError(f"{result.system_id}: recompute_vibrations needs a complete search with minima")
+    if any(m.hessian is None for m in result.minima):
+        raise ValueError(f"{result.system_id}: searched without vibrations; nothing to recompute")
+    if not delta > 0:
+        raise ValueError(f"delta must be positive (Å), got {delta}")
+    check_calculator(calculator)
+    execution = execution or ExecutionConfig()
+    calc_name = calculator_name(calculator)
+    if isinstance(calculator, str) and calc_name != result.calculator:  # an instance or factory is the caller's word
+        raise ValueError(f"{result.system_id} was searched with {result.calculator}, not {calc_name}")
+    out = copy.deepcopy(result)
+    vib_surface = bool(out.settings.get("vib_surface", False))
+    with TaskRunner(calculator, cache=Path(work_dir) if work_dir is not None else None, workers=execution.workers,
+                    device=execution.device, threads=execution.threads, scheduler=execution.scheduler) as runner:
+        calls, _ = _add_vibrations(out.minima, runner, calc_name, vib_surface, float(delta))
+    out.settings = {**out.settings, "hessian_delta": float(delta)}
+    out.cost = {"calls": calls, "hessian_calls": calls}
+    out.refresh_probabilities()
+    return out

@@ -71,6 +71,9 @@ class SearchConfig:
         Compute Hessians and F_vib; otherwise F_vib = 0.
     vib_surface : bool
         Include the free surface atoms in the Hessian.
+    hessian_delta : float
+        Displacement of the finite-difference Hessian, Å (a record written before this
+        field existed was searched with the default, 0.01).
     energy_tolerance : float
         Energy window for merging equivalent minima, eV.
     surface_mult : float
@@ -87,6 +90,7 @@ class SearchConfig:
     seed: int = 0
     vibrations: bool = True
     vib_surface: bool = False
+    hessian_delta: float = 0.01
     energy_tolerance: float = 0.02
     surface_mult: float = 1.5
 
@@ -94,11 +98,11 @@ class SearchConfig:
         object.__setattr__(self, "temperatures", _temperatures(self.temperatures))
         for name in ("num_random", "max_steps", "seed"):
             object.__setattr__(self, name, _integer(name, getattr(self, name)))
-        for name in ("fmax", "energy_tolerance", "surface_mult"):
+        for name in ("fmax", "hessian_delta", "energy_tolerance", "surface_mult"):
             object.__setattr__(self, name, _real(name, getattr(self, name)))
         for name in ("heuristic", "relax_surface", "vibrations", "vib_surface"):
             object.__setattr__(self, name, _flag(name, getattr(self, name)))
-        for name in ("fmax", "energy_tolerance"):
+        for name in ("fmax", "hessian_delta", "energy_tolerance"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.surface_mult > 1:

@@ -276,3 +276,45 @@ def test_config_and_keywords_give_the_same_search(slab):
     for a, b in zip(by_config.minima, by_keywords.minima, strict=True):
         np.testing.assert_array_equal(a.hessian, b.hessian)
     assert [p.steps for p in by_config.placements] == [p.steps for p in by_keywords.placements]
+
+
+def test_recompute_vibrations_matches_ase_and_leaves_the_search_alone(result, tmp_path):
+    """Each minimum's Hessian redone at another displacement equals ASE's own ``Vibrations`` at that
+    displacement; the minima, energies and multiplicities are the search's, the probabilities
+    follow the new free energies, the saddle flags the new modes, and the original is untouched."""
+    from ase.vibrations import Vibrations
+
+    from digmat.adsorption import recompute_vibrations
+
+    res, _ = result
+    before = json.dumps(res.to_dict())
+    again = recompute_vibrations(res, "emt", delta=0.03)
+    assert json.dumps(res.to_dict()) == before
+    assert again.settings["hessian_delta"] == 0.03 and again.cost["hessian_calls"] == 6 * sum(len(m.hessian_indices) for m in res.minima)
+    for k, (old, new) in enumerate(zip(res.minima, again.minima, strict=True)):
+        assert (new.energy, new.multiplicity, new.site_kind) == (old.energy, old.multiplicity, old.site_kind)
+        work = new.atoms.copy()
+        work.calc = EMT()
+        vib = Vibrations(work, indices=new.hessian_indices, delta=0.03, nfree=2, name=str(tmp_path / f"vib{k}"))
+        vib.run()
+        np.testing.assert_allclose(new.hessian, vib.get_vibrations().get_hessian_2d(), atol=1e-6)
+        assert ("saddle" in new.flags) == (new.n_imaginary > 0)
+    for t in res.temperatures:
+        g = np.array([m.energy + m.vib_free_energy(t) for m in again.minima])
+        usable = np.array(["saddle" not in m.flags for m in again.minima])
+        w = np.where(usable, [m.multiplicity for m in again.minima] * np.exp(-(g - g.min()) / (units.kB * t)), 0.0)
+        np.testing.assert_allclose(again.probabilities(t), w / w.sum(), atol=1e-12)
+    # the search's own displacement gives back its own modes
+    same = recompute_vibrations(res, "emt", delta=0.01)
+    for old, new in zip(res.minima, same.minima, strict=True):
+        np.testing.assert_allclose(new.vib_energies, old.vib_energies, atol=2e-6)
+
+
+def test_recompute_vibrations_refuses_what_it_cannot_do(result):
+    from digmat.adsorption import recompute_vibrations
+
+    res, _ = result
+    with pytest.raises(ValueError, match="delta must be positive"):
+        recompute_vibrations(res, "emt", delta=0.0)
+    with pytest.raises(ValueError, match="searched with emt, not chgnet"):
+        recompute_vibrations(res, "chgnet", delta=0.02)

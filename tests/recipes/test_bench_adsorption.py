@@ -171,3 +171,36 @@ def test_missing_baseline_is_refused_before_any_work(bench, tmp_path, monkeypatc
     with pytest.raises(SystemExit) as exc:
         bench.main()
     assert exc.value.code == 2 and "--baseline: no" in capsys.readouterr().err
+
+
+def test_reference_delta_scores_the_reference_against_itself(bench, tmp_path, monkeypatch, capsys):
+    """``--reference-delta 0.01`` recomputes the Hessians at the search's own displacement: the same
+    distribution up to the draws' noise, the same minima, the Hessians' calls; a non-positive
+    displacement is refused before any work."""
+    from ase.build import fcc111
+
+    from digmat.adsorption import convert_ase_tags, reference_search
+
+    torch.manual_seed(0)
+    config = AdsorptionModelConfig(network=tiny_adsorption_network(), network_depth=3.0)
+    model = tmp_path / "tiny.pt"
+    save_checkpoint(model, config=config.to_dict(), state_dict=AdsorptionScoreModel(config).state_dict(), metadata={"note": "untrained"})
+    slab = convert_ase_tags(fcc111("Pt", (2, 2, 3), vacuum=8.0))
+    search = reference_search(slab, "O", "emt", num_random=2, seed=0)
+    path = tmp_path / "Pt-111-O-emt.json"
+    search.to_json(path)
+    monkeypatch.setattr(sys, "argv", ["bench", str(path), "--model", str(model), "-n", "4", "--calculator", "emt", "--reference-delta", "0.01"])
+    monkeypatch.setattr(bench, "_relax", lambda atoms, calc, steps, fmax=0.05: (atoms, float(len(atoms)), 1))  # no BFGS: I/O only
+    assert bench.main() == 0
+    out = json.loads(capsys.readouterr().out)
+    system, s = out["per_system"][0], out["summary"]
+    assert system["reference_delta_minima"] == len(search.minima) and system["reference_delta_lowest_minus_reference_eV"] == 0
+    hessian_calls = 6 * sum(len(m.hessian_indices) for m in search.minima)
+    assert system["reference_delta_calls_ratio"] == pytest.approx(hessian_calls / search.cost["calls"], abs=1e-4)
+    for key in ("tv_300K", "tv_1200K", "tv_site_kind_300K", "tv_site_kind_1200K"):
+        assert system[f"reference_delta_{key}"] <= 0.06, key
+        assert s[f"reference_delta_{key}_mean"] == system[f"reference_delta_{key}"]
+    monkeypatch.setattr(sys, "argv", ["bench", str(path), "--calculator", "emt", "--reference-delta", "0"])
+    with pytest.raises(SystemExit) as exc:
+        bench.main()
+    assert exc.value.code == 2 and "--reference-delta must be a positive" in capsys.readouterr().err
