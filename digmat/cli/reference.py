@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="placement seed (default 0)")
     parser.add_argument("--no-vibrations", action="store_true", help="skip Hessians (F_vib = 0)")
     parser.add_argument("--vib-surface", action="store_true", help="include surface atoms in the Hessian")
+    parser.add_argument("--hessian-delta", type=positive(float), default=0.01, metavar="Å",
+                        help="finite-difference displacement of the Hessians, Å (default 0.01)")
     parser.add_argument("--budget", type=at_least(0), default=None,
                         help="at most this many new relaxations in this run (resume later)")
     add_out_option(parser, "reference")
@@ -83,7 +85,8 @@ def search_settings(args: argparse.Namespace):
 
     config = SearchConfig(temperatures=tuple(args.temperature), num_random=args.random, heuristic=not args.no_heuristic,
                           relax_surface=not args.fixed_surface, fmax=args.fmax, max_steps=args.max_steps, seed=args.seed,
-                          vibrations=not args.no_vibrations, vib_surface=args.vib_surface)
+                          vibrations=not args.no_vibrations, vib_surface=args.vib_surface,
+                          hessian_delta=args.hessian_delta)
     execution = ExecutionConfig(workers=args.workers, threads=args.threads, device=str(resolve_device(args.device)), scheduler=args.scheduler)
     return config, execution
 

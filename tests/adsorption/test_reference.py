@@ -190,6 +190,12 @@ def test_cli(slab, tmp_path, capsys):
     assert "no such slab file" in capsys.readouterr().err
     assert main(["reference", str(path), "Xyzzy", "--calculator", "emt"]) == 2
     assert "unknown adsorbate" in capsys.readouterr().err
+    code = main(["reference", str(path), "O", "--calculator", "emt", "--random", "1", "--no-heuristic", "--out", str(out),
+                 "--hessian-delta", "0.02", "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["complete"]
+    assert ReferenceResult.from_json(out / "reference.json").settings["hessian_delta"] == 0.02
+    assert main(["reference", str(path), "O", "--calculator", "emt", "--hessian-delta", "0"]) == 2
+    assert "--hessian-delta" in capsys.readouterr().err
 
 
 def test_discarded_geometry_is_kept_and_rechecked(result, tmp_path):
