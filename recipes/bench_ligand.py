@@ -144,7 +144,7 @@ def bench_model(args) -> dict:
         figures, _ = evaluate_complex(model, found, reference=folder if folder.is_dir() else None, num=args.num,
                                       steps=args.steps, grid_power=args.grid_power, refine_steps=args.refine,
                                       seed=args.seed, judge=args.judge, judge_reference=args.judge_reference,
-                                      reweight=args.reweight)
+                                      reweight=args.reweight, reweight_config=args.reweight_config)
         results[name] = {"held_out": name not in trained, **figures}
         if args.profile and folder.is_dir():
             results[name]["denoising_profile"] = profile(model, found.system, folder, args)
@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="reference poses checked by PoseBusters, the baseline (model mode)")
     parser.add_argument("--reweight", default=None, metavar="CALC",
                         help="also weigh the top modes and the crystal pose with CALC (gfnff, gfnff-vacuum; model mode)")
+    parser.add_argument("--reweight-modes", type=int, default=5, metavar="K", help="with --reweight: modes relaxed, most populated first")
+    parser.add_argument("--reweight-starts", type=int, default=2, metavar="K",
+                        help="with --reweight: lowest-Vina poses relaxed per mode (its minimum is the lowest reached)")
     parser.add_argument("--judge", type=int, default=128, help="poses checked by PoseBusters (model mode)")
     parser.add_argument("--profile", type=float, nargs="*", default=[],
                         help="also the denoising profile at these times against the reference's oracle (model mode)")
@@ -194,11 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    args.reweight_config = None
     if args.reweight is not None:
-        from digmat.ligand import check_ligand_calculator
+        from digmat.ligand import ModeEnergyConfig, check_ligand_calculator
 
         try:
             check_ligand_calculator(args.reweight)
+            args.reweight_config = ModeEnergyConfig(max_modes=args.reweight_modes, starts_per_mode=args.reweight_starts)
         except ValueError as err:
             print(f"error: --reweight: {err}", file=sys.stderr)
             return 2

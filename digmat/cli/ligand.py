@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "fixed pocket and report their harmonic free energies and populations beside the model's")
     parser.add_argument("--reweight-modes", type=at_least(1), default=5, metavar="K",
                         help="modes relaxed by --reweight, most populated first (default 5; ~10-40 s each with GFN-FF)")
+    parser.add_argument("--reweight-starts", type=at_least(1), default=2, metavar="K",
+                        help="poses relaxed per mode by --reweight, lowest Vina energy first; the mode's minimum is "
+                             "the lowest reached (default 2)")
     parser.add_argument("--check-all", action="store_true", help="run PoseBusters on every pose (about 0.1-1 s each)")
     parser.add_argument("--no-checks", action="store_true", help="skip PoseBusters")
     parser.add_argument("--seed", type=at_least(0), default=0)
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"relaxing up to {args.reweight_modes} modes with {args.reweight} ...", flush=True)
         ensemble.reweight(args.protein, args.reweight, temperature=args.temperature, reference=reference,
-                          config=ModeEnergyConfig(max_modes=args.reweight_modes))
+                          config=ModeEnergyConfig(max_modes=args.reweight_modes, starts_per_mode=args.reweight_starts))
     summary = {"model": str(args.model), "protein": str(args.protein), "ligand": found.system.conditioning()["smiles"],
                "center_A": [float(v) for v in found.system.center], "temperature_K": float(args.temperature),
                "pocket_residues": len(found.system.pocket.residues), "torsions": found.system.num_torsions,

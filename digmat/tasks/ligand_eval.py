@@ -94,7 +94,7 @@ def _posebusters_figures(system, positions, protein) -> dict:
 def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None, num: int = 256, steps: int = 200,
                      grid_power: float = 1.0, refine_steps: int = 0, seed: int = 0, judge: int = 128,
                      judge_reference: int = 0, cov_reference: int = 300, cov_threshold: float = 0.75,
-                     reweight: str | None = None, progress=None) -> tuple[dict, PoseEnsemble]:
+                     reweight: str | None = None, reweight_config=None, progress=None) -> tuple[dict, PoseEnsemble]:
     """Sample ``num`` poses of ``found`` (:class:`~digmat.tasks.ligand_data.LigandComplex`) and score them.
 
     ``reference`` is the complex's reference folder (``modes.sdf``, ``samples.npz``); ``judge`` poses
@@ -140,21 +140,26 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
         ours = system.pose.conformers(system.to_state(ensemble.positions).x[:, 3:]).numpy()
         out["cov_r"], out["mat_r_A"] = conformer_coverage(system.pose, ref_conf, ours, threshold=cov_threshold)
     if reweight is not None:
-        out["reweight"] = reweight_figures(ensemble, found, reweight, rmsd)
+        out["reweight"] = reweight_figures(ensemble, found, reweight, rmsd, config=reweight_config)
     return out, ensemble
 
 
-def reweight_figures(ensemble: PoseEnsemble, found, calculator: str, rmsd: np.ndarray) -> dict:
+def reweight_figures(ensemble: PoseEnsemble, found, calculator: str, rmsd: np.ndarray, *, config=None) -> dict:
     """The modes of ``ensemble`` weighed by ``calculator`` against ``found``'s crystal pose.
 
     ``rmsd`` is each model mode's RMSD to the crystal (Å, shape (K,), most probable mode first);
     the reweighted top modes are ranked by the calculator's population (see :func:`evaluate_complex`).
+    ``config`` (:class:`~digmat.ligand.ModeEnergyConfig`): modes and starts per mode relaxed.
     """
-    weights = ensemble.reweight(found.protein, calculator, reference=found.crystal)
+    from digmat.ligand import ModeEnergyConfig
+
+    config = config or ModeEnergyConfig()
+    weights = ensemble.reweight(found.protein, calculator, reference=found.crystal, config=config)
     order = sorted(weights.modes, key=lambda m: -m.population)
     top = [m.mode for m in order[:5] if m.population > 0]
     crystal = weights.reference or {}
     return {"calculator": weights.calculator, "calls": weights.calls, "seconds": round(weights.seconds, 1),
+            "modes_relaxed": config.max_modes, "starts_per_mode": config.starts_per_mode,
             "model_coverage": float(weights.model_coverage),
             "modes": [{"mode": m.mode, "model_population": float(m.model_population), "population": float(m.population),
                        "free_energy_kcal_mol": float(m.free_energy), "rmsd_to_crystal_A": float(rmsd[m.mode - 1])}

@@ -75,6 +75,7 @@ def test_smiles_input_with_a_centre_prints_a_table(ligand_model, posebusters_cas
     (["LIGAND", "--center", "500", "500", "500"], "no protein atom within"),
     (["LIGAND", "-n", "0"], ">= 1"),
     (["LIGAND", "--reweight", "xtb"], "unknown ligand calculator 'xtb'"),
+    (["LIGAND", "--reweight", "gfnff", "--reweight-starts", "0"], "--reweight-starts"),
 ])
 def test_bad_input_is_one_line(ligand_model, posebusters_case, tmp_path, capsys, args, message):
     protein, sdf = posebusters_case("1uou")

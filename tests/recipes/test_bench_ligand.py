@@ -27,3 +27,5 @@ def test_bad_reweight_is_refused_before_any_work(load_recipe, capsys):
     assert "unknown ligand calculator 'xtb'" in capsys.readouterr().err
     assert recipe.main(["1uou", "--reweight", "gfnff"]) == 2
     assert "--reweight needs --model" in capsys.readouterr().err
+    assert recipe.main(["1uou", "--model", "ligand", "--reweight", "gfnff", "--reweight-starts", "0"]) == 2
+    assert "starts_per_mode >= 1" in capsys.readouterr().err
