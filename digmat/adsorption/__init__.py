@@ -6,6 +6,7 @@ temperatures in K.
 """
 
 from digmat.adsorption.adsorbates import get_adsorbate, list_adsorbates, oc20_adsorbate_table
+from digmat.adsorption.anharmonic import BasinCorrection, anharmonic_corrections, anharmonic_probabilities
 from digmat.adsorption.anomalies import AnomalyFlags, detect_anomalies
 from digmat.adsorption.builder import BulkSpec, make_bulk, parse_bulk_spec
 from digmat.adsorption.equilibrium import sample_equilibrium, write_equilibrium_dataset
@@ -45,6 +46,7 @@ from digmat.adsorption.thermo import (
 
 __all__ = [
     "SITE_KINDS",
+    "BasinCorrection",
     "AnomalyFlags",
     "BulkSpec",
     "PlacementRecord",
@@ -57,6 +59,8 @@ __all__ = [
     "SiteInfo",
     "SlabSymmetry",
     "Vibrations",
+    "anharmonic_corrections",
+    "anharmonic_probabilities",
     "boltzmann_probabilities",
     "build_slab",
     "classify_site",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from digmat.adsorption.result import ReferenceResult
 from digmat.adsorption.thermo import HBAR_OMEGA, VIB_FLOOR, symmetry_images
 
-__all__ = ["sample_equilibrium", "system_seed", "write_equilibrium_dataset"]
+__all__ = ["BasinGaussian", "basin_gaussian", "sample_equilibrium", "system_seed", "write_equilibrium_dataset"]
 
 
 def system_seed(seed: int, system_id: str, temperature: float) -> np.random.SeedSequence:
@@ -58,8 +59,35 @@ def _allocate(p: np.ndarray, num: int, min_per_basin: int, rng: np.random.Genera
     return counts, weights
 
 
-def _basin_sampler(minimum, temperature: float, max_std: float):
-    """(displacement matrix B, Hessian) with δ = B z, z ~ N(0, I), for one basin."""
+@dataclass(frozen=True)
+class BasinGaussian:
+    """The harmonic Gaussian of one basin at one temperature (:func:`basin_gaussian`).
+
+    Attributes
+    ----------
+    displacements : numpy.ndarray
+        ``B``, shape ``(3n, 3n)``, Å: a draw is ``δ = B z`` with ``z ~ N(0, I)`` over the
+        ``n`` atoms of the minimum's Hessian.
+    hessian : numpy.ndarray
+        The minimum's (symmetrised) Hessian, eV/Å², shape ``(3n, 3n)``.
+    log_shrink : float
+        ``Σ_k ln(σ_k / σ_k^h) ≤ 0``: log of the volume of the capped Gaussian relative to the
+        uncapped one ``N(0, k_B T H̃⁻¹)`` of the floored Hessian ``H̃`` — the harmonic basin that
+        ``F_vib`` describes (0 when no mode's spread was capped).
+    """
+
+    displacements: np.ndarray
+    hessian: np.ndarray
+    log_shrink: float
+
+
+def basin_gaussian(minimum, temperature: float, max_std: float = 0.5) -> BasinGaussian:
+    """The Gaussian a basin's harmonic draws come from, at ``temperature`` K.
+
+    Mass-weighted normal modes of the minimum's Hessian; modes softer than the vibrational floor
+    (or imaginary) stiffened to it, as in ``F_vib``; each mode's Cartesian standard deviation
+    capped at ``max_std`` Å.
+    """
     if minimum.hessian is None:
         raise ValueError(
             "harmonic sampling needs each minimum's Hessian; run reference_search with vibrations=True"
@@ -71,9 +99,9 @@ def _basin_sampler(minimum, temperature: float, max_std: float):
     mu, u = np.linalg.eigh(h * np.outer(inv_sqrt, inv_sqrt))  # eV / (Å² amu)
     mu = np.maximum(mu, (VIB_FLOOR / HBAR_OMEGA) ** 2)
     cart = inv_sqrt[:, None] * u  # columns: Cartesian shape of each mode per unit mass-weighted amplitude
-    sigma = np.sqrt(units.kB * temperature / mu)
-    sigma = np.minimum(sigma, max_std / np.linalg.norm(cart, axis=0))
-    return cart * sigma[None, :], h
+    harmonic = np.sqrt(units.kB * temperature / mu)
+    sigma = np.minimum(harmonic, max_std / np.linalg.norm(cart, axis=0))
+    return BasinGaussian(cart * sigma[None, :], h, float(np.log(sigma / harmonic).sum()))
 
 
 def sample_equilibrium(
@@ -145,7 +173,8 @@ def sample_equilibrium(
     for i in np.flatnonzero(counts):
         m = result.minima[i]
         binding_index = int(np.flatnonzero(m.atoms.get_tags() == 2)[anchor])
-        b, h = _basin_sampler(m, temperature, max_std)
+        gauss = basin_gaussian(m, temperature, max_std)
+        b, h = gauss.displacements, gauss.hessian
         idx = np.asarray(m.hessian_indices, int)
         for _ in range(counts[i]):
             delta = b @ rng.standard_normal(b.shape[1])

@@ -1,0 +1,205 @@
+"""Anharmonic corrections to the harmonic free energies of adsorption minima, by importance sampling.
+
+A reference search weighs minimum ``i`` by ``G_i = E_i + F_vib,i(T)``, the harmonic free energy
+of a finite-difference Hessian. That Hessian depends on the displacement and on where the
+relaxation stopped, and at high temperature a soft basin is not a parabola. The classical
+configurational integral of the basin does not depend on either:
+
+``Z_i = ∫_{basin i} exp(−(E(x) − E_i) / k_B T) dx``  and  ``ΔF_i = −k_B T ln(Z_i / Z_i^h)``,
+
+with ``Z_i^h`` the same integral of the harmonic energy ``½ δᵀ H̃ δ`` of the floored Hessian
+``H̃`` (the one ``F_vib`` uses). :func:`anharmonic_corrections` estimates ``Z_i / Z_i^h`` by
+importance sampling from the basin's harmonic Gaussian
+(:func:`~digmat.adsorption.equilibrium.basin_gaussian`, displacements ``B``):
+
+``Z_i / Z_i^h = s^{3n} exp(log_shrink) · E_z[exp(−(E(x) − E_i)/k_B T + ½|z|²) · 1(x ∈ basin i)]``,
+
+drawn with ``δ = s B z`` (``s = widen``, a proposal wider than the harmonic basin so that the
+weights stay bounded where the basin is softer), where ``log_shrink`` accounts for capped modes. Basin ``i`` is the region whose adsorbate
+binding atom lies nearer to minimum ``i``'s (or one of its symmetry images', modulo in-plane
+lattice translations) than to any other true minimum's, with the slab frozen at minimum ``i``'s
+relaxed geometry; saddles are not basins. :func:`anharmonic_probabilities` then weighs the
+minima by ``g_i exp(−(E_i + F_vib,i + ΔF_i)/k_B T)``: the quantum harmonic free energy plus the
+classical anharmonic correction, the usual anharmonic-correction scheme. In the limit of many
+draws the classical part no longer depends on the Hessian the draws came from.
+
+Units: Å, eV, K.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from ase import units
+
+from digmat.adsorption.equilibrium import basin_gaussian
+from digmat.adsorption.result import ReferenceResult
+from digmat.adsorption.thermo import boltzmann_probabilities, symmetry_images
+
+__all__ = ["BasinCorrection", "anharmonic_corrections", "anharmonic_probabilities"]
+
+
+@dataclass(frozen=True)
+class BasinCorrection:
+    """The anharmonic correction of one minimum (:func:`anharmonic_corrections`).
+
+    Attributes
+    ----------
+    minimum : int
+        Index into ``result.minima``.
+    temperature : float
+        K.
+    correction : float
+        ``ΔF_i``, eV; ``inf`` when no draw stayed in the basin (it is no basin at this
+        temperature).
+    stderr : float
+        Standard error of ``ΔF_i`` (delta method), eV.
+    in_basin : float
+        Share of the draws that stayed in the basin.
+    effective_samples : float
+        Kish effective sample size of the in-basin weights.
+    calls : int
+        Calculator calls.
+    """
+
+    minimum: int
+    temperature: float
+    correction: float
+    stderr: float
+    in_basin: float
+    effective_samples: float
+    calls: int
+
+
+def _binding_positions(result: ReferenceResult, usable: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Binding-atom positions of every usable minimum and its symmetry images, and their owners."""
+    images = symmetry_images(result.slab) or [None]
+    points, owner = [], []
+    for i in usable:
+        m = result.minima[i]
+        for op in images:
+            atoms = m.atoms if op is None else op.apply(m.atoms, result.slab)
+            points.append(atoms.positions[m.adsorbate_atom])
+            owner.append(i)
+    return np.array(points), np.array(owner)
+
+
+def _nearest_owner(x: np.ndarray, points: np.ndarray, owner: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Owner of the point nearest to each row of ``x`` (Å, (N, 3)), in-plane minimum image."""
+    delta = x[:, None, :] - points[None, :, :]
+    frac = np.linalg.solve(cell.T, delta.reshape(-1, 3).T).T
+    frac[:, :2] -= np.round(frac[:, :2])
+    dist = np.linalg.norm(frac @ cell, axis=1).reshape(len(x), len(points))
+    return owner[dist.argmin(axis=1)]
+
+
+def anharmonic_corrections(
+    result: ReferenceResult,
+    calculator,
+    temperature: float,
+    *,
+    num_samples: int = 64,
+    seed: int = 0,
+    max_std: float = 0.5,
+    widen: float = 1.5,
+    batch_size: int = 4,
+) -> list[BasinCorrection]:
+    """Classical anharmonic correction ``ΔF_i`` of every true minimum's harmonic free energy.
+
+    Parameters
+    ----------
+    result : ReferenceResult
+        A complete search with vibrations; not modified.
+    calculator : str or Calculator
+        The search's energy (a name for :func:`~digmat.calculators.get_calculator`).
+    temperature : float
+        K, > 0.
+    num_samples : int, default 64
+        Harmonic draws per minimum (one calculator call each).
+    seed : int, default 0
+    max_std : float, default 0.5
+        Cap on each mode's Cartesian spread of the draws, Å (accounted for exactly).
+    widen : float, default 1.5
+        The draws' spread is this multiple of the (capped) harmonic one (≥ 1): a basin softer
+        than its Hessian says (the usual case at high temperature) then gives bounded weights.
+    batch_size : int, default 4
+        Structures per call of a batched calculator (CHGNet's batched prediction holds about
+        0.7 GB per 80-atom slab in memory at once).
+
+    Returns
+    -------
+    list of BasinCorrection
+        One per minimum that is not a saddle, in the result's order.
+    """
+    from digmat.adsorption.relax import make_calculator
+    from digmat.calculators import calculate_batch
+
+    if not result.complete or not result.minima:
+        raise ValueError(f"{result.system_id}: anharmonic corrections need a complete search with minima")
+    if any(m.hessian is None for m in result.minima):
+        raise ValueError(f"{result.system_id}: searched without vibrations; there are no harmonic basins to correct")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0 K, got {temperature}")
+    if num_samples < 2:
+        raise ValueError(f"num_samples must be >= 2, got {num_samples}")
+    if not widen >= 1:
+        raise ValueError(f"widen must be >= 1, got {widen}")
+    usable = [i for i, m in enumerate(result.minima) if "saddle" not in m.flags]
+    if not usable:
+        raise ValueError(f"{result.system_id}: every stationary point is a saddle; no basin to correct")
+    calc = make_calculator(calculator)
+    points, owner = _binding_positions(result, usable)
+    kt = units.kB * float(temperature)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in usable:
+        m = result.minima[i]
+        gauss = basin_gaussian(m, temperature, max_std)
+        idx = np.asarray(m.hessian_indices, int)
+        z = rng.standard_normal((num_samples, gauss.displacements.shape[1]))
+        structures = []
+        for row in z:
+            atoms = m.atoms.copy()
+            atoms.calc = None
+            atoms.positions[idx] += widen * (gauss.displacements @ row).reshape(-1, 3)
+            structures.append(atoms)
+        done = calculate_batch(structures, calc, batch_size=batch_size)
+        energy = np.array([a.get_potential_energy() for a in done])
+        binding = np.array([a.positions[m.adsorbate_atom] for a in structures])
+        inside = _nearest_owner(binding, points, owner, m.atoms.cell.array) == i
+        if not inside.any():
+            out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, num_samples))
+            continue
+        logw = np.where(inside, -(energy - m.energy) / kt + 0.5 * (z ** 2).sum(axis=1), -np.inf)
+        top = logw.max()
+        w = np.exp(logw - top)
+        mean = w.mean()
+        log_ratio = top + np.log(mean) + gauss.log_shrink + z.shape[1] * np.log(widen)
+        stderr = kt * w.std(ddof=1) / (mean * np.sqrt(num_samples))
+        ess = w.sum() ** 2 / (w ** 2).sum()
+        out.append(BasinCorrection(i, float(temperature), float(-kt * log_ratio), float(stderr),
+                                   float(inside.mean()), float(ess), num_samples))
+    return out
+
+
+def anharmonic_probabilities(result: ReferenceResult, corrections: Sequence[BasinCorrection]) -> np.ndarray:
+    """Boltzmann probability of each minimum with its anharmonic correction, shape ``(n_minima,)``.
+
+    ``p_i ∝ g_i exp(−(E_i + F_vib,i(T) + ΔF_i)/k_B T)`` over the corrected minima (all at one
+    temperature); saddles and basins with no draw inside get 0.
+    """
+    if not corrections:
+        raise ValueError("no corrections given")
+    temps = {c.temperature for c in corrections}
+    if len(temps) != 1:
+        raise ValueError(f"corrections at several temperatures: {sorted(temps)}")
+    temperature = temps.pop()
+    kept = [c for c in corrections if np.isfinite(c.correction)]
+    if not kept:
+        raise ValueError(f"{result.system_id}: no basin kept any draw at {temperature:g} K")
+    g = [result.minima[c.minimum].energy + result.minima[c.minimum].vib_free_energy(temperature) + c.correction for c in kept]
+    p = np.zeros(len(result.minima))
+    p[[c.minimum for c in kept]] = boltzmann_probabilities(g, [result.minima[c.minimum].multiplicity for c in kept], temperature)
+    return p

@@ -1,0 +1,87 @@
+"""Anharmonic corrections of harmonic basin free energies (digmat.adsorption.anharmonic).
+
+Independent references: a harmonic well, whose correction is exactly 0, and a quartic well
+``½ k d² + c d⁴`` per coordinate, whose configurational integral is a one-dimensional quadrature.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import units
+from ase.build import fcc111
+from ase.calculators.calculator import Calculator, all_changes
+
+from digmat.adsorption import convert_ase_tags, reference_search
+from digmat.adsorption.anharmonic import anharmonic_corrections, anharmonic_probabilities
+
+K, HEIGHT = 5.0, 1.3  # eV/Å², Å above the top layer
+
+
+class Well(Calculator):
+    """The adsorbate atom (the last one) in ``Σ_α ½ K d_α² + c d_α⁴`` around a fixed point; the slab feels nothing."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, center, quartic=0.0):
+        super().__init__()
+        self.center, self.quartic = np.asarray(center, float), float(quartic)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        d = self.atoms.positions[-1] - self.center
+        forces = np.zeros((len(self.atoms), 3))
+        forces[-1] = -(K * d + 4 * self.quartic * d ** 3)
+        self.results = {"energy": float((0.5 * K * d ** 2 + self.quartic * d ** 4).sum()), "forces": forces}
+
+
+def _search(quartic):
+    slab = convert_ase_tags(fcc111("Pt", (2, 2, 3), vacuum=8.0))
+    top = slab.positions[slab.get_tags() == 1]
+    a, b = top[0], top[1]
+    center = np.array([(a[0] + b[0]) / 2 + 0.3, (a[1] + b[1]) / 2 + 0.2, top[:, 2].max() + HEIGHT])
+    return reference_search(slab, "O", Well(center, quartic), num_random=0, fmax=0.001, max_steps=200), center
+
+
+@pytest.fixture(scope="module")
+def quartic():
+    return _search(40.0)
+
+
+def test_a_harmonic_well_needs_no_correction():
+    result, center = _search(0.0)
+    assert len(result.minima) == 1
+    (c,) = anharmonic_corrections(result, Well(center), 1200.0, num_samples=16, widen=1.0)
+    assert c.correction == pytest.approx(0.0, abs=1e-6) and c.in_basin == 1.0 and c.effective_samples == pytest.approx(16)
+    (c,) = anharmonic_corrections(result, Well(center), 1200.0, num_samples=256, widen=1.5)  # a wider proposal: still 0 on average
+    assert abs(c.correction) < 4 * c.stderr + 1e-3
+
+
+@pytest.mark.parametrize("temperature", [300.0, 1200.0])
+def test_a_quartic_well_matches_quadrature(quartic, temperature):
+    """ΔF = −3 k_BT ln(∫ exp(−(½Kd² + cd⁴)/k_BT) dd / sqrt(2π k_BT / K')), K' the search's own
+    finite-difference curvature."""
+    result, center = quartic
+    (m,) = result.minima
+    k_fd = float(np.mean(np.diag(m.hessian)))
+    kt = units.kB * temperature
+    d = np.linspace(-3.0, 3.0, 200001)
+    z1 = np.trapezoid(np.exp(-(0.5 * K * d ** 2 + 40.0 * d ** 4) / kt), d)
+    exact = -3 * kt * np.log(z1 / np.sqrt(2 * np.pi * kt / k_fd))
+    (c,) = anharmonic_corrections(result, Well(center, 40.0), temperature, num_samples=2048, seed=3)
+    assert exact > 0.005 if temperature == 1200.0 else exact > 0.0  # the quartic term stiffens the well
+    assert c.correction == pytest.approx(exact, abs=4 * c.stderr + 2e-3)
+    p = anharmonic_probabilities(result, [c])
+    assert p.tolist() == [1.0]
+
+
+def test_probabilities_weigh_the_corrections(quartic):
+    result, center = quartic
+    (c,) = anharmonic_corrections(result, Well(center, 40.0), 600.0, num_samples=8)
+    with pytest.raises(ValueError, match="several temperatures"):
+        anharmonic_probabilities(result, [c, *anharmonic_corrections(result, Well(center, 40.0), 300.0, num_samples=8)])
+    for kwargs, message in (({"num_samples": 1}, "num_samples"), ({"widen": 0.5}, "widen")):
+        with pytest.raises(ValueError, match=message):
+            anharmonic_corrections(result, Well(center, 40.0), 600.0, **kwargs)
+    with pytest.raises(ValueError, match="temperature"):
+        anharmonic_corrections(result, Well(center, 40.0), 0.0)
