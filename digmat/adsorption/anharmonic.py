@@ -61,7 +61,7 @@ class BasinCorrection:
     effective_samples : float
         Kish effective sample size of the in-basin weights.
     calls : int
-        Calculator calls.
+        Calculator calls (draws).
     """
 
     minimum: int
@@ -101,6 +101,8 @@ def anharmonic_corrections(
     temperature: float,
     *,
     num_samples: int = 64,
+    max_samples: int = 512,
+    target_stderr: float = 0.005,
     seed: int = 0,
     max_std: float = 0.5,
     widen: float = 1.5,
@@ -117,7 +119,12 @@ def anharmonic_corrections(
     temperature : float
         K, > 0.
     num_samples : int, default 64
-        Harmonic draws per minimum (one calculator call each).
+        Draws per round (one calculator call each): a minimum gets rounds until its correction's
+        standard error is at most ``target_stderr`` or it has ``max_samples`` draws.
+    max_samples : int, default 512
+        Draws per minimum after which no further round starts.
+    target_stderr : float, default 0.005
+        eV (0.05 k_BT at 1,200 K); 0: always ``max_samples``.
     seed : int, default 0
     max_std : float, default 0.5
         Cap on each mode's Cartesian spread of the draws, Å (accounted for exactly).
@@ -142,8 +149,10 @@ def anharmonic_corrections(
         raise ValueError(f"{result.system_id}: searched without vibrations; there are no harmonic basins to correct")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0 K, got {temperature}")
-    if num_samples < 2:
-        raise ValueError(f"num_samples must be >= 2, got {num_samples}")
+    if num_samples < 2 or max_samples < num_samples:
+        raise ValueError(f"need num_samples >= 2 and max_samples >= num_samples, got {num_samples} and {max_samples}")
+    if not target_stderr >= 0:
+        raise ValueError(f"target_stderr must be >= 0 eV, got {target_stderr}")
     if not widen >= 1:
         raise ValueError(f"widen must be >= 1, got {widen}")
     usable = [i for i, m in enumerate(result.minima) if "saddle" not in m.flags]
@@ -158,30 +167,38 @@ def anharmonic_corrections(
         m = result.minima[i]
         gauss = basin_gaussian(m, temperature, max_std)
         idx = np.asarray(m.hessian_indices, int)
-        z = rng.standard_normal((num_samples, gauss.displacements.shape[1]))
-        structures = []
-        for row in z:
-            atoms = m.atoms.copy()
-            atoms.calc = None
-            atoms.positions[idx] += widen * (gauss.displacements @ row).reshape(-1, 3)
-            structures.append(atoms)
-        done = calculate_batch(structures, calc, batch_size=batch_size)
-        energy = np.array([a.get_potential_energy() for a in done])
-        binding = np.array([a.positions[m.adsorbate_atom] for a in structures])
-        inside = _nearest_owner(binding, points, owner, m.atoms.cell.array) == i
-        if not inside.any():
-            out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, num_samples))
+        logw = np.zeros(0)
+        while len(logw) < max_samples:  # rounds of num_samples draws until the error is small enough
+            z = rng.standard_normal((num_samples, gauss.displacements.shape[1]))
+            structures = []
+            for row in z:
+                atoms = m.atoms.copy()
+                atoms.calc = None
+                atoms.positions[idx] += widen * (gauss.displacements @ row).reshape(-1, 3)
+                structures.append(atoms)
+            done = calculate_batch(structures, calc, batch_size=batch_size)
+            energy = np.array([a.get_potential_energy() for a in done])
+            binding = np.array([a.positions[m.adsorbate_atom] for a in structures])
+            inside = _nearest_owner(binding, points, owner, m.atoms.cell.array) == i
+            logw = np.concatenate([logw, np.where(inside, -(energy - m.energy) / kt + 0.5 * (z ** 2).sum(axis=1), -np.inf)])
+            if np.isfinite(logw).any() and _stderr(logw, kt) <= target_stderr:
+                break
+        n = len(logw)
+        share = float(np.isfinite(logw).mean())
+        if share == 0:
+            out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, n))
             continue
-        logw = np.where(inside, -(energy - m.energy) / kt + 0.5 * (z ** 2).sum(axis=1), -np.inf)
-        top = logw.max()
-        w = np.exp(logw - top)
-        mean = w.mean()
-        log_ratio = top + np.log(mean) + gauss.log_shrink + z.shape[1] * np.log(widen)
-        stderr = kt * w.std(ddof=1) / (mean * np.sqrt(num_samples))
-        ess = w.sum() ** 2 / (w ** 2).sum()
-        out.append(BasinCorrection(i, float(temperature), float(-kt * log_ratio), float(stderr),
-                                   float(inside.mean()), float(ess), num_samples))
+        w = np.exp(logw - logw.max())
+        log_ratio = logw.max() + np.log(w.mean()) + gauss.log_shrink + gauss.displacements.shape[1] * np.log(widen)
+        out.append(BasinCorrection(i, float(temperature), float(-kt * log_ratio), _stderr(logw, kt), share,
+                                   float(w.sum() ** 2 / (w ** 2).sum()), n))
     return out
+
+
+def _stderr(logw: np.ndarray, kt: float) -> float:
+    """Standard error of ``−k_BT ln mean(exp(logw))`` by the delta method, eV."""
+    w = np.exp(logw - logw.max())
+    return float(kt * w.std(ddof=1) / (w.mean() * np.sqrt(len(w))))
 
 
 def anharmonic_probabilities(result: ReferenceResult, corrections: Sequence[BasinCorrection]) -> np.ndarray:

@@ -68,11 +68,20 @@ def test_a_quartic_well_matches_quadrature(quartic, temperature):
     d = np.linspace(-3.0, 3.0, 200001)
     z1 = np.trapezoid(np.exp(-(0.5 * K * d ** 2 + 40.0 * d ** 4) / kt), d)
     exact = -3 * kt * np.log(z1 / np.sqrt(2 * np.pi * kt / k_fd))
-    (c,) = anharmonic_corrections(result, Well(center, 40.0), temperature, num_samples=2048, seed=3)
+    (c,) = anharmonic_corrections(result, Well(center, 40.0), temperature, num_samples=512, max_samples=2048,
+                                  target_stderr=0.0, seed=3)
+    assert c.calls == 2048
     assert exact > 0.005 if temperature == 1200.0 else exact > 0.0  # the quartic term stiffens the well
     assert c.correction == pytest.approx(exact, abs=4 * c.stderr + 2e-3)
     p = anharmonic_probabilities(result, [c])
     assert p.tolist() == [1.0]
+
+
+def test_rounds_stop_at_the_target_error(quartic):
+    result, center = quartic
+    (loose,) = anharmonic_corrections(result, Well(center, 40.0), 1200.0, num_samples=32, max_samples=256, target_stderr=1.0)
+    (tight,) = anharmonic_corrections(result, Well(center, 40.0), 1200.0, num_samples=32, max_samples=256, target_stderr=1e-6)
+    assert loose.calls == 32 and tight.calls == 256 and tight.stderr < loose.stderr
 
 
 def test_probabilities_weigh_the_corrections(quartic):
@@ -80,8 +89,27 @@ def test_probabilities_weigh_the_corrections(quartic):
     (c,) = anharmonic_corrections(result, Well(center, 40.0), 600.0, num_samples=8)
     with pytest.raises(ValueError, match="several temperatures"):
         anharmonic_probabilities(result, [c, *anharmonic_corrections(result, Well(center, 40.0), 300.0, num_samples=8)])
-    for kwargs, message in (({"num_samples": 1}, "num_samples"), ({"widen": 0.5}, "widen")):
+    for kwargs, message in (({"num_samples": 1}, "num_samples"), ({"num_samples": 64, "max_samples": 32}, "max_samples"),
+                            ({"widen": 0.5}, "widen"), ({"target_stderr": -1.0}, "target_stderr")):
         with pytest.raises(ValueError, match=message):
             anharmonic_corrections(result, Well(center, 40.0), 600.0, **kwargs)
     with pytest.raises(ValueError, match="temperature"):
         anharmonic_corrections(result, Well(center, 40.0), 0.0)
+
+
+def test_probabilities_add_the_corrections_to_the_free_energies():
+    """By hand: p_i ∝ g_i exp(−(E_i + F_vib,i + ΔF_i)/k_BT) over the corrected minima, 0 elsewhere."""
+    from digmat.adsorption import BasinCorrection
+
+    result = reference_search(convert_ase_tags(fcc111("Pt", (2, 2, 3), vacuum=8.0)), "O", "emt", num_random=2, seed=0)
+    usable = [i for i, m in enumerate(result.minima) if "saddle" not in m.flags]
+    assert len(usable) >= 2
+    shifts = np.linspace(-0.05, 0.05, len(usable))
+    corrections = [BasinCorrection(i, 600.0, float(d), 0.0, 1.0, 1.0, 1) for i, d in zip(usable, shifts, strict=True)]
+    corrections[-1] = BasinCorrection(usable[-1], 600.0, float("inf"), float("inf"), 0.0, 0.0, 1)  # no draw stayed
+    kt = units.kB * 600.0
+    w = np.zeros(len(result.minima))
+    for c in corrections[:-1]:
+        m = result.minima[c.minimum]
+        w[c.minimum] = m.multiplicity * np.exp(-(m.energy + m.vib_free_energy(600.0) + c.correction) / kt)
+    np.testing.assert_allclose(anharmonic_probabilities(result, corrections), w / w.sum(), rtol=1e-9)
