@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("rdkit", reason="needs the ligand extra (rdkit)")
 
 from digmat.ligand.pose import PoseSpace  # noqa: E402
-from digmat.ligand.mode_energies import ModeWeights, RelaxedMode  # noqa: E402
+from digmat.ligand.mode_energies import ModeEnergyConfig, ModeWeights, RelaxedMode  # noqa: E402
 from digmat.tasks.ligand_eval import aligned_rmsd, conformer_coverage, reweight_figures  # noqa: E402
 
 
@@ -79,14 +79,19 @@ def test_reweight_figures_rank_modes_by_the_calculators_population():
                           model_coverage=0.9, harmonic=True, reference={"free_energy": -0.4, "same_as": 3})
 
     class Ensemble:
-        def reweight(self, protein, calculator, *, reference):
+        def reweight(self, protein, calculator, *, reference, config):
             assert protein == "protein.pdb" and calculator == "gfnff" and reference.shape == (2, 3)
+            self.config = config
             return weights
 
     class Found:
         protein, crystal = "protein.pdb", np.zeros((2, 3))
 
-    out = reweight_figures(Ensemble(), Found(), "gfnff", np.array([5.0, 4.0, 1.2]))
+    ensemble = Ensemble()
+    out = reweight_figures(ensemble, Found(), "gfnff", np.array([5.0, 4.0, 1.2]))
+    assert ensemble.config == ModeEnergyConfig() and (out["modes_relaxed"], out["starts_per_mode"]) == (5, 2)
+    out = reweight_figures(ensemble, Found(), "gfnff", np.array([5.0, 4.0, 1.2]), config=ModeEnergyConfig(max_modes=3, starts_per_mode=6))
+    assert ensemble.config.starts_per_mode == 6 and (out["modes_relaxed"], out["starts_per_mode"]) == (3, 6)
     assert out["top1_mode"] == 3 and out["top1_rmsd_A"] == 1.2 and out["top1_within_2A"] and out["top5_within_2A"]
     assert out["calls"] == 123 and out["crystal_free_energy_kcal_mol"] == -0.4 and out["crystal_same_as_mode"] == 3
     assert out["crystal"] is weights.reference
