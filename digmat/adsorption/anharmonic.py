@@ -36,7 +36,7 @@ from ase import units
 
 from digmat.adsorption.equilibrium import basin_gaussian
 from digmat.adsorption.result import ReferenceResult
-from digmat.adsorption.thermo import boltzmann_probabilities, symmetry_images
+from digmat.adsorption.thermo import boltzmann_probabilities, inplane_distances, symmetry_images
 
 __all__ = ["BasinCorrection", "anharmonic_corrections", "anharmonic_probabilities"]
 
@@ -84,15 +84,6 @@ def _binding_positions(result: ReferenceResult, usable: Sequence[int]) -> tuple[
             points.append(atoms.positions[m.adsorbate_atom])
             owner.append(i)
     return np.array(points), np.array(owner)
-
-
-def _nearest_owner(x: np.ndarray, points: np.ndarray, owner: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    """Owner of the point nearest to each row of ``x`` (Å, (N, 3)), in-plane minimum image."""
-    delta = x[:, None, :] - points[None, :, :]
-    frac = np.linalg.solve(cell.T, delta.reshape(-1, 3).T).T
-    frac[:, :2] -= np.round(frac[:, :2])
-    dist = np.linalg.norm(frac @ cell, axis=1).reshape(len(x), len(points))
-    return owner[dist.argmin(axis=1)]
 
 
 def anharmonic_corrections(
@@ -143,10 +134,7 @@ def anharmonic_corrections(
     from digmat.adsorption.relax import make_calculator
     from digmat.calculators import calculate_batch
 
-    if not result.complete or not result.minima:
-        raise ValueError(f"{result.system_id}: anharmonic corrections need a complete search with minima")
-    if any(m.hessian is None for m in result.minima):
-        raise ValueError(f"{result.system_id}: searched without vibrations; there are no harmonic basins to correct")
+    result.require_vibrations("anharmonic_corrections")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0 K, got {temperature}")
     if num_samples < 2 or max_samples < num_samples:
@@ -173,32 +161,34 @@ def anharmonic_corrections(
             structures = []
             for row in z:
                 atoms = m.atoms.copy()
-                atoms.calc = None
                 atoms.positions[idx] += widen * (gauss.displacements @ row).reshape(-1, 3)
                 structures.append(atoms)
             done = calculate_batch(structures, calc, batch_size=batch_size)
             energy = np.array([a.get_potential_energy() for a in done])
             binding = np.array([a.positions[m.adsorbate_atom] for a in structures])
-            inside = _nearest_owner(binding, points, owner, m.atoms.cell.array) == i
+            inside = owner[inplane_distances(binding, points, m.atoms.cell.array).argmin(axis=1)] == i
             logw = np.concatenate([logw, np.where(inside, -(energy - m.energy) / kt + 0.5 * (z ** 2).sum(axis=1), -np.inf)])
-            if np.isfinite(logw).any() and _stderr(logw, kt) <= target_stderr:
+            log_mean, stderr, ess = _estimate(logw, kt)
+            if stderr <= target_stderr:
                 break
-        n = len(logw)
-        share = float(np.isfinite(logw).mean())
-        if share == 0:
-            out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, n))
+        if not np.isfinite(log_mean):  # no draw stayed in the basin
+            out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, len(logw)))
             continue
-        w = np.exp(logw - logw.max())
-        log_ratio = logw.max() + np.log(w.mean()) + gauss.log_shrink + gauss.displacements.shape[1] * np.log(widen)
-        out.append(BasinCorrection(i, float(temperature), float(-kt * log_ratio), _stderr(logw, kt), share,
-                                   float(w.sum() ** 2 / (w ** 2).sum()), n))
+        log_ratio = log_mean + gauss.log_shrink + gauss.displacements.shape[1] * np.log(widen)
+        out.append(BasinCorrection(i, float(temperature), float(-kt * log_ratio), stderr,
+                                   float(np.isfinite(logw).mean()), ess, len(logw)))
     return out
 
 
-def _stderr(logw: np.ndarray, kt: float) -> float:
-    """Standard error of ``−k_BT ln mean(exp(logw))`` by the delta method, eV."""
-    w = np.exp(logw - logw.max())
-    return float(kt * w.std(ddof=1) / (w.mean() * np.sqrt(len(w))))
+def _estimate(logw: np.ndarray, kt: float) -> tuple[float, float, float]:
+    """``ln mean(exp(logw))``, the standard error of ``−k_BT`` times it (delta method, eV) and the
+    Kish effective sample size; ``(-inf, inf, 0)`` when every weight is 0."""
+    if not np.isfinite(logw).any():
+        return float("-inf"), float("inf"), 0.0
+    top = logw.max()
+    w = np.exp(logw - top)
+    return (float(top + np.log(w.mean())), float(kt * w.std(ddof=1) / (w.mean() * np.sqrt(len(w)))),
+            float(w.sum() ** 2 / (w ** 2).sum()))
 
 
 def anharmonic_probabilities(result: ReferenceResult, corrections: Sequence[BasinCorrection]) -> np.ndarray:

@@ -427,10 +427,7 @@ def recompute_vibrations(
     ReferenceResult
         With ``settings["hessian_delta"] = delta`` and ``cost["hessian_calls"]`` the calls made.
     """
-    if not result.complete or not result.minima:
-        raise ValueError(f"{result.system_id}: recompute_vibrations needs a complete search with minima")
-    if any(m.hessian is None for m in result.minima):
-        raise ValueError(f"{result.system_id}: searched without vibrations; nothing to recompute")
+    result.require_vibrations("recompute_vibrations")
     if not delta > 0:
         raise ValueError(f"delta must be positive (Å), got {delta}")
     check_calculator(calculator)

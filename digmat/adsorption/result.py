@@ -254,6 +254,14 @@ class ReferenceResult:
         return SearchConfig.from_settings(self.settings, self.temperatures)
 
     # ------------------------------------------------------------ thermodynamics
+    def require_vibrations(self, purpose: str) -> None:
+        """Raise ``ValueError`` unless this is a complete search with minima and their Hessians
+        (``purpose`` names what needs them, for the message)."""
+        if not self.complete or not self.minima:
+            raise ValueError(f"{self.system_id}: {purpose} needs a complete search with minima")
+        if any(m.hessian is None for m in self.minima):
+            raise ValueError(f"{self.system_id}: searched without vibrations; {purpose} needs the minima's Hessians")
+
     def probabilities(self, temperature: float) -> np.ndarray:
         """Boltzmann probability of each minimum at ``temperature`` K, shape ``(n_minima,)``.
 

@@ -35,6 +35,7 @@ __all__ = [
     "boltzmann_probabilities",
     "finite_difference_hessian",
     "harmonic_free_energy",
+    "inplane_distances",
     "site_multiplicity",
     "symmetry_images",
     "vibrational_analysis",
@@ -335,12 +336,18 @@ def symmetry_images(slab: Atoms, symmetry: SlabSymmetry | None = None, *, sympre
     return out
 
 
-def _same_configuration(a: np.ndarray, b: np.ndarray, numbers: np.ndarray, cell: np.ndarray, tol: float) -> bool:
-    """Same set of (element, position) modulo in-plane lattice translations, atoms of one element interchangeable."""
+def inplane_distances(a: np.ndarray, b: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Distances between positions ``a`` (n, 3) and ``b`` (m, 3), Å, modulo the in-plane lattice
+    translations of ``cell`` (the slab's first two vectors); shape ``(n, m)``."""
     delta = a[:, None, :] - b[None, :, :]
     frac = np.linalg.solve(cell.T, delta.reshape(-1, 3).T).T
     frac[:, :2] -= np.round(frac[:, :2])
-    dist = np.linalg.norm(frac @ cell, axis=1).reshape(len(a), len(b))
+    return np.linalg.norm(frac @ cell, axis=1).reshape(len(a), len(b))
+
+
+def _same_configuration(a: np.ndarray, b: np.ndarray, numbers: np.ndarray, cell: np.ndarray, tol: float) -> bool:
+    """Same set of (element, position) modulo in-plane lattice translations, atoms of one element interchangeable."""
+    dist = inplane_distances(a, b, cell)
     dist[numbers[:, None] != numbers[None, :]] = np.inf
     used = np.zeros(len(b), bool)
     for i in np.argsort(dist.min(axis=1)):
