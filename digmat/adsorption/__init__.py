@@ -6,7 +6,12 @@ temperatures in K.
 """
 
 from digmat.adsorption.adsorbates import get_adsorbate, list_adsorbates, oc20_adsorbate_table
-from digmat.adsorption.anharmonic import BasinCorrection, anharmonic_corrections, anharmonic_probabilities
+from digmat.adsorption.anharmonic import (
+    BasinCorrection,
+    anharmonic_corrections,
+    anharmonic_probabilities,
+    anharmonic_site_probabilities,
+)
 from digmat.adsorption.anomalies import AnomalyFlags, detect_anomalies
 from digmat.adsorption.builder import BulkSpec, make_bulk, parse_bulk_spec
 from digmat.adsorption.equilibrium import sample_equilibrium, write_equilibrium_dataset
@@ -61,6 +66,7 @@ __all__ = [
     "Vibrations",
     "anharmonic_corrections",
     "anharmonic_probabilities",
+    "anharmonic_site_probabilities",
     "boltzmann_probabilities",
     "build_slab",
     "classify_site",

@@ -36,9 +36,10 @@ from ase import units
 
 from digmat.adsorption.equilibrium import basin_gaussian
 from digmat.adsorption.result import ReferenceResult
+from digmat.adsorption.site_assignment import SiteAssigner
 from digmat.adsorption.thermo import boltzmann_probabilities, inplane_distances, symmetry_images
 
-__all__ = ["BasinCorrection", "anharmonic_corrections", "anharmonic_probabilities"]
+__all__ = ["BasinCorrection", "anharmonic_corrections", "anharmonic_probabilities", "anharmonic_site_probabilities"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,11 @@ class BasinCorrection:
         Kish effective sample size of the in-basin weights.
     calls : int
         Calculator calls (draws).
+    site_kinds : dict of str to float, optional
+        Share of the basin's Boltzmann distribution on each site kind (the importance-weighted
+        in-basin draws labelled by :class:`~digmat.adsorption.SiteAssigner` from the binding
+        atom): a basin on a flat valley between two sites is split by where its configurations
+        lie, not labelled by where its relaxation stopped. Empty when no draw stayed in the basin.
     """
 
     minimum: int
@@ -71,6 +77,7 @@ class BasinCorrection:
     in_basin: float
     effective_samples: float
     calls: int
+    site_kinds: dict[str, float] | None = None
 
 
 def _binding_positions(result: ReferenceResult, usable: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -147,6 +154,7 @@ def anharmonic_corrections(
     if not usable:
         raise ValueError(f"{result.system_id}: every stationary point is a saddle; no basin to correct")
     calc = make_calculator(calculator)
+    assigner = SiteAssigner(result.slab)
     points, owner = _binding_positions(result, usable)
     kt = units.kB * float(temperature)
     rng = np.random.default_rng(seed)
@@ -155,7 +163,7 @@ def anharmonic_corrections(
         m = result.minima[i]
         gauss = basin_gaussian(m, temperature, max_std)
         idx = np.asarray(m.hessian_indices, int)
-        logw = np.zeros(0)
+        logw, kinds = np.zeros(0), []
         while len(logw) < max_samples:  # rounds of num_samples draws until the error is small enough
             z = rng.standard_normal((num_samples, gauss.displacements.shape[1]))
             structures = []
@@ -168,16 +176,28 @@ def anharmonic_corrections(
             binding = np.array([a.positions[m.adsorbate_atom] for a in structures])
             inside = owner[inplane_distances(binding, points, m.atoms.cell.array).argmin(axis=1)] == i
             logw = np.concatenate([logw, np.where(inside, -(energy - m.energy) / kt + 0.5 * (z ** 2).sum(axis=1), -np.inf)])
+            kinds += [assigner.assign(a, m.adsorbate_atom).kind if ok else None for a, ok in zip(structures, inside, strict=True)]
             log_mean, stderr, ess = _estimate(logw, kt)
             if stderr <= target_stderr:
                 break
         if not np.isfinite(log_mean):  # no draw stayed in the basin
-            out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, len(logw)))
+            out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, len(logw), {}))
             continue
         log_ratio = log_mean + gauss.log_shrink + gauss.displacements.shape[1] * np.log(widen)
         out.append(BasinCorrection(i, float(temperature), float(-kt * log_ratio), stderr,
-                                   float(np.isfinite(logw).mean()), ess, len(logw)))
+                                   float(np.isfinite(logw).mean()), ess, len(logw), _kind_shares(logw, kinds)))
     return out
+
+
+def _kind_shares(logw: np.ndarray, kinds: Sequence[str | None]) -> dict[str, float]:
+    """Importance-weighted share of each site kind among the in-basin draws (``kinds[j]`` is None outside)."""
+    w = np.exp(logw - logw.max())
+    shares: dict[str, float] = {}
+    for weight, kind in zip(w, kinds, strict=True):
+        if kind is not None:
+            shares[kind] = shares.get(kind, 0.0) + float(weight)
+    total = sum(shares.values())
+    return {k: v / total for k, v in sorted(shares.items())}
 
 
 def _estimate(logw: np.ndarray, kt: float) -> tuple[float, float, float]:
@@ -210,3 +230,24 @@ def anharmonic_probabilities(result: ReferenceResult, corrections: Sequence[Basi
     p = np.zeros(len(result.minima))
     p[[c.minimum for c in kept]] = boltzmann_probabilities(g, [result.minima[c.minimum].multiplicity for c in kept], temperature)
     return p
+
+
+def anharmonic_site_probabilities(result: ReferenceResult, corrections: Sequence[BasinCorrection]) -> dict[str, float]:
+    """Population of each site kind: ``Σ_i p_i s_i(kind)``, with ``p_i`` from
+    :func:`anharmonic_probabilities` and ``s_i`` the basin's own split over site kinds
+    (``BasinCorrection.site_kinds``).
+
+    Unlike ``result.site_probabilities(T)``, which gives each minimum's whole weight to the kind
+    of the point where its relaxation stopped, this does not depend on where in a flat basin the
+    minimum lies. Sorted by kind.
+    """
+    p = anharmonic_probabilities(result, corrections)
+    out: dict[str, float] = {}
+    for c in corrections:
+        if not np.isfinite(c.correction):
+            continue
+        if c.site_kinds is None:
+            raise ValueError(f"the correction of minimum {c.minimum} carries no site-kind split (made by hand?)")
+        for kind, share in c.site_kinds.items():
+            out[kind] = out.get(kind, 0.0) + float(p[c.minimum]) * share
+    return dict(sorted(out.items()))

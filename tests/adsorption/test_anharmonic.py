@@ -35,11 +35,12 @@ class Well(Calculator):
         self.results = {"energy": float((0.5 * K * d ** 2 + self.quartic * d ** 4).sum()), "forces": forces}
 
 
-def _search(quartic):
+def _search(quartic, offset=(0.3, 0.2)):
+    """The well ``offset`` (Å, in-plane) from a bridge point of Pt(111), searched with its own energy."""
     slab = convert_ase_tags(fcc111("Pt", (2, 2, 3), vacuum=8.0))
     top = slab.positions[slab.get_tags() == 1]
     a, b = top[0], top[1]
-    center = np.array([(a[0] + b[0]) / 2 + 0.3, (a[1] + b[1]) / 2 + 0.2, top[:, 2].max() + HEIGHT])
+    center = np.array([(a[0] + b[0]) / 2 + offset[0], (a[1] + b[1]) / 2 + offset[1], top[:, 2].max() + HEIGHT])
     return reference_search(slab, "O", Well(center, quartic), num_random=0, fmax=0.001, max_steps=200), center
 
 
@@ -113,3 +114,38 @@ def test_probabilities_add_the_corrections_to_the_free_energies():
         m = result.minima[c.minimum]
         w[c.minimum] = m.multiplicity * np.exp(-(m.energy + m.vib_free_energy(600.0) + c.correction) / kt)
     np.testing.assert_allclose(anharmonic_probabilities(result, corrections), w / w.sum(), rtol=1e-9)
+
+
+def test_site_kinds_follow_the_basins_boltzmann_distribution():
+    """The basin's split over site kinds is that of exact draws from its Boltzmann distribution.
+
+    Reference: the quartic well is separable, so each coordinate is drawn exactly by inverse CDF
+    on a fine grid; every draw is labelled by the nearest site point of the frozen slab. The
+    well sits 0.3 Å from a bridge toward a hollow, so at 1,200 K about a fifth of the
+    distribution lies nearer the hollow's point.
+    """
+    from digmat.adsorption import SiteAssigner, anharmonic_site_probabilities
+
+    result, center = _search(40.0, offset=(0.0, 0.3))
+    assert len(result.minima) == 1 and result.minima[0].site_kind == "bridge"  # the minimum's own label
+    temperature = 1200.0
+    (c,) = anharmonic_corrections(result, Well(center, 40.0), temperature, num_samples=512, max_samples=2048,
+                                  target_stderr=0.0, seed=5)
+    kt = units.kB * temperature
+    d = np.linspace(-1.0, 1.0, 20001)
+    cdf = np.cumsum(np.exp(-(0.5 * K * d ** 2 + 40.0 * d ** 4) / kt))
+    cdf /= cdf[-1]
+    rng = np.random.default_rng(0)
+    exact = center + np.interp(rng.random((20000, 3)), cdf, d)
+    assigner = SiteAssigner(result.slab)
+    kinds = [assigner.point_keys[assigner.nearest_point(x)[0]][0] for x in exact]
+    expected = {k: kinds.count(k) / len(kinds) for k in set(kinds)}
+    assert len([k for k, v in expected.items() if v > 0.05]) >= 2  # the test means something
+    assert sum(c.site_kinds.values()) == pytest.approx(1.0)
+    for kind in set(expected) | set(c.site_kinds):  # 2,048 weighted draws, ESS ~600: s.e. of a share ~0.016
+        assert c.site_kinds.get(kind, 0.0) == pytest.approx(expected.get(kind, 0.0), abs=0.04), kind
+    assert anharmonic_site_probabilities(result, [c]) == pytest.approx(c.site_kinds)
+    with pytest.raises(ValueError, match="site-kind"):
+        from digmat.adsorption import BasinCorrection
+
+        anharmonic_site_probabilities(result, [BasinCorrection(0, temperature, 0.0, 0.0, 1.0, 1.0, 1)])
