@@ -100,7 +100,8 @@ def anharmonic_corrections(
     *,
     num_samples: int = 64,
     max_samples: int = 512,
-    target_stderr: float = 0.005,
+    target_stderr: float | None = None,
+    min_effective_samples: float = 50.0,
     seed: int = 0,
     max_std: float = 0.5,
     widen: float = 1.5,
@@ -118,11 +119,17 @@ def anharmonic_corrections(
         K, > 0.
     num_samples : int, default 64
         Draws per round (one calculator call each): a minimum gets rounds until its correction's
-        standard error is at most ``target_stderr`` or it has ``max_samples`` draws.
+        standard error is at most ``target_stderr`` with ``min_effective_samples``, or it has
+        ``max_samples`` draws.
     max_samples : int, default 512
         Draws per minimum after which no further round starts.
-    target_stderr : float, default 0.005
-        eV (0.05 k_BT at 1,200 K); 0: always ``max_samples``.
+    target_stderr : float, optional
+        eV; default ``0.05 k_BT`` (0.0013 eV at 300 K, 0.0052 eV at 1,200 K: a minimum's
+        weight to about 5 %); 0: always ``max_samples``.
+    min_effective_samples : float, default 50
+        Rounds also go on until the in-basin weights' Kish effective sample size reaches this:
+        with heavy-tailed weights (a basin flatter than its proposal) the delta-method error
+        of a few dozen draws is itself too small.
     seed : int, default 0
     max_std : float, default 0.5
         Cap on each mode's Cartesian spread of the draws, Å (accounted for exactly).
@@ -146,7 +153,7 @@ def anharmonic_corrections(
         raise ValueError(f"temperature must be > 0 K, got {temperature}")
     if num_samples < 2 or max_samples < num_samples:
         raise ValueError(f"need num_samples >= 2 and max_samples >= num_samples, got {num_samples} and {max_samples}")
-    if not target_stderr >= 0:
+    if target_stderr is not None and not target_stderr >= 0:
         raise ValueError(f"target_stderr must be >= 0 eV, got {target_stderr}")
     if not widen >= 1:
         raise ValueError(f"widen must be >= 1, got {widen}")
@@ -157,6 +164,8 @@ def anharmonic_corrections(
     assigner = SiteAssigner(result.slab)
     points, owner = _binding_positions(result, usable)
     kt = units.kB * float(temperature)
+    if target_stderr is None:
+        target_stderr = 0.05 * kt
     rng = np.random.default_rng(seed)
     out = []
     for i in usable:
@@ -178,7 +187,7 @@ def anharmonic_corrections(
             logw = np.concatenate([logw, np.where(inside, -(energy - m.energy) / kt + 0.5 * (z ** 2).sum(axis=1), -np.inf)])
             kinds += [assigner.assign(a, m.adsorbate_atom).kind if ok else None for a, ok in zip(structures, inside, strict=True)]
             log_mean, stderr, ess = _estimate(logw, kt)
-            if stderr <= target_stderr:
+            if stderr <= target_stderr and ess >= min_effective_samples:
                 break
         if not np.isfinite(log_mean):  # no draw stayed in the basin
             out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, len(logw), {}))

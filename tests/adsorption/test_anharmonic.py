@@ -52,7 +52,7 @@ def quartic():
 def test_a_harmonic_well_needs_no_correction():
     result, center = _search(0.0)
     assert len(result.minima) == 1
-    (c,) = anharmonic_corrections(result, Well(center), 1200.0, num_samples=16, widen=1.0)
+    (c,) = anharmonic_corrections(result, Well(center), 1200.0, num_samples=16, widen=1.0, min_effective_samples=0)
     assert c.correction == pytest.approx(0.0, abs=1e-6) and c.in_basin == 1.0 and c.effective_samples == pytest.approx(16)
     (c,) = anharmonic_corrections(result, Well(center), 1200.0, num_samples=256, widen=1.5)  # a wider proposal: still 0 on average
     assert abs(c.correction) < 4 * c.stderr + 1e-3
@@ -80,9 +80,13 @@ def test_a_quartic_well_matches_quadrature(quartic, temperature):
 
 def test_rounds_stop_at_the_target_error(quartic):
     result, center = quartic
-    (loose,) = anharmonic_corrections(result, Well(center, 40.0), 1200.0, num_samples=32, max_samples=256, target_stderr=1.0)
-    (tight,) = anharmonic_corrections(result, Well(center, 40.0), 1200.0, num_samples=32, max_samples=256, target_stderr=1e-6)
+    run = dict(num_samples=32, max_samples=256)
+    (loose,) = anharmonic_corrections(result, Well(center, 40.0), 1200.0, target_stderr=1.0, min_effective_samples=0, **run)
+    (tight,) = anharmonic_corrections(result, Well(center, 40.0), 1200.0, target_stderr=1e-6, **run)
     assert loose.calls == 32 and tight.calls == 256 and tight.stderr < loose.stderr
+    # a loose error target is not enough while the weights' effective sample size is small
+    (few,) = anharmonic_corrections(result, Well(center, 40.0), 1200.0, target_stderr=1.0, min_effective_samples=40, **run)
+    assert few.calls > 32 and few.effective_samples >= 40
 
 
 def test_probabilities_weigh_the_corrections(quartic):
