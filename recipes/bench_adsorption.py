@@ -367,7 +367,8 @@ _WORKER: dict = {}
 def _start_worker(args: argparse.Namespace, threads: int | None = 1) -> None:
     if threads is not None:
         torch.set_num_threads(threads)
-    _WORKER.update(args=args, model=load_model(args.model), calc=get_calculator(args.calculator) if args.calculator else None)
+    relax = args.calculator and not args.no_success
+    _WORKER.update(args=args, model=load_model(args.model), calc=get_calculator(args.calculator) if relax else None)
 
 
 def _bench_one(path: Path) -> dict:
@@ -389,6 +390,8 @@ def main() -> int:
     parser.add_argument("--short-steps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--refine", action="store_true", help="also score calculator-verified populations (needs --calculator)")
+    parser.add_argument("--no-success", action="store_true",
+                        help="skip the r.m.s.d./success@k relaxations (the --calculator columns other than --refine, --reweight, --reference-delta)")
     parser.add_argument("--refine-per-site", type=int, default=2)
     parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
                         help="also score another search of each system, DIR/<same file name> (e.g. the corpus's reduced searches against full ones)")
