@@ -68,6 +68,10 @@ class BasinCorrection:
         in-basin draws labelled by :class:`~digmat.adsorption.SiteAssigner` from the binding
         atom): a basin on a flat valley between two sites is split by where its configurations
         lie, not labelled by where its relaxation stopped. Empty when no draw stayed in the basin.
+    converged : bool, optional
+        The rounds stopped at the error target with the effective sample size asked for, not at
+        ``max_samples``. When False the correction and the split are not an answer: a basin
+        much flatter than its Hessian defeats the Gaussian proposal.
     """
 
     minimum: int
@@ -78,6 +82,7 @@ class BasinCorrection:
     effective_samples: float
     calls: int
     site_kinds: dict[str, float] | None = None
+    converged: bool | None = None
 
 
 def _binding_positions(result: ReferenceResult, usable: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -190,11 +195,12 @@ def anharmonic_corrections(
             if stderr <= target_stderr and ess >= min_effective_samples:
                 break
         if not np.isfinite(log_mean):  # no draw stayed in the basin
-            out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, len(logw), {}))
+            out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, len(logw), {}, False))
             continue
         log_ratio = log_mean + gauss.log_shrink + gauss.displacements.shape[1] * np.log(widen)
         out.append(BasinCorrection(i, float(temperature), float(-kt * log_ratio), stderr,
-                                   float(np.isfinite(logw).mean()), ess, len(logw), _kind_shares(logw, kinds)))
+                                   float(np.isfinite(logw).mean()), ess, len(logw), _kind_shares(logw, kinds),
+                                   bool(stderr <= target_stderr and ess >= min_effective_samples)))
     return out
 
 

@@ -84,6 +84,7 @@ def test_rounds_stop_at_the_target_error(quartic):
     (loose,) = anharmonic_corrections(result, Well(center, 40.0), 1200.0, target_stderr=1.0, min_effective_samples=0, **run)
     (tight,) = anharmonic_corrections(result, Well(center, 40.0), 1200.0, target_stderr=1e-6, **run)
     assert loose.calls == 32 and tight.calls == 256 and tight.stderr < loose.stderr
+    assert loose.converged and not tight.converged  # tight stopped at max_samples, short of its target
     # a loose error target is not enough while the weights' effective sample size is small
     (few,) = anharmonic_corrections(result, Well(center, 40.0), 1200.0, target_stderr=1.0, min_effective_samples=40, **run)
     assert few.calls > 32 and few.effective_samples >= 40
