@@ -15,7 +15,10 @@ importance sampling from the basin's harmonic Gaussian
 ``Z_i / Z_i^h = s^{3n} exp(log_shrink) · E_z[exp(−(E(x) − E_i)/k_B T + ½|z|²) · 1(x ∈ basin i)]``,
 
 drawn with ``δ = s B z`` (``s = widen``, a proposal wider than the harmonic basin so that the
-weights stay bounded where the basin is softer), where ``log_shrink`` accounts for capped modes. Basin ``i`` is the region whose adsorbate
+weights stay bounded where the basin is softer), where ``log_shrink`` accounts for capped modes.
+Later rounds draw from the Gaussian fitted to the weighted draws so far, and every draw is
+weighted against the mixture of all proposals (adaptive multiple importance sampling; the
+first round is the harmonic proposal above). Basin ``i`` is the region whose adsorbate
 binding atom lies nearer to minimum ``i``'s (or one of its symmetry images', modulo in-plane
 lattice translations) than to any other true minimum's, with the slab frozen at minimum ``i``'s
 relaxed geometry; saddles are not basins. :func:`anharmonic_probabilities` then weighs the
@@ -107,6 +110,7 @@ def anharmonic_corrections(
     max_samples: int = 512,
     target_stderr: float | None = None,
     min_effective_samples: float = 50.0,
+    adapt: bool = True,
     seed: int = 0,
     max_std: float = 0.5,
     widen: float = 1.5,
@@ -141,6 +145,12 @@ def anharmonic_corrections(
     widen : float, default 1.5
         The draws' spread is this multiple of the (capped) harmonic one (≥ 1): a basin softer
         than its Hessian says (the usual case at high temperature) then gives bounded weights.
+    adapt : bool, default True
+        After each round, the next round's proposal is the weighted in-basin draws' Gaussian
+        (shrunk toward the harmonic one, widened by ``widen``), and every draw is weighted
+        against the mixture of all proposals so far (adaptive multiple importance sampling):
+        a basin much flatter or more skewed than its Hessian says (CO wobbling over an ontop
+        atom at 1,200 K) then still gets usable weights. False: the harmonic proposal throughout.
     batch_size : int, default 4
         Structures per call of a batched calculator (CHGNet's batched prediction holds about
         0.7 GB per 80-atom slab in memory at once).
@@ -177,31 +187,64 @@ def anharmonic_corrections(
         m = result.minima[i]
         gauss = basin_gaussian(m, temperature, max_std)
         idx = np.asarray(m.hessian_indices, int)
-        logw, kinds = np.zeros(0), []
-        while len(logw) < max_samples:  # rounds of num_samples draws until the error is small enough
-            z = rng.standard_normal((num_samples, gauss.displacements.shape[1]))
+        dim = gauss.displacements.shape[1]
+        proposals = [(np.zeros(dim), widen * np.eye(dim))]  # (mean, Cholesky factor) in harmonic units u
+        draws, energies, inside, kinds = np.zeros((0, dim)), np.zeros(0), np.zeros(0, bool), []
+        while len(draws) < max_samples:  # rounds of num_samples draws until the error is small enough
+            mean, chol = proposals[-1]
+            u = mean + rng.standard_normal((num_samples, dim)) @ chol.T
             structures = []
-            for row in z:
+            for row in u:
                 atoms = m.atoms.copy()
-                atoms.positions[idx] += widen * (gauss.displacements @ row).reshape(-1, 3)
+                atoms.positions[idx] += (gauss.displacements @ row).reshape(-1, 3)
                 structures.append(atoms)
             done = calculate_batch(structures, calc, batch_size=batch_size)
-            energy = np.array([a.get_potential_energy() for a in done])
             binding = np.array([a.positions[m.adsorbate_atom] for a in structures])
-            inside = owner[inplane_distances(binding, points, m.atoms.cell.array).argmin(axis=1)] == i
-            logw = np.concatenate([logw, np.where(inside, -(energy - m.energy) / kt + 0.5 * (z ** 2).sum(axis=1), -np.inf)])
-            kinds += [assigner.assign(a, m.adsorbate_atom).kind if ok else None for a, ok in zip(structures, inside, strict=True)]
+            now = owner[inplane_distances(binding, points, m.atoms.cell.array).argmin(axis=1)] == i
+            draws = np.concatenate([draws, u])
+            energies = np.concatenate([energies, [a.get_potential_energy() for a in done]])
+            inside = np.concatenate([inside, now])
+            kinds += [assigner.assign(a, m.adsorbate_atom).kind if ok else None for a, ok in zip(structures, now, strict=True)]
+            logw = np.where(inside, -(energies - m.energy) / kt - _log_mixture(draws, proposals), -np.inf)
             log_mean, stderr, ess = _estimate(logw, kt)
             if stderr <= target_stderr and ess >= min_effective_samples:
                 break
+            if adapt and ess >= 2:
+                proposals.append(_refit(draws, logw, ess, widen))
         if not np.isfinite(log_mean):  # no draw stayed in the basin
-            out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, len(logw), {}, False))
+            out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, len(draws), {}, False))
             continue
-        log_ratio = log_mean + gauss.log_shrink + gauss.displacements.shape[1] * np.log(widen)
-        out.append(BasinCorrection(i, float(temperature), float(-kt * log_ratio), stderr,
-                                   float(np.isfinite(logw).mean()), ess, len(logw), _kind_shares(logw, kinds),
+        out.append(BasinCorrection(i, float(temperature), float(-kt * (log_mean + gauss.log_shrink)), stderr,
+                                   float(inside.mean()), ess, len(draws), _kind_shares(logw, kinds),
                                    bool(stderr <= target_stderr and ess >= min_effective_samples)))
     return out
+
+
+def _log_mixture(u: np.ndarray, proposals: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """``ln((2π)^{d/2} q(u))`` of the equal-count mixture of the Gaussian proposals (mean, Cholesky
+    factor) that drew ``u`` (shape ``(n, d)``): the deterministic-mixture weights of adaptive
+    multiple importance sampling, which keep an early, too narrow proposal's tail draws from
+    dominating."""
+    terms = []
+    for mean, chol in proposals:
+        white = np.linalg.solve(chol, (u - mean).T).T
+        terms.append(-np.log(np.abs(np.diag(chol))).sum() - 0.5 * (white ** 2).sum(axis=1))
+    terms = np.array(terms)
+    top = terms.max(axis=0)
+    return top + np.log(np.exp(terms - top).mean(axis=0))
+
+
+def _refit(u: np.ndarray, logw: np.ndarray, ess: float, widen: float) -> tuple[np.ndarray, np.ndarray]:
+    """The next proposal: the weighted in-basin draws' mean and covariance, shrunk toward the
+    harmonic one (identity) by ``d / (ESS + d)``, widened by ``widen``."""
+    w = np.exp(logw - logw.max())
+    w /= w.sum()
+    mean = w @ u
+    centred = u - mean
+    cov = (centred * w[:, None]).T @ centred
+    dim = u.shape[1]
+    cov = (ess * cov + dim * np.eye(dim)) / (ess + dim)
+    return mean, widen * np.linalg.cholesky(cov)
 
 
 def _kind_shares(logw: np.ndarray, kinds: Sequence[str | None]) -> dict[str, float]:

@@ -23,16 +23,16 @@ class Well(Calculator):
 
     implemented_properties = ["energy", "forces"]
 
-    def __init__(self, center, quartic=0.0):
+    def __init__(self, center, quartic=0.0, stiffness=K):
         super().__init__()
-        self.center, self.quartic = np.asarray(center, float), float(quartic)
+        self.center, self.quartic, self.stiffness = np.asarray(center, float), float(quartic), float(stiffness)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         d = self.atoms.positions[-1] - self.center
         forces = np.zeros((len(self.atoms), 3))
-        forces[-1] = -(K * d + 4 * self.quartic * d ** 3)
-        self.results = {"energy": float((0.5 * K * d ** 2 + self.quartic * d ** 4).sum()), "forces": forces}
+        forces[-1] = -(self.stiffness * d + 4 * self.quartic * d ** 3)
+        self.results = {"energy": float((0.5 * self.stiffness * d ** 2 + self.quartic * d ** 4).sum()), "forces": forces}
 
 
 def _search(quartic, offset=(0.3, 0.2)):
@@ -76,6 +76,23 @@ def test_a_quartic_well_matches_quadrature(quartic, temperature):
     assert c.correction == pytest.approx(exact, abs=4 * c.stderr + 2e-3)
     p = anharmonic_probabilities(result, [c])
     assert p.tolist() == [1.0]
+
+
+def test_adaptive_proposals_rescue_a_basin_softer_than_its_hessian():
+    """The search's Hessian says K = 5 eV/Å²; the energy sampled is a well of K' = 1 eV/Å², so the
+    draws of the widened harmonic proposal are too narrow. Exact: ΔF = −(3/2) k_BT ln(K / K')
+    against the search's own curvature."""
+    result, center = _search(0.0)
+    (m,) = result.minima
+    k_fd = float(np.mean(np.diag(m.hessian)))
+    kt = units.kB * 1200.0
+    exact = -1.5 * kt * np.log(k_fd / 1.0)
+    run = dict(num_samples=128, max_samples=1024, target_stderr=0.0, seed=4)
+    (fixed,) = anharmonic_corrections(result, Well(center, stiffness=1.0), 1200.0, adapt=False, **run)
+    (adaptive,) = anharmonic_corrections(result, Well(center, stiffness=1.0), 1200.0, **run)
+    assert exact < -0.2  # a large correction: the basin is much wider than the Hessian says
+    assert adaptive.correction == pytest.approx(exact, abs=4 * adaptive.stderr + 2e-3)
+    assert adaptive.effective_samples > 1.5 * fixed.effective_samples and adaptive.stderr < fixed.stderr  # 750 vs 210-420 over seeds
 
 
 def test_rounds_stop_at_the_target_error(quartic):
