@@ -128,15 +128,11 @@ def pick_representatives(labels: Sequence[int], per_site: int, *,
                          log_density: Sequence[float] | None = None,
                          distance: Sequence[float] | None = None) -> list[int]:
     """Up to ``per_site`` samples of every site: the most probable under the model when
-    log-densities are given; else, when distances are given, the sample nearest its site point
-    and then samples spread over the rest of the site's distance ranking (the ranks at
-    quantiles ``j / per_site``); else samples spread over the site's samples.
+    log-densities are given, else the nearest to their site point when distances are given,
+    else the first ones, spread over the site's samples.
 
     A thermal sample far from its site point can relax out of a shallow basin (a bridge
-    minimum 0.18 eV above the hollows of Ir(111)+O, say), so the nearest one always goes; the
-    second nearest would mostly relax into the same minimum again, while one further out
-    reaches the off-centre minima of the same site (CO tilted over an Ir(111) atom, 0.5 Å off
-    its ontop point, holds 0.20 of the full search's population at 1,200 K).
+    minimum 0.18 eV above the hollows of Ir(111)+O, say); the central ones stay in it.
 
     Parameters
     ----------
@@ -165,8 +161,7 @@ def pick_representatives(labels: Sequence[int], per_site: int, *,
             picked.extend(int(i) for i in members[:per_site])
         elif distance is not None and np.all(np.isfinite(np.asarray(distance)[members])):
             members = members[np.argsort(np.asarray(distance)[members], kind="stable")]
-            ranks = np.floor(np.arange(min(per_site, len(members))) * len(members) / per_site).astype(int)
-            picked.extend(int(members[r]) for r in ranks)
+            picked.extend(int(i) for i in members[:per_site])
         else:
             take = np.linspace(0, len(members) - 1, min(per_site, len(members))).round().astype(int)
             picked.extend(int(members[i]) for i in np.unique(take))

@@ -67,10 +67,6 @@ def test_representatives_follow_the_density(slab):
     assert pick_representatives(labels, 1, log_density=[1.0, 3.0, 2.0, -1.0, 0.5, 0.0]) == [1, 4, 5]
     distance = [0.4, 0.1, 0.3, 0.2, 0.05, 0.0]  # Å from the site point: nearest first
     assert pick_representatives(labels, 2, distance=distance) == [1, 2, 4, 3, 5]
-    # nearest first, then spread over the rest of the ranking (not the second nearest): ranks 0, 3 of 6 and 0, 2, 4
-    far = [0.9, 0.05, 0.5, 0.3, 0.1, 0.7]  # ranking: 1, 4, 3, 2, 5, 0
-    assert pick_representatives([0] * 6, 2, distance=far) == [1, 2]
-    assert pick_representatives([0] * 6, 3, distance=far) == [1, 3, 5]
     assert pick_representatives(labels, 1, log_density=[1.0, 3.0, 2.0, -1.0, 0.5, 0.0], distance=distance) == [1, 4, 5]
     with pytest.raises(ValueError, match="per_site"):
         pick_representatives(labels, 0)
