@@ -35,6 +35,8 @@ import time
 import numpy as np
 import torch
 
+from digmat.cli.options import at_least, check_calculators, non_negative
+
 
 def run_system(path: str, args) -> dict:
     from digmat.adsorption import (
@@ -82,34 +84,27 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("results", nargs="+", help="reference result JSON files with vibrations (digmat reference / corpus)")
     parser.add_argument("--calculator", default=None, help="calculator name (default: each result's own; another one's energies are meaningless here)")
     parser.add_argument("-T", "--temperatures", type=float, nargs="+", default=[1200.0], help="K (default 1200)")
-    parser.add_argument("--num-samples", type=int, default=64, help="draws per round and minimum (default 64)")
-    parser.add_argument("--max-samples", type=int, default=512, help="draws per minimum at most (default 512)")
-    parser.add_argument("--target-stderr", type=float, default=None, help="eV (default 0.05 k_BT)")
-    parser.add_argument("--min-effective-samples", type=float, default=50.0, help="Kish ESS a basin's weights must reach (default 50)")
-    parser.add_argument("--widen", type=float, default=1.5, help="proposal spread over the harmonic one (default 1.5)")
-    parser.add_argument("--batch-size", type=int, default=4, help="structures per batched calculator call (default 4)")
+    parser.add_argument("--num-samples", type=at_least(2), default=64, help="draws per round and minimum (default 64)")
+    parser.add_argument("--max-samples", type=at_least(2), default=512, help="draws per minimum at most (default 512)")
+    parser.add_argument("--target-stderr", type=non_negative(), default=None, help="eV (default 0.05 k_BT)")
+    parser.add_argument("--min-effective-samples", type=non_negative(), default=50.0, help="Kish ESS a basin's weights must reach (default 50)")
+    parser.add_argument("--widen", type=float, default=1.5, help="proposal spread over the harmonic one, >= 1 (default 1.5)")
+    parser.add_argument("--batch-size", type=at_least(1), default=4, help="structures per batched calculator call (default 4)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not all(t > 0 for t in args.temperatures):
         parser.error("--temperatures must be positive (K)")
-    if args.num_samples < 2 or args.max_samples < args.num_samples:
-        parser.error("need --num-samples >= 2 and --max-samples >= --num-samples")
-    if args.target_stderr is not None and not args.target_stderr >= 0:
-        parser.error("--target-stderr must be >= 0 eV")
+    if args.max_samples < args.num_samples:
+        parser.error("need --max-samples >= --num-samples")
     if not args.widen >= 1:
         parser.error("--widen must be >= 1")
-    if args.batch_size < 1:
-        parser.error("--batch-size must be >= 1")
     for path in args.results:
         if not os.path.isfile(path):
             parser.error(f"no such reference result: {path}")
-    if args.calculator is not None:
-        from digmat.calculators import check_calculator_name
-
-        try:
-            check_calculator_name(args.calculator)
-        except (ValueError, ImportError) as err:
-            parser.error(str(err))
+    try:  # the name and its package, before any result is read
+        check_calculators(("--calculator", args.calculator))
+    except ValueError as err:
+        parser.error(str(err))
     systems = [run_system(path, args) for path in args.results]
     out = {"systems": systems, "config": vars(args),
            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,

@@ -207,7 +207,8 @@ def anharmonic_corrections(
             kinds += [assigner.assign(a, m.adsorbate_atom).kind if ok else None for a, ok in zip(structures, now, strict=True)]
             logw = np.where(inside, -(energies - m.energy) / kt - _log_mixture(draws, proposals), -np.inf)
             log_mean, stderr, ess = _estimate(logw, kt)
-            if stderr <= target_stderr and ess >= min_effective_samples:
+            converged = stderr <= target_stderr and ess >= min_effective_samples
+            if converged:
                 break
             if adapt and ess >= 2:
                 proposals.append(_refit(draws, logw, ess, widen))
@@ -215,8 +216,7 @@ def anharmonic_corrections(
             out.append(BasinCorrection(i, float(temperature), float("inf"), float("inf"), 0.0, 0.0, len(draws), {}, False))
             continue
         out.append(BasinCorrection(i, float(temperature), float(-kt * (log_mean + gauss.log_shrink)), stderr,
-                                   float(inside.mean()), ess, len(draws), _kind_shares(logw, kinds),
-                                   bool(stderr <= target_stderr and ess >= min_effective_samples)))
+                                   float(inside.mean()), ess, len(draws), _kind_shares(logw, kinds), bool(converged)))
     return out
 
 
