@@ -6,6 +6,10 @@ returning a scalar. Everything random is a pure function of ``(seed, step, rank)
 
 * the data order is a stream of seeded per-epoch permutations; global step ``k`` takes
   positions ``[k B, (k+1) B)`` of it and rank ``r`` of ``W`` takes every W-th of those;
+  with ``TrainConfig.groups_per_batch = G`` (datasets with a ``groups`` attribute, e.g. the
+  systems of an adsorption corpus) step ``k`` instead takes groups ``[k G, (k+1) G)`` of a
+  stream of permutations of the groups and ``B / G`` items of each, read from that group's
+  own stream of permutations (:func:`grouped_batch_indices`);
 * the loss's generator and torch's global seed are re-seeded from ``(seed, step, rank)``,
 
 so a run killed at any point and resumed from its last checkpoint reproduces the
@@ -64,6 +68,12 @@ class TrainConfig:
         Decay of the exponential moving average of the weights used for sampling.
     log_every, checkpoint_every
         Steps between log lines and between checkpoints.
+    groups_per_batch
+        0: every batch is drawn from the whole dataset. G > 0: every batch holds
+        ``batch_size / G`` items of each of G groups (the dataset's ``groups``: one group id
+        per item, e.g. its system), every group visited equally often. Fewer groups per
+        batch means fewer per-group operations in a step: 4 systems instead of ~29 made an
+        adsorption step 2.3x faster on one CPU thread (``docs/adsorb.md``).
     """
 
     steps: int = 10_000
@@ -77,10 +87,13 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 1000
     seed: int = 0
+    groups_per_batch: int = 0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be >= 1")
+        if self.groups_per_batch < 0 or (self.groups_per_batch and self.batch_size % self.groups_per_batch):
+            raise ValueError(f"groups_per_batch {self.groups_per_batch} must be 0 or divide batch_size {self.batch_size}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if self.lr <= 0:
@@ -179,17 +192,40 @@ def _mix_seed(*parts: int) -> int:
     return h & 0x7FFFFFFFFFFFFFFF
 
 
-def batch_indices(step: int, *, size: int, num_items: int, seed: int, rank: int = 0, world_size: int = 1) -> list[int]:
-    """Dataset indices of ``rank``'s share of the global batch at ``step`` (a pure function)."""
-    start, stop = step * size, (step + 1) * size
-    out: list[int] = []
+def _stream(start: int, stop: int, num_items: int, seed: int) -> list[tuple[int, int]]:
+    """Positions ``[start, stop)`` of a stream of seeded per-epoch permutations of
+    ``range(num_items)``, as (epoch, item) pairs."""
+    out: list[tuple[int, int]] = []
     pos = start
     while pos < stop:
         epoch, offset = divmod(pos, num_items)
         take = min(stop - pos, num_items - offset)
         perm = torch.randperm(num_items, generator=torch.Generator().manual_seed(_mix_seed(seed, epoch)))
-        out.extend(perm[offset : offset + take].tolist())
+        out.extend((epoch, i) for i in perm[offset : offset + take].tolist())
         pos += take
+    return out
+
+
+def batch_indices(step: int, *, size: int, num_items: int, seed: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """Dataset indices of ``rank``'s share of the global batch at ``step`` (a pure function)."""
+    return [i for _, i in _stream(step * size, (step + 1) * size, num_items, seed)][rank::world_size]
+
+
+def grouped_batch_indices(step: int, *, size: int, groups: Sequence[Sequence[int]], per_batch: int, seed: int,
+                          rank: int = 0, world_size: int = 1) -> list[int]:
+    """Dataset indices of ``rank``'s share of the global batch at ``step``: ``size / per_batch``
+    items from each of ``per_batch`` groups (a pure function).
+
+    Groups are taken in a stream of per-epoch permutations of the groups, so in every group
+    epoch each group is visited once; on its e-th visit a group gives the items at positions
+    ``[e m, (e+1) m)`` of its own stream of permutations (m = size / per_batch), so every item
+    of a group is used once before any is used twice.
+    """
+    m = size // per_batch
+    out: list[int] = []
+    for visit, g in _stream(step * per_batch, (step + 1) * per_batch, len(groups), seed):
+        members = groups[g]
+        out.extend(members[i] for _, i in _stream(visit * m, (visit + 1) * m, len(members), _mix_seed(seed, g + 1)))
     return out[rank::world_size]
 
 
@@ -243,6 +279,17 @@ class Trainer:
         self.ctx = context or distributed_context()
         if config.batch_size % self.ctx.world_size:
             raise ValueError(f"batch_size {config.batch_size} is not divisible by the world size {self.ctx.world_size}")
+        self._groups: list[list[int]] = []
+        if config.groups_per_batch:
+            ids = getattr(dataset, "groups", None)
+            if ids is None or len(ids) != len(dataset):
+                raise ValueError("groups_per_batch needs a dataset with a 'groups' attribute (one group id per item)")
+            members: dict[int, list[int]] = {}
+            for i, g in enumerate(ids):
+                members.setdefault(int(g), []).append(i)
+            self._groups = [members[g] for g in sorted(members)]
+            if config.groups_per_batch > len(self._groups):
+                raise ValueError(f"groups_per_batch {config.groups_per_batch} exceeds the dataset's {len(self._groups)} groups")
         self.config = config
         self.loss_fn = loss_fn
         self.dataset = dataset
@@ -338,7 +385,11 @@ class Trainer:
 
     def _train_step(self) -> float:
         c, ctx = self.config, self.ctx
-        idx = batch_indices(self.step, size=c.batch_size, num_items=len(self.dataset), seed=c.seed, rank=ctx.rank, world_size=ctx.world_size)
+        if c.groups_per_batch:
+            idx = grouped_batch_indices(self.step, size=c.batch_size, groups=self._groups, per_batch=c.groups_per_batch, seed=c.seed,
+                                        rank=ctx.rank, world_size=ctx.world_size)
+        else:
+            idx = batch_indices(self.step, size=c.batch_size, num_items=len(self.dataset), seed=c.seed, rank=ctx.rank, world_size=ctx.world_size)
         batch = self.collate([self.dataset[i] for i in idx], ctx.device)
         seed = _mix_seed(c.seed, self.step, ctx.rank)
         torch.manual_seed(seed)

@@ -54,6 +54,7 @@ METAL_FACETS = ((1, 1, 1), (1, 0, 0), (2, 1, 1))
 ALLOYS = (  # build_slab specs: L1₂ ("A3B"), L1₀ ("AB"), random substitutional ("A0.5B0.5")
     "Pt3Ni", "PtNi", "Cu3Au", "CuAu", "Pd3Cu", "Ag3Pd", "Pt3Rh", "Ni3Ir",
     "Pd0.5Au0.5", "Cu0.5Ni0.5", "Pd3Au", "Cu3Pt",
+    "Cu3Pd", "Au3Cu", "Ni3Pt", "Pd3Ag",  # 2026-12-06: more L1₂ hosts for transfer to the held-out alloys
 )
 ALLOY_FACETS = ((1, 1, 1), (1, 0, 0))
 ADSORBATES = ("*H", "*O", "*N", "*C", "*OH", "*CO", "*CH3", "*OCH3", "*NH2", "*COCH3")

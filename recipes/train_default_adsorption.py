@@ -55,6 +55,8 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--samples", type=int, default=200, help="samples per system and temperature")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--systems-per-batch", type=int, default=0,
+                        help="systems per batch (digmat train --systems-per-batch; 0: batches drawn from all records)")
     parser.add_argument("--init", default=None, help="warm start from this checkpoint or shipped model name (same network)")
     parser.add_argument("--ship", action="store_true", help="install the trained weights as the shipped default model")
     args = parser.parse_args()
@@ -69,7 +71,7 @@ def main() -> int:
     t_data = time.perf_counter() - t0
     rc = digmat(["train", "adsorption", "--data", str(train_data), "--out", str(args.out), "--steps", str(args.steps),
                  "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--ema-decay", "0.995", "--seed", str(args.seed),
-                 "--checkpoint-every", "250", *NETWORK, *(["--init", args.init] if args.init else [])])
+                 "--checkpoint-every", "250", "--systems-per-batch", str(args.systems_per_batch), *NETWORK, *(["--init", args.init] if args.init else [])])
     if rc:
         return rc
     t_train = time.perf_counter() - t0 - t_data
@@ -79,7 +81,7 @@ def main() -> int:
         meta = dict(ckpt["metadata"])
         meta.update(
             recipe="recipes/train_default_adsorption.py", corpus_systems=systems, surface_signatures=surface_signatures(args.corpus, systems), samples_per_system_and_temperature=args.samples,
-            init=args.init, steps=args.steps, batch_size=args.batch_size, lr=args.lr, network_args=NETWORK, torch=torch.__version__,
+            init=args.init, steps=args.steps, batch_size=args.batch_size, systems_per_batch=args.systems_per_batch, lr=args.lr, network_args=NETWORK, torch=torch.__version__,
             train_seconds=log[-1].get("seconds") if log else None, final_loss=log[-1].get("loss") if log else None,
         )
         save_checkpoint(SHIPPED, config=ckpt["config"], state_dict=ckpt["ema_state_dict"] or ckpt["state_dict"], ema_state_dict=None, metadata=meta, kind="adsorption")

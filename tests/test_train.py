@@ -10,7 +10,7 @@ import torch
 
 from digmat.checkpoint import load_checkpoint, save_checkpoint
 from digmat.core import ODEConfig, log_prob, sample_ode
-from digmat.train import Trainer, TrainConfig, batch_indices, deterministic_algorithms
+from digmat.train import Trainer, TrainConfig, batch_indices, deterministic_algorithms, grouped_batch_indices
 
 from .core.targets import euclidean_mixture
 from .toy_models import ToyScoreMLP, collate, make_loss, score_fn_of
@@ -31,6 +31,43 @@ def test_batch_indices_are_a_pure_function_and_shard_the_batch():
     # one epoch covers every item exactly once
     epoch = sum((batch_indices(s, size=5, num_items=20, seed=1) for s in range(4)), [])
     assert sorted(epoch) == list(range(20))
+
+
+def test_grouped_batches_visit_every_group_equally_and_every_member_once_per_epoch():
+    groups = [list(range(0, 6)), list(range(6, 10)), list(range(10, 22))]   # sizes 6, 4, 12
+    a = grouped_batch_indices(5, size=8, groups=groups, per_batch=2, seed=3)
+    assert a == grouped_batch_indices(5, size=8, groups=groups, per_batch=2, seed=3)
+    assert a != grouped_batch_indices(5, size=8, groups=groups, per_batch=2, seed=4)
+    # two groups per batch, four items of each
+    owner = {i: g for g, members in enumerate(groups) for i in members}
+    assert sorted(owner[i] for i in a).count(owner[a[0]]) == 4 and len({owner[i] for i in a}) == 2
+    shards = [grouped_batch_indices(5, size=8, groups=groups, per_batch=2, seed=3, rank=r, world_size=2) for r in range(2)]
+    assert sorted(shards[0] + shards[1]) == sorted(a)
+    # 12 steps x 2 groups = 8 group epochs: each group visited 8 times, 32 items drawn from it
+    drawn = sum((grouped_batch_indices(s, size=8, groups=groups, per_batch=2, seed=1) for s in range(12)), [])
+    for members in groups:
+        mine = [i for i in drawn if i in members]
+        assert len(mine) == 32
+        # every member used once before any is used twice: counts differ by at most one
+        counts = [mine.count(i) for i in members]
+        assert max(counts) - min(counts) <= 1, counts
+    with pytest.raises(ValueError, match="divide batch_size"):
+        TrainConfig(batch_size=32, groups_per_batch=3)
+
+
+def test_trainer_with_groups_needs_group_ids(tmp_path):
+    mix = euclidean_mixture()
+    data = list(mix.sample(64, generator=torch.Generator().manual_seed(0), dtype=torch.float32)[0])
+    with pytest.raises(ValueError, match="'groups' attribute"):
+        small_trainer(tmp_path / "a", 5, data, mix, groups_per_batch=2)
+
+    class Grouped(list):
+        groups = [i % 4 for i in range(64)]
+
+    trainer = small_trainer(tmp_path / "b", 4, Grouped(data), mix, groups_per_batch=2, checkpoint_every=2)
+    trainer.fit()
+    with pytest.raises(ValueError, match="exceeds the dataset's 4 groups"):
+        small_trainer(tmp_path / "c", 4, Grouped(data), mix, groups_per_batch=8)
 
 
 def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path):

@@ -61,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=at_least(1), default=500)
     parser.add_argument("--log-every", type=at_least(1), default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--systems-per-batch", type=at_least(0), default=0, metavar="K",
+                        help="with --data: each batch holds batch-size/K samples of each of K systems, every system "
+                             "visited equally often (fewer per-system operations per step: faster on CPU); 0: batches "
+                             "drawn from all records (default)")
     parser.add_argument("--init", default=None, metavar="CHECKPOINT",
                         help="warm start (fine-tuning): the weights and network of an adsorption checkpoint (a path or a shipped name)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -127,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     model = AdsorptionScoreModel(config)
     if weights is not None:
         model.load_state_dict(weights)
-    train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay, warmup_steps=min(500, args.steps // 10 + 1), log_every=args.log_every, checkpoint_every=args.checkpoint_every, seed=args.seed)
+    train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay, warmup_steps=min(500, args.steps // 10 + 1), log_every=args.log_every, checkpoint_every=args.checkpoint_every, seed=args.seed, groups_per_batch=args.systems_per_batch)
     meta |= {"elements": list(config.elements), "adsorbates": list(config.adsorbates), "init": args.init, "kind": "adsorption"}
     trainer = Trainer(model, loss, data, data.collate, train, args.out, model_config=config.to_dict(), metadata=meta, context=ctx, progress=not args.json)
     last = trainer.fit()

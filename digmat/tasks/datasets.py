@@ -110,6 +110,11 @@ class AdsorptionDataset:
     def temperature_range(self) -> tuple[float, float]:
         return (min(self._temps), max(self._temps))
 
+    @property
+    def groups(self) -> list[int]:
+        """The system index of every item (for ``TrainConfig.groups_per_batch``)."""
+        return list(self._owner)
+
     def collate(self, items: list[tuple[int, torch.Tensor, float]], device: torch.device | str = "cpu"):
         """Group items by system: ``[(system, states (B_g, D_g), temperatures (B_g,))]``."""
         by_system: dict[int, list[tuple[torch.Tensor, float]]] = defaultdict(list)

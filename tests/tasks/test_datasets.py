@@ -42,6 +42,21 @@ def test_dataset_groups_systems_and_reproduces_states(tmp_path):
     torch.testing.assert_close(system.space.difference(again[None], x[None])[0], torch.zeros_like(x), atol=1e-5, rtol=0)
     groups = ds.collate([ds[i] for i in (0, 13, 1, 20)])
     assert [g[1].shape[0] for g in groups] == [2, 2]
+    assert ds.groups == [ds[i][0] for i in range(len(ds))] and sorted(set(ds.groups)) == [0, 1]
+
+
+def test_train_cli_systems_per_batch(tmp_path, capsys):
+    """--systems-per-batch 1: every batch holds one system's samples; a K that does not divide the
+    batch, or exceeds the systems, is a one-line error."""
+    write_lmdb(tmp_path / "d.lmdb", synthetic_configs())
+    base = ["train", "adsorption", "--data", str(tmp_path / "d.lmdb"), "--steps", "2", "--batch-size", "8", "--layers", "1",
+            "--embed-dim", "16", "--heads", "2", "--cutoff", "4.0", "--json", "--device", "cpu"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--systems-per-batch", "1"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 2
+    assert main([*base, "--out", str(tmp_path / "b"), "--systems-per-batch", "3"]) == 2
+    assert "divide batch_size 8" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "c"), "--systems-per-batch", "4"]) == 2
+    assert "exceeds the dataset's 2 groups" in capsys.readouterr().err
 
 
 def free_port() -> int:
