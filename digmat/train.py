@@ -72,8 +72,8 @@ class TrainConfig:
         0: every batch is drawn from the whole dataset. G > 0: every batch holds
         ``batch_size / G`` items of each of G groups (the dataset's ``groups``: one group id
         per item, e.g. its system), every group visited equally often. Fewer groups per
-        batch means fewer per-group operations in a step: 4 systems instead of ~29 made an
-        adsorption step 2.3x faster on one CPU thread (``docs/adsorb.md``).
+        batch means fewer per-group operations in a step: 4 systems instead of ~29 trained the
+        adsorption model 1.9x faster (median steps/s) on one CPU thread (``docs/adsorb.md``).
     """
 
     steps: int = 10_000
