@@ -46,7 +46,7 @@ def surface_signatures(corpus: Path, systems: list[str]) -> list[list[int]]:
     return [list(s) for s in sorted(found)]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="corpus folder of make_adsorption_corpus.py (results/*.json)")
     parser.add_argument("--out", type=Path, required=True, help="training folder")
@@ -55,11 +55,13 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--samples", type=int, default=200, help="samples per system and temperature")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ema-decay", type=float, default=0.995, help="EMA decay of the shipped weights")
     parser.add_argument("--systems-per-batch", type=int, default=0,
                         help="systems per batch (digmat train --systems-per-batch; 0: batches drawn from all records)")
     parser.add_argument("--init", default=None, help="warm start from this checkpoint or shipped model name (same network)")
-    parser.add_argument("--ship", action="store_true", help="install the trained weights as the shipped default model")
-    args = parser.parse_args()
+    parser.add_argument("--ship", type=Path, nargs="?", const=SHIPPED, default=None, metavar="PATH",
+                        help="install the trained weights as the shipped default model (or write that checkpoint to PATH)")
+    args = parser.parse_args(argv)
 
     t0 = time.perf_counter()
     subprocess.run([sys.executable, str(HERE / "make_adsorption_corpus.py"), "--out", str(args.corpus), "--datasets",
@@ -70,7 +72,7 @@ def main() -> int:
         raise SystemExit(f"no training datasets under {train_data}: run make_adsorption_corpus.py first")
     t_data = time.perf_counter() - t0
     rc = digmat(["train", "adsorption", "--data", str(train_data), "--out", str(args.out), "--steps", str(args.steps),
-                 "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--ema-decay", "0.995", "--seed", str(args.seed),
+                 "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--ema-decay", str(args.ema_decay), "--seed", str(args.seed),
                  "--checkpoint-every", "250", "--systems-per-batch", str(args.systems_per_batch), *NETWORK, *(["--init", args.init] if args.init else [])])
     if rc:
         return rc
@@ -81,11 +83,11 @@ def main() -> int:
         meta = dict(ckpt["metadata"])
         meta.update(
             recipe="recipes/train_default_adsorption.py", corpus_systems=systems, surface_signatures=surface_signatures(args.corpus, systems), samples_per_system_and_temperature=args.samples,
-            init=args.init, steps=args.steps, batch_size=args.batch_size, systems_per_batch=args.systems_per_batch, lr=args.lr, network_args=NETWORK, torch=torch.__version__,
+            init=args.init, steps=args.steps, batch_size=args.batch_size, systems_per_batch=args.systems_per_batch, lr=args.lr, ema_decay=args.ema_decay, network_args=NETWORK, torch=torch.__version__,
             train_seconds=log[-1].get("seconds") if log else None, final_loss=log[-1].get("loss") if log else None,
         )
-        save_checkpoint(SHIPPED, config=ckpt["config"], state_dict=ckpt["ema_state_dict"] or ckpt["state_dict"], ema_state_dict=None, metadata=meta, kind="adsorption")
-        print(f"shipped {SHIPPED} ({SHIPPED.stat().st_size / 1e6:.2f} MB)")
+        save_checkpoint(args.ship, config=ckpt["config"], state_dict=ckpt["ema_state_dict"] or ckpt["state_dict"], ema_state_dict=None, metadata=meta, kind="adsorption")
+        print(f"shipped {args.ship} ({args.ship.stat().st_size / 1e6:.2f} MB)")
     print(json.dumps({"systems": len(systems), "data_seconds": round(t_data, 1), "train_seconds": round(t_train, 1)}))
     return 0
 
