@@ -20,7 +20,8 @@ import argparse
 import json
 import sys
 
-from digmat.cli.options import SLAB_HELP, add_temperature_option, at_least, non_negative, positive
+from digmat.cli.options import (SLAB_HELP, add_device_option, add_temperature_option, add_threads_option, apply_threads, at_least,
+                                non_negative, positive, resolve_device)
 
 NETWORK_DEFAULTS = {"layers": 4, "embed_dim": 96, "heads": 6, "cutoff": 6.0, "rbf": 32, "network_depth": 3.0}
 """Network of a model trained from scratch; with ``--init`` the checkpoint's network is kept."""
@@ -67,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "drawn from all records (default)")
     parser.add_argument("--init", default=None, metavar="CHECKPOINT",
                         help="warm start (fine-tuning): the weights and network of an adsorption checkpoint (a path or a shipped name)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    add_device_option(parser, default=None, what="training")
+    add_threads_option(parser)
     parser.add_argument("--json", action="store_true", help="print the final log record as JSON")
 
 
@@ -118,9 +120,8 @@ def run(args: argparse.Namespace) -> int:
     if args.ema_decay >= 1:
         raise ValueError(f"--ema-decay {args.ema_decay}: must be < 1")
     if args.device is not None:
-        from digmat.cli.options import resolve_device
-
         resolve_device(args.device)
+    apply_threads(args.threads)
     build = _energy_data if args.energy is not None else _lmdb_data
     data, (config, weights), meta, loss = build(args)
     ctx = distributed_context(args.device)

@@ -59,6 +59,23 @@ def test_train_cli_systems_per_batch(tmp_path, capsys):
     assert "exceeds the dataset's 2 groups" in capsys.readouterr().err
 
 
+def test_train_cli_threads(tmp_path, capsys):
+    """--threads N sets torch's CPU threads before training; 0 is a one-line error."""
+    write_lmdb(tmp_path / "d.lmdb", synthetic_configs())
+    base = ["train", "adsorption", "--data", str(tmp_path / "d.lmdb"), "--steps", "1", "--batch-size", "4", "--layers", "1",
+            "--embed-dim", "16", "--heads", "2", "--cutoff", "4.0", "--json", "--device", "cpu"]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main([*base, "--out", str(tmp_path / "a"), "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert main([*base, "--out", str(tmp_path / "b"), "--threads", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--threads" in err and "Traceback" not in err
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
