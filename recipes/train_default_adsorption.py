@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ema-decay", type=float, default=0.995, help="EMA decay of the shipped weights")
     parser.add_argument("--systems-per-batch", type=int, default=0,
                         help="systems per batch (digmat train --systems-per-batch; 0: batches drawn from all records)")
+    parser.add_argument("--target", choices=("dsm", "pooled"), default="dsm", help="regression target (digmat train --target)")
     parser.add_argument("--init", default=None, help="warm start from this checkpoint or shipped model name (same network)")
     parser.add_argument("--ship", type=Path, nargs="?", const=SHIPPED, default=None, metavar="PATH",
                         help="install the trained weights as the shipped default model (or write that checkpoint to PATH)")
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     t_data = time.perf_counter() - t0
     rc = digmat(["train", "adsorption", "--data", str(train_data), "--out", str(args.out), "--steps", str(args.steps),
                  "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--ema-decay", str(args.ema_decay), "--seed", str(args.seed),
-                 "--checkpoint-every", "250", "--systems-per-batch", str(args.systems_per_batch), *NETWORK, *(["--init", args.init] if args.init else [])])
+                 "--checkpoint-every", "250", "--systems-per-batch", str(args.systems_per_batch), "--target", args.target, *NETWORK, *(["--init", args.init] if args.init else [])])
     if rc:
         return rc
     t_train = time.perf_counter() - t0 - t_data
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = dict(ckpt["metadata"])
         meta.update(
             recipe="recipes/train_default_adsorption.py", corpus_systems=systems, surface_signatures=surface_signatures(args.corpus, systems), samples_per_system_and_temperature=args.samples,
-            init=args.init, steps=args.steps, batch_size=args.batch_size, systems_per_batch=args.systems_per_batch, lr=args.lr, ema_decay=args.ema_decay, network_args=NETWORK, torch=torch.__version__,
+            init=args.init, steps=args.steps, batch_size=args.batch_size, systems_per_batch=args.systems_per_batch, lr=args.lr, ema_decay=args.ema_decay, target=args.target, network_args=NETWORK, torch=torch.__version__,
             train_seconds=log[-1].get("seconds") if log else None, final_loss=log[-1].get("loss") if log else None,
         )
         save_checkpoint(args.ship, config=ckpt["config"], state_dict=ckpt["ema_state_dict"] or ckpt["state_dict"], ema_state_dict=None, metadata=meta, kind="adsorption")

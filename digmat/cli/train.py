@@ -17,6 +17,7 @@ train with DistributedDataParallel (gloo on CPU, NCCL on CUDA).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 
@@ -66,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --data: each batch holds batch-size/K samples of each of K systems, every system "
                              "visited equally often (fewer per-system operations per step: faster on CPU); 0: batches "
                              "drawn from all records (default)")
+    parser.add_argument("--target", choices=("dsm", "pooled"), default="dsm",
+                        help="with --data: the regression target; dsm: the noised record's own (default); pooled: the exact "
+                             "score of all records of its system at its temperature (same minimiser, less variance)")
     parser.add_argument("--init", default=None, metavar="CHECKPOINT",
                         help="warm start (fine-tuning): the weights and network of an adsorption checkpoint (a path or a shipped name)")
     add_device_option(parser, default=None, what="training")
@@ -150,7 +154,9 @@ def _lmdb_data(args: argparse.Namespace):
         raise ValueError("-T with --data takes one temperature (K), for records that carry none")
     dataset = AdsorptionDataset(args.data, temperature=temps[0] if temps else None)
     setup = model_config(args, elements=dataset.elements, adsorbates=dataset.adsorbates, temperature_range=dataset.temperature_range)
-    return dataset, setup, {"data": str(args.data), "records": len(dataset), "systems": len(dataset.systems)}, adsorption_dsm_loss
+    loss = adsorption_dsm_loss if args.target == "dsm" else functools.partial(adsorption_dsm_loss, pools=dataset.pool)
+    meta = {"data": str(args.data), "records": len(dataset), "systems": len(dataset.systems), "target": args.target}
+    return dataset, setup, meta, loss
 
 
 def _energy_data(args: argparse.Namespace):
@@ -163,6 +169,8 @@ def _energy_data(args: argparse.Namespace):
                                               sample_adsorbate_boltzmann, slab_fingerprint)
 
     calc, slab_text, adsorbate_text = args.energy
+    if args.target != "dsm":
+        raise ValueError(f"--target {args.target} needs --data (with --energy the target is the energy's score)")
     if not args.burn_in < args.sweeps:
         raise ValueError(f"--burn-in {args.burn_in} must be smaller than --sweeps {args.sweeps}")
     check_calculators(("--energy", calc))

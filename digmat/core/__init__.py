@@ -4,7 +4,8 @@ States are tensors (B, *shape) on a :class:`StateSpace` whose entries are Euclid
 periodic. :class:`Diffusion` combines a space with a :class:`NoiseSchedule` (DiG's VP SDE on
 Euclidean entries, a wrapped variance-exploding SDE on periodic ones). On top of it:
 
-- :func:`dsm_loss` — denoising score matching (score or eps form); :func:`target_score_loss` —
+- :func:`dsm_loss` — denoising score matching (score or eps form); :func:`pooled_target` — its
+  target averaged over a pool of data points (same minimiser, less variance); :func:`target_score_loss` —
   score matching on samples whose target score is known; :func:`denoising_profile` — a model's
   noise-prediction error per noise level;
 - :func:`sample_sde` — DiG's ancestral reverse chain (:func:`resample_sde`: from given states noised to a time); :class:`SamplerConfig` — the one sampling
@@ -37,7 +38,7 @@ from .jump import JumpResult, MixtureJump, mixture_jump
 from .mcmc import MALAResult, mala
 from .tempering import ReplicaExchangeResult, replica_exchange_mala
 from .pidp import PIDPConfig, PIDPHistory, PIDPLoss, fit_pidp, metropolis_corrector, pidp_loss
-from .loss import (DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, dsm_loss, noise_batch, score_matching_error,
+from .loss import (DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, dsm_loss, noise_batch, pooled_target, score_matching_error,
                    target_score_blend, target_score_loss)
 from .rigid import RigidDiffusion, RigidLoss, RigidScoreFn, RigidState, rigid_dsm_loss, sample_rigid_sde
 from .schedule import NoiseSchedule
@@ -89,6 +90,7 @@ __all__ = [
     "log_prob",
     "mala",
     "pidp_loss",
+    "pooled_target",
     "potential_score",
     "noise_batch",
     "replica_exchange_mala",

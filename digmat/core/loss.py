@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .analytic import ProductMixture
 from .diffusion import Diffusion
 
-__all__ = ["DSMLoss", "DenoisingProfile", "NoisedBatch", "denoising_profile", "noise_batch", "score_matching_error", "dsm_loss",
+__all__ = ["DSMLoss", "DenoisingProfile", "NoisedBatch", "denoising_profile", "noise_batch", "pooled_target", "score_matching_error", "dsm_loss",
            "target_score_blend", "target_score_loss", "WEIGHTINGS", "PARAMETERIZATIONS"]
 
 WEIGHTINGS = ("sigma2", "none")
@@ -57,6 +58,42 @@ def noise_batch(diffusion: Diffusion, x0: Tensor, *, t: Tensor | None = None, ti
         t = diffusion.sample_time(x0.shape[0], power=time_power, generator=generator, device=x0.device, dtype=x0.dtype)
     xt, _ = diffusion.perturb(x0, t, generator=generator)
     return NoisedBatch(xt=xt, t=t, target=diffusion.conditional_score(xt, x0, t), std=diffusion.noise_std(t, x0))
+
+
+def pooled_target(diffusion: Diffusion, noised: NoisedBatch, pool: Tensor, *, width: float = 1e-4) -> NoisedBatch:
+    """``noised`` with its target replaced by the exact score of the empirical distribution of ``pool``.
+
+    DSM regresses on grad log p(x_t | x_0) of the one x_0 that made x_t; its minimiser is the
+    posterior mean of that target over x_0 given x_t, which for a finite data set is
+
+        grad log p_t(x_t) = sum_j softmax_j( log p(x_t | x_j) ) grad log p(x_t | x_j),
+
+    the sum over the data points x_j of the same distribution (a "stable target field", Xu et
+    al., ICLR 2023). Regressing on that sum instead has the same minimiser and no variance from
+    the draw of x_0; the difference is largest at the noise levels where x_t could have come from
+    several modes. The pool should hold the samples ``x0`` were drawn from (the sample's own
+    x_0 included), all from one distribution.
+
+    Parameters
+    ----------
+    noised
+        From :func:`noise_batch`, (B, *shape).
+    pool
+        (M, *shape) samples of the data distribution.
+    width
+        Std of each pool point's component (state units); small against the lowest noise std,
+        it keeps the components proper densities.
+
+    Returns
+    -------
+    NoisedBatch
+        Same ``xt``, ``t`` and ``std``; ``target`` (B, *shape) the pooled score.
+    """
+    if tuple(pool.shape[1:]) != tuple(noised.xt.shape[1:]) or pool.shape[0] < 1:
+        raise ValueError(f"pool must have shape (M, {', '.join(map(str, noised.xt.shape[1:]))}), got {tuple(pool.shape)}")
+    mixture = ProductMixture(diffusion, torch.ones(pool.shape[0], dtype=torch.float64), pool.detach(),
+                             torch.full(pool.shape, width, dtype=torch.float64))
+    return NoisedBatch(xt=noised.xt, t=noised.t, target=mixture.score(noised.xt, noised.t), std=noised.std)
 
 
 def score_matching_error(

@@ -15,7 +15,7 @@ of the configuration leaves everything unchanged (the network is lattice-image i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ import torch
 from ase import Atoms
 from torch import Tensor, nn
 
-from digmat.core import NoiseSchedule, ScoreFn, noise_batch, score_matching_error
+from digmat.core import NoisedBatch, NoiseSchedule, ScoreFn, noise_batch, pooled_target, score_matching_error
 from digmat.nn import AtomsBatch, GraphormerConfig, PeriodicGraphormer
 from digmat.systems.adsorbate import ANCHOR_TAG, AdsorbateStateConfig, AdsorbateSystem
 
@@ -266,7 +266,8 @@ def _state_eps(system: AdsorbateSystem, vectors: Tensor, inplane_metric: bool) -
     return torch.cat(parts, dim=1)
 
 
-def adsorption_dsm_loss(model: nn.Module, groups: Sequence[tuple[AdsorbateSystem, Tensor, Tensor]], generator: torch.Generator) -> Tensor:
+def adsorption_dsm_loss(model: nn.Module, groups: Sequence[tuple[AdsorbateSystem, Tensor, Tensor]], generator: torch.Generator,
+                        *, pools: Callable[[AdsorbateSystem, float], Tensor] | None = None) -> Tensor:
     """Denoising score matching (eps form) over a batch of several systems, one network pass.
 
     Parameters
@@ -275,10 +276,30 @@ def adsorption_dsm_loss(model: nn.Module, groups: Sequence[tuple[AdsorbateSystem
         An :class:`AdsorptionScoreModel` (or a DDP wrapper of one).
     groups
         ``(system, clean states (B_g, D_g), temperatures (B_g,) K)`` per system.
+    pools
+        ``(system, temperature K) -> (M, D_g)`` the training states of that system at that
+        temperature (e.g. :meth:`~digmat.tasks.datasets.AdsorptionDataset.pool`): each sample's
+        target becomes the exact score of that pool at its noised state
+        (:func:`~digmat.core.pooled_target`; same minimiser, less variance). None: the DSM target.
     """
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     schedule = core.config.schedule
     noised = [noise_batch(system.diffusion(schedule), x0, generator=generator) for system, x0, _ in groups]
+    if pools is not None:
+        noised = [_pooled(system, schedule, nb, temps, pools) for (system, _, temps), nb in zip(groups, noised)]
     eps = model([(system, nb.xt, nb.t, temp) for (system, _, temp), nb in zip(groups, noised)])
     errors = [score_matching_error(nb, -e / nb.std) for nb, e in zip(noised, eps)]
     return torch.cat(errors).mean()
+
+
+def _pooled(system: AdsorbateSystem, schedule: NoiseSchedule, noised: NoisedBatch, temps: Tensor,
+            pools: Callable[[AdsorbateSystem, float], Tensor]) -> NoisedBatch:
+    """``noised`` with each sample's target the pooled score of its system at its temperature."""
+    diffusion = system.diffusion(schedule)
+    target = noised.target.clone()
+    for temp in torch.unique(temps).tolist():
+        rows = temps == temp
+        part = NoisedBatch(xt=noised.xt[rows], t=noised.t[rows], target=noised.target[rows], std=noised.std[rows])
+        pool = pools(system, temp).to(device=noised.xt.device, dtype=noised.xt.dtype)
+        target[rows] = pooled_target(diffusion, part, pool).target
+    return NoisedBatch(xt=noised.xt, t=noised.t, target=target, std=noised.std)

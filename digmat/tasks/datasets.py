@@ -97,6 +97,7 @@ class AdsorptionDataset:
         self._states = [row for block in states for row in block]
         self._temps = temps
         self._owner = owner
+        self._pools: dict[tuple[int, float], torch.Tensor] = {}
         self.elements = tuple(sorted({s for c in configs for s in c.get_chemical_symbols()}))
         self.adsorbates = tuple(sorted({Atoms(numbers=s.adsorbate_numbers).get_chemical_formula(mode="hill") for s in self.systems}))
 
@@ -114,6 +115,25 @@ class AdsorptionDataset:
     def groups(self) -> list[int]:
         """The system index of every item (for ``TrainConfig.groups_per_batch``)."""
         return list(self._owner)
+
+    def pool(self, system: AdsorbateSystem, temperature: float) -> torch.Tensor:
+        """States (M, D) of every record of ``system`` (one of :attr:`systems`) at ``temperature`` (K).
+
+        The pools of :func:`~digmat.models.adsorption_dsm_loss` (``pools=dataset.pool``).
+        """
+        key = (self._index_of(system), float(temperature))
+        if key not in self._pools:
+            rows = [x for owner, x, t in zip(self._owner, self._states, self._temps) if (owner, t) == key]
+            if not rows:
+                raise ValueError(f"no record of system {self.keys[key[0]]} at {temperature} K")
+            self._pools[key] = torch.stack(rows)
+        return self._pools[key]
+
+    def _index_of(self, system: AdsorbateSystem) -> int:
+        index = {id(known): k for k, known in enumerate(self.systems)}.get(id(system))
+        if index is None:
+            raise ValueError("the system is not one of this dataset's systems")
+        return index
 
     def collate(self, items: list[tuple[int, torch.Tensor, float]], device: torch.device | str = "cpu"):
         """Group items by system: ``[(system, states (B_g, D_g), temperatures (B_g,))]``."""

@@ -9,6 +9,7 @@ import torch
 from ase.build import fcc111
 
 from digmat.adsorption import convert_ase_tags, get_adsorbate
+from digmat.checkpoint import load_checkpoint
 from digmat.cli.main import main
 from digmat.data import write_lmdb
 from digmat.tasks.datasets import AdsorptionDataset
@@ -57,6 +58,36 @@ def test_train_cli_systems_per_batch(tmp_path, capsys):
     assert "divide batch_size 8" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "c"), "--systems-per-batch", "4"]) == 2
     assert "exceeds the dataset's 2 groups" in capsys.readouterr().err
+
+
+def test_pools_hold_each_systems_records_at_one_temperature(tmp_path):
+    configs = synthetic_configs()
+    write_lmdb(tmp_path / "d.lmdb", configs)
+    ds = AdsorptionDataset(tmp_path / "d.lmdb")
+    for k, system in enumerate(ds.systems):
+        for temp in (300.0, 900.0):
+            expected = [x for owner, x, t in (ds[i] for i in range(len(ds))) if owner == k and t == temp]
+            pool = ds.pool(system, temp)
+            assert pool.shape == (len(expected), *expected[0].shape) and len(expected) == 6
+            torch.testing.assert_close(pool, torch.stack(expected))
+    with pytest.raises(ValueError, match="no record of system"):
+        ds.pool(ds.systems[0], 600.0)
+    with pytest.raises(ValueError, match="not one of this dataset's systems"):
+        ds.pool(AdsorptionDataset(configs).systems[0], 300.0)
+
+
+def test_train_cli_pooled_target(tmp_path, capsys):
+    """--target pooled trains and is recorded; with --energy it is a one-line error."""
+    write_lmdb(tmp_path / "d.lmdb", synthetic_configs())
+    args = ["train", "adsorption", "--data", str(tmp_path / "d.lmdb"), "--steps", "2", "--batch-size", "8", "--layers", "1",
+            "--embed-dim", "16", "--heads", "2", "--cutoff", "4.0", "--json", "--device", "cpu", "--target", "pooled",
+            "--systems-per-batch", "2", "--out", str(tmp_path / "a")]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 2
+    assert load_checkpoint(tmp_path / "a" / "model.pt")["metadata"]["target"] == "pooled"
+    assert main(["train", "adsorption", "--energy", "emt", "Pt111", "O", "--out", str(tmp_path / "b"), "--target", "pooled"]) == 2
+    err = capsys.readouterr().err
+    assert "--target pooled needs --data" in err and "Traceback" not in err
 
 
 def test_train_cli_threads(tmp_path, capsys):
