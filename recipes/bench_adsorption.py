@@ -81,7 +81,7 @@ import torch
 
 from digmat.adsorption import ReferenceResult, detect_anomalies, recompute_vibrations, sample_equilibrium, symmetry_images
 from digmat.tasks.sampling import adsorption_sampler, sample_adsorbates, site_kind_populations, summarise_sites, total_variation
-from digmat.calculators import get_calculator
+from digmat.calculators import check_calculator_name, get_calculator
 from digmat.pretrained import load_model
 from digmat.systems import AdsorbateSystem
 
@@ -382,7 +382,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", nargs="+", type=Path, help="reference result JSON files (held-out systems)")
     parser.add_argument("--model", default=None, help="checkpoint or shipped model name (default: shipped)")
-    parser.add_argument("--calculator", default=None, help="calculator for relaxations (the reference's; none: skip them)")
+    parser.add_argument("--calculator", default=None, help="calculator for relaxations (the reference's, e.g. chgnet; default: no relaxations)")
     parser.add_argument("-n", "--num-samples", type=int, default=256)
     parser.add_argument("--sampler", choices=("ode", "sde"), default=None, help="default: sample_adsorbates' default")
     parser.add_argument("--steps", type=int, default=None, help="sampler steps (default: the sampler's default)")
@@ -406,6 +406,11 @@ def main() -> int:
     args = parser.parse_args()
     if (args.refine or args.reweight or args.reference_delta is not None) and not args.calculator:
         parser.error("--refine, --reweight and --reference-delta need --calculator")
+    if args.calculator:
+        try:
+            check_calculator_name(args.calculator)
+        except ValueError as err:
+            parser.error(f"--calculator: {err}")
     if args.reference_delta is not None and not args.reference_delta > 0:
         parser.error(f"--reference-delta must be a positive displacement in Å, got {args.reference_delta}")
     missing = [str(args.baseline / path.name) for path in args.results if args.baseline is not None and not (args.baseline / path.name).is_file()]

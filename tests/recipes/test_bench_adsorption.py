@@ -84,6 +84,14 @@ def test_bad_sampler_steps_are_refused_before_any_work(bench, monkeypatch, capsy
     assert info.value.code == 2 and "steps >= 2" in capsys.readouterr().err
 
 
+def test_unknown_calculator_is_refused_before_any_work(bench, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench", str(RESULT), "--calculator", "none"])
+    monkeypatch.setattr(bench, "_start_worker", lambda *a, **k: pytest.fail("no model may be loaded"))
+    with pytest.raises(SystemExit) as info:
+        bench.main()
+    assert info.value.code == 2 and "unknown calculator 'none'" in capsys.readouterr().err
+
+
 def test_tv_per_minimum_by_hand(bench):
     assigned = np.array([0, 0, 1, -1])
     p_ref = np.array([0.5, 0.5, 0.0])
