@@ -121,11 +121,13 @@ class AdsorptionDataset:
 
         The pools of :func:`~digmat.models.adsorption_dsm_loss` (``pools=dataset.pool``).
         """
-        key = (self._index_of(system), float(temperature))
+        index = self._index_of(system)
+        key = (index, round(float(temperature), 3))   # collate's float32 temperatures match to ~1e-5 K
         if key not in self._pools:
-            rows = [x for owner, x, t in zip(self._owner, self._states, self._temps) if (owner, t) == key]
+            rows = [x for owner, x, t in zip(self._owner, self._states, self._temps)
+                    if owner == index and abs(t - float(temperature)) <= 1e-4 * max(1.0, t)]
             if not rows:
-                raise ValueError(f"no record of system {self.keys[key[0]]} at {temperature} K")
+                raise ValueError(f"no record of system {self.keys[index]} at {temperature} K")
             self._pools[key] = torch.stack(rows)
         return self._pools[key]
 

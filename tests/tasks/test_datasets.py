@@ -72,6 +72,11 @@ def test_pools_hold_each_systems_records_at_one_temperature(tmp_path):
             torch.testing.assert_close(pool, torch.stack(expected))
     with pytest.raises(ValueError, match="no record of system"):
         ds.pool(ds.systems[0], 600.0)
+    for config in configs:  # collate hands the loss float32 temperatures: 298.15 K must still find its records
+        config.info["temperature"] = 298.15 if config.info["temperature"] == 300.0 else config.info["temperature"]
+    warm = AdsorptionDataset(configs)
+    (_, _, temps), _ = warm.collate([warm[i] for i in range(len(warm))])
+    assert warm.pool(warm.systems[0], float(temps[temps < 299][0])).shape[0] == 6
     with pytest.raises(ValueError, match="not one of this dataset's systems"):
         ds.pool(AdsorptionDataset(configs).systems[0], 300.0)
 
