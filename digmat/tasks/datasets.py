@@ -98,6 +98,7 @@ class AdsorptionDataset:
         self._temps = temps
         self._owner = owner
         self._pools: dict[tuple[int, float], torch.Tensor] = {}
+        self._index = {id(system): k for k, system in enumerate(self.systems)}
         self.elements = tuple(sorted({s for c in configs for s in c.get_chemical_symbols()}))
         self.adsorbates = tuple(sorted({Atoms(numbers=s.adsorbate_numbers).get_chemical_formula(mode="hill") for s in self.systems}))
 
@@ -132,7 +133,7 @@ class AdsorptionDataset:
         return self._pools[key]
 
     def _index_of(self, system: AdsorbateSystem) -> int:
-        index = {id(known): k for k, known in enumerate(self.systems)}.get(id(system))
+        index = self._index.get(id(system))
         if index is None:
             raise ValueError("the system is not one of this dataset's systems")
         return index
