@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems-per-batch", type=int, default=0,
                         help="systems per batch (digmat train --systems-per-batch; 0: batches drawn from all records)")
     parser.add_argument("--target", choices=("dsm", "pooled"), default="dsm", help="regression target (digmat train --target)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for training (digmat train --threads)")
     parser.add_argument("--init", default=None, help="warm start from this checkpoint or shipped model name (same network)")
     parser.add_argument("--ship", type=Path, nargs="?", const=SHIPPED, default=None, metavar="PATH",
                         help="install the trained weights as the shipped default model (or write that checkpoint to PATH)")
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     t_data = time.perf_counter() - t0
     rc = digmat(["train", "adsorption", "--data", str(train_data), "--out", str(args.out), "--steps", str(args.steps),
                  "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--ema-decay", str(args.ema_decay), "--seed", str(args.seed),
-                 "--checkpoint-every", "250", "--systems-per-batch", str(args.systems_per_batch), "--target", args.target, *NETWORK, *(["--init", args.init] if args.init else [])])
+                 "--checkpoint-every", "250", "--systems-per-batch", str(args.systems_per_batch), "--target", args.target, *NETWORK,
+                 *(["--init", args.init] if args.init else []), *(["--threads", str(args.threads)] if args.threads else [])])
     if rc:
         return rc
     t_train = time.perf_counter() - t0 - t_data
