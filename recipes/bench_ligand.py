@@ -144,7 +144,8 @@ def bench_model(args) -> dict:
         figures, _ = evaluate_complex(model, found, reference=folder if folder.is_dir() else None, num=args.num,
                                       steps=args.steps, grid_power=args.grid_power, refine_steps=args.refine,
                                       seed=args.seed, judge=args.judge, judge_reference=args.judge_reference,
-                                      reweight=args.reweight, reweight_config=args.reweight_config)
+                                      reweight=args.reweight, reweight_config=args.reweight_config,
+                                      reference_weights=args.reference_weights)
         results[name] = {"held_out": name not in trained, **figures}
         if args.profile and folder.is_dir():
             results[name]["denoising_profile"] = profile(model, found.system, folder, args)
@@ -159,9 +160,10 @@ def profile(model, system, folder: Path, args) -> dict:
     from digmat.tasks.ligand_profile import denoising_profile, reference_states
 
     chains = np.load(folder / "samples.npz")["weights"].shape[1]
-    half_a = reference_states(system, folder, chains=range(chains // 2))
-    half_b = reference_states(system, folder, chains=range(chains // 2, chains))
-    full = reference_states(system, folder)
+    weights = args.reference_weights
+    half_a = reference_states(system, folder, chains=range(chains // 2), weights=weights)
+    half_b = reference_states(system, folder, chains=range(chains // 2, chains), weights=weights)
+    full = reference_states(system, folder, weights=weights)
     kwargs = dict(num=args.profile_poses, seed=args.seed)
     return {"floor_all_poses": denoising_profile(model, system, *full, args.profile, **kwargs),
             "other_half": denoising_profile(model, system, *half_a, args.profile, pool=half_b, **kwargs)}
@@ -189,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reweight-modes", type=int, default=5, metavar="K", help="with --reweight: modes relaxed, most populated first")
     parser.add_argument("--reweight-starts", type=int, default=2, metavar="K",
                         help="with --reweight: lowest-Vina poses relaxed per mode (its minimum is the lowest reached)")
+    parser.add_argument("--reference-weights", default=None, metavar="CALC",
+                        help="score against the references' modes as CALC weighed them (weights_CALC.npz/.json of "
+                             "recipes/weigh_reference_ligands.py; model mode)")
     parser.add_argument("--judge", type=int, default=128, help="poses checked by PoseBusters (model mode)")
     parser.add_argument("--profile", type=float, nargs="*", default=[],
                         help="also the denoising profile at these times against the reference's oracle (model mode)")

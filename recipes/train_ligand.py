@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cutoff", type=float, default=LigandModelConfig.cutoff, help="Å, ligand–pocket interaction range")
     parser.add_argument("--time-power", type=float, default=1.0)
     parser.add_argument("--samples-per-complex", type=int, default=12800)
+    parser.add_argument("--weights", default=None, metavar="CALC",
+                        help="train on the references' modes as CALC weighed them (weights_CALC.npz of "
+                             "recipes/weigh_reference_ligands.py; default: their own Vina weights)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--ship", action="store_true", help=f"copy the EMA weights to {SHIPPED_DIR}/ligand.pt")
@@ -54,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         box = json.loads((args.data / name / "summary.json").read_text())["box_radius_A"]
         complexes.append(load_complex(name, model, box_radius=box, folder=args.data))
         print(f"{name}: {complexes[-1].system}", flush=True)
-    dataset = LigandDataset(args.data, complexes, samples_per_complex=args.samples_per_complex, seed=args.seed)
+    dataset = LigandDataset(args.data, complexes, samples_per_complex=args.samples_per_complex, seed=args.seed,
+                            weights=args.weights)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(200, args.steps // 10),
                         ema_decay=0.995, log_every=50, checkpoint_every=250, seed=args.seed)
     last = train_ligand_model(dataset, model, args.out, train_config=train,
-                              metadata={"data": str(args.data), "name": "ligand"}, progress=True)
+                              metadata={"data": str(args.data), "name": "ligand",
+                                                                 "reference_weights": args.weights or "vina"}, progress=True)
     summary = {"complexes": dataset.names, "effective_samples": dataset.effective_samples,
                "parameters": sum(p.numel() for p in model.parameters()), **last,
                "train_seconds": last.get("seconds"), "wall_seconds_this_call": round(time.perf_counter() - start, 1),

@@ -22,6 +22,7 @@ from digmat.ligand.mode_energies import (
     RelaxedMode,
     check_ligand_calculator,
     ligand_calculator,
+    reweight_samples,
     weigh_modes,
 )
 from digmat.ligand.modes import BindingModes, cluster_modes
@@ -76,6 +77,7 @@ __all__ = [
     "read_protein",
     "relax_ligand",
     "residue_charge",
+    "reweight_samples",
     "temper_poses",
     "weigh_modes",
 ]

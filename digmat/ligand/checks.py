@@ -73,13 +73,16 @@ def posebusters_checks(mols, protein: str | os.PathLike, *, config: str = "dock"
     Returns
     -------
     list of dict
-        Per pose: check name → passed, plus ``"all"`` (every check passed).
+        Per pose: check name → passed, plus ``"all"`` (every check passed); empty for no poses.
     """
     require_extra("ligand", "posebusters")
+    mols = list(mols)
+    if not mols:
+        return []
     from posebusters import PoseBusters
 
     _revive_rdkit_log_stream()
-    frame = PoseBusters(config=config).bust(list(mols), None, str(protein))
+    frame = PoseBusters(config=config).bust(mols, None, str(protein))
     checks = [c for c in frame.columns if frame[c].dtype == bool]
     rows = []
     for _, row in frame.iterrows():

@@ -33,7 +33,7 @@ from digmat.adsorption.thermo import (boltzmann_probabilities, finite_difference
 from digmat.ligand.physics import gfnff_calculator, ligand_slice, relax_ligand
 
 __all__ = ["LIGAND_CALCULATORS", "ModeEnergyConfig", "ModeWeights", "RelaxedMode", "check_ligand_calculator",
-           "ligand_calculator", "weigh_modes"]
+           "ligand_calculator", "reweight_samples", "weigh_modes"]
 
 #: Calculator names for a ligand in a pocket → ALPB solvent of GFN-FF ("" for vacuum).
 LIGAND_CALCULATORS = {"gfnff": "h2o", "gfnff-vacuum": ""}
@@ -86,6 +86,12 @@ class ModeEnergyConfig:
         Å, finite-difference displacement of the Hessian.
     same_minimum_rmsd : float
         Å: relaxed poses closer than this (symmetry-aware heavy-atom RMSD) are one minimum.
+    harmonic_window : float or None
+        kcal/mol: only distinct minima whose relaxed energy lies within this of the lowest get a
+        Hessian and a population; the others get population 0 and a free energy without F_vib
+        (``RelaxedMode.harmonic`` False). At 10 kcal/mol and 300 K such a minimum would need a
+        vibrational free energy 10 kcal/mol below the lowest's to reach e^−0 of its weight.
+        None: every distinct minimum (6N calls each).
     """
 
     max_modes: int = 5
@@ -97,6 +103,7 @@ class ModeEnergyConfig:
     harmonic: bool = True
     delta: float = 0.01
     same_minimum_rmsd: float = 0.5
+    harmonic_window: float | None = None
 
     def __post_init__(self):
         if self.max_modes < 1 or self.starts_per_mode < 1 or not 0 <= self.min_population < 1:
@@ -104,6 +111,8 @@ class ModeEnergyConfig:
                              f"{self.max_modes}, {self.starts_per_mode}, {self.min_population}")
         if not (self.pocket_radius > 0 and self.fmax > 0 and self.steps >= 1 and self.delta > 0 and self.same_minimum_rmsd > 0):
             raise ValueError("pocket_radius, fmax, delta and same_minimum_rmsd must be > 0 and steps >= 1")
+        if self.harmonic_window is not None and not self.harmonic_window >= 0:
+            raise ValueError(f"harmonic_window must be >= 0 kcal/mol or None, got {self.harmonic_window}")
 
 
 @dataclass
@@ -131,6 +140,9 @@ class RelaxedMode:
         Imaginary modes of the Hessian (> 0: a saddle, within ``fmax``); None without it.
     same_as : int or None
         The mode whose minimum this one reached first (its population is counted there).
+    harmonic : bool
+        Whether ``free_energy`` includes F_vib (False: no Hessian — without one at all, or a
+        minimum above ``ModeEnergyConfig.harmonic_window``, whose population is then 0).
     """
 
     mode: int
@@ -144,6 +156,7 @@ class RelaxedMode:
     steps: int
     n_imaginary: int | None = None
     same_as: int | None = None
+    harmonic: bool = True
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -277,13 +290,16 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
         found = minimum(starts[k][: config.starts_per_mode])
         found["same_as"] = next((j for j, prev in raw.items() if prev["same_as"] is None
                                  and distance(found["x"], prev["x"]) < config.same_minimum_rmsd), None)
-        if found["same_as"] is None:
-            harmonic(found)
         raw[k] = found
     distinct = [k for k in chosen if raw[k]["same_as"] is None]
-    g = np.array([raw[k]["e"] + raw[k]["f"] for k in distinct])
-    g_min, e_min = g.min(), min(r["e"] for r in raw.values())
-    share = dict(zip(distinct, boltzmann_probabilities(g, None, temperature)))
+    e_min = min(r["e"] for r in raw.values())
+    window = np.inf if config.harmonic_window is None else config.harmonic_window / EV_TO_KCAL
+    weighed = [k for k in distinct if raw[k]["e"] - e_min <= window]
+    for k in weighed:
+        harmonic(raw[k])
+    g = np.array([raw[k]["e"] + raw[k]["f"] for k in weighed])
+    g_min = g.min()
+    share = dict(zip(weighed, boltzmann_probabilities(g, None, temperature)))
     modes = []
     for k in chosen:
         r = raw[k]
@@ -293,7 +309,8 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
                                  free_energy=float((owner["e"] + owner["f"] - g_min) * EV_TO_KCAL),
                                  population=float(share.get(k, 0.0)), relaxation_rmsd=r["moved"],
                                  converged=bool(r["converged"]), steps=int(r["steps"]), n_imaginary=r["n_imag"],
-                                 same_as=None if r["same_as"] is None else r["same_as"] + 1))
+                                 same_as=None if r["same_as"] is None else r["same_as"] + 1,
+                                 harmonic=bool(config.harmonic and owner["n_imag"] is not None)))
     ref = None
     if reference is not None:
         found = minimum(np.asarray(reference, float).reshape(1, n, 3))
@@ -305,3 +322,46 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
                "same_as": None if same is None else same + 1, "same_minimum_rmsd": config.same_minimum_rmsd}
     return ModeWeights(modes, float(temperature), name, calls, time.perf_counter() - begin,
                        int(lig.start), float(pops[chosen].sum()), bool(config.harmonic), ref)
+
+
+def reweight_samples(labels, weights, mode_weights: ModeWeights) -> np.ndarray:
+    """Sample weights whose mode totals are the calculator's populations.
+
+    The modes' shapes come from the samples (e.g. a Vina ensemble's poses); how much each mode
+    weighs comes from ``mode_weights`` (:func:`weigh_modes` on those modes). Each relaxed mode
+    gets the population of the minimum it reached, shared between the modes that reached the
+    same minimum in proportion to their sample weight; within a mode the samples keep their
+    relative weights; samples of modes that were not relaxed get 0.
+
+    Parameters
+    ----------
+    labels : array_like of int
+        (S,) each sample's mode as an index into the starts given to :func:`weigh_modes`
+        (0-based; −1 or any index not relaxed: a mode left out).
+    weights : array_like
+        (S,) the samples' own weights (≥ 0).
+    mode_weights : ModeWeights
+
+    Returns
+    -------
+    numpy.ndarray
+        (S,) weights summing to 1.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    w = np.asarray(weights, float).reshape(-1)
+    if len(labels) != len(w) or (w < 0).any():
+        raise ValueError(f"need one label and one non-negative weight per sample, got {len(labels)} and {len(w)}")
+    owner = {m.mode - 1: (m.same_as or m.mode) - 1 for m in mode_weights.modes}
+    population = {m.mode - 1: m.population for m in mode_weights.modes}
+    mass = {k: float(w[labels == k].sum()) for k in owner}
+    group_mass = {}
+    for k, o in owner.items():
+        group_mass[o] = group_mass.get(o, 0.0) + mass[k]
+    out = np.zeros_like(w)
+    for k, o in owner.items():
+        if group_mass[o] > 0:
+            out[labels == k] = w[labels == k] * population[o] / group_mass[o]
+    total = out.sum()
+    if not total > 0:
+        raise ValueError("no sample lies in a relaxed mode with a population > 0")
+    return out / total

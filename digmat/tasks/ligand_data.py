@@ -6,6 +6,9 @@ and ``summary.json`` (its settings). :func:`load_complex` rebuilds a complex —
 site centre and box — from a PoseBusters example name or the files the summary names;
 :class:`LigandDataset` resamples each complex's weighted poses into ``samples_per_complex``
 unweighted training states (seeded), so every complex weighs the same in training.
+:func:`reference_weights` gives a reference's sample weights: its own (Vina's Boltzmann weights)
+or those a calculator gave its modes (``weights_<calculator>.npz`` of
+``recipes/weigh_reference_ligands.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from digmat.ligand.system import LigandSystem, site_pocket_radius
 from digmat.models.ligand import LigandModelConfig, LigandScoreModel, ligand_dsm_loss
 from digmat.train import TrainConfig, Trainer
 
-__all__ = ["LigandComplex", "LigandDataset", "build_complex", "complex_files", "load_complex", "train_ligand_model"]
+__all__ = ["LigandComplex", "LigandDataset", "build_complex", "complex_files", "load_complex", "reference_mode_populations",
+           "reference_weights", "train_ligand_model"]
 
 
 @dataclass
@@ -84,6 +88,38 @@ def load_complex(name: str, model: LigandScoreModel, *, box_radius: float = 6.0,
     return found
 
 
+def reference_weights(folder: str | os.PathLike, weights: str | None = None) -> np.ndarray:
+    """Sample weights (records, chains) of the reference in ``folder``.
+
+    ``weights`` None: the reference's own (``samples.npz``); a calculator name (e.g. ``"gfnff"``):
+    ``weights_<name>.npz``, the same samples with their modes weighed by that calculator.
+    """
+    own = np.load(Path(folder, "samples.npz"))["weights"]
+    if weights is None:
+        return own
+    path = Path(folder, f"weights_{weights}.npz")
+    if not path.is_file():
+        raise FileNotFoundError(f"no {weights} weights at {path} (run recipes/weigh_reference_ligands.py)")
+    found = np.load(path)["weights"]
+    if found.shape != own.shape:
+        raise ValueError(f"{path} holds weights of shape {found.shape}, the samples are {own.shape}")
+    return found
+
+
+def reference_mode_populations(folder: str | os.PathLike, weights: str | None = None) -> np.ndarray:
+    """Populations (K,) of the modes of ``folder/modes.sdf`` (in its order): the reference's own,
+    or with ``weights`` (a calculator name) those of ``weights_<name>.json``."""
+    if weights is None:
+        from rdkit import Chem
+
+        mols = Chem.SDMolSupplier(str(Path(folder, "modes.sdf")), removeHs=False, sanitize=False)
+        return np.array([float(m.GetProp("population")) for m in mols])
+    path = Path(folder, f"weights_{weights}.json")
+    if not path.is_file():
+        raise FileNotFoundError(f"no {weights} mode populations at {path} (run recipes/weigh_reference_ligands.py)")
+    return np.asarray(json.loads(path.read_text())["mode_populations"], float)
+
+
 class LigandDataset:
     """Resampled reference poses of several complexes, as ``(complex index, x, R)`` items.
 
@@ -97,10 +133,13 @@ class LigandDataset:
         Resampled poses per complex.
     seed
         Seed of the resampling.
+    weights
+        None: the references' own weights; a calculator name: their modes weighed by it
+        (:func:`reference_weights`).
     """
 
     def __init__(self, folder: str | os.PathLike, complexes: Sequence[LigandComplex], *,
-                 samples_per_complex: int = 20000, seed: int = 0):
+                 samples_per_complex: int = 20000, seed: int = 0, weights: str | None = None):
         rng = np.random.default_rng(seed)
         self.complexes = list(complexes)
         self.states: list[RigidState] = []
@@ -110,7 +149,7 @@ class LigandDataset:
             if not path.is_file():
                 raise FileNotFoundError(f"no reference samples for {c.name!r} at {path}")
             data = np.load(path)
-            w = data["weights"].reshape(-1).astype(np.float64)
+            w = reference_weights(Path(folder, c.name), weights).reshape(-1).astype(np.float64)
             w = w / w.sum()
             pick = rng.choice(len(w), size=samples_per_complex, p=w)
             tau = data["tau"].reshape(len(w), -1)[pick]

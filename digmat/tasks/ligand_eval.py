@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from digmat.tasks.ligand_data import reference_mode_populations, reference_weights
 from digmat.tasks.ligand_sampling import PoseEnsemble, reference_populations, sample_poses, total_variation
 
 __all__ = ["aligned_rmsd", "conformer_coverage", "evaluate_complex", "read_reference_modes", "reference_poses", "reweight_figures"]
@@ -55,27 +56,33 @@ def conformer_coverage(space, reference, samples, *, threshold: float = 0.75) ->
     return float((nearest <= threshold).mean()), float(nearest.mean())
 
 
-def read_reference_modes(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Representatives (K, N, 3) Å and populations (K,) of a reference's ``modes.sdf``."""
+def read_reference_modes(folder: str | os.PathLike, weights: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Representatives (K, N, 3) Å of a reference's ``modes.sdf`` and their populations (K,)
+    (with ``weights``, a calculator name: as that calculator weighed them,
+    :func:`~digmat.tasks.ligand_data.reference_mode_populations`)."""
     from rdkit import Chem
 
     mols = list(Chem.SDMolSupplier(str(Path(folder, "modes.sdf")), removeHs=False, sanitize=False))
-    return (np.array([m.GetConformer().GetPositions() for m in mols]),
-            np.array([float(m.GetProp("population")) for m in mols]))
+    pops = reference_mode_populations(folder, weights)
+    if len(pops) != len(mols):
+        raise ValueError(f"{folder}: {len(pops)} mode populations for {len(mols)} modes in modes.sdf")
+    return np.array([m.GetConformer().GetPositions() for m in mols]), pops
 
 
-def _reference_draw(folder: str | os.PathLike, num: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _reference_draw(folder: str | os.PathLike, num: int, seed: int,
+                    weights: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(t, R, τ) of ``num`` poses drawn by weight from a reference's ``samples.npz``."""
     data = np.load(Path(folder) / "samples.npz")
-    w = data["weights"].reshape(-1).astype(float)
+    w = reference_weights(folder, weights).reshape(-1).astype(float)
     pick = np.random.default_rng(seed).choice(len(w), size=num, p=w / w.sum())
     return tuple(torch.as_tensor(data[k].reshape(len(w), *data[k].shape[2:])[pick], dtype=torch.float64)
                  for k in ("t", "rotation", "tau"))
 
 
-def reference_poses(system, folder: str | os.PathLike, num: int, seed: int = 0) -> np.ndarray:
-    """``num`` poses (num, N, 3) Å drawn by weight from a reference's ``samples.npz``."""
-    return system.pose.positions(*_reference_draw(folder, num, seed)).numpy()
+def reference_poses(system, folder: str | os.PathLike, num: int, seed: int = 0, weights: str | None = None) -> np.ndarray:
+    """``num`` poses (num, N, 3) Å drawn by weight from a reference's ``samples.npz`` (``weights``:
+    :func:`~digmat.tasks.ligand_data.reference_weights`)."""
+    return system.pose.positions(*_reference_draw(folder, num, seed, weights)).numpy()
 
 
 def _posebusters_figures(system, positions, protein) -> dict:
@@ -94,12 +101,15 @@ def _posebusters_figures(system, positions, protein) -> dict:
 def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None, num: int = 256, steps: int = 200,
                      grid_power: float = 1.0, refine_steps: int = 0, seed: int = 0, judge: int = 128,
                      judge_reference: int = 0, cov_reference: int = 300, cov_threshold: float = 0.75,
-                     reweight: str | None = None, reweight_config=None, progress=None) -> tuple[dict, PoseEnsemble]:
+                     reweight: str | None = None, reweight_config=None, reference_weights: str | None = None,
+                     progress=None) -> tuple[dict, PoseEnsemble]:
     """Sample ``num`` poses of ``found`` (:class:`~digmat.tasks.ligand_data.LigandComplex`) and score them.
 
     ``reference`` is the complex's reference folder (``modes.sdf``, ``samples.npz``); ``judge`` poses
     (random, seeded; 0: none) go through PoseBusters, and ``judge_reference`` reference poses (drawn
     by weight) too — the baseline: how often the exact Boltzmann ensemble itself passes.
+    ``reference_weights`` (a calculator name) scores against the reference's modes as that
+    calculator weighed them (``weights_<name>.npz``/``.json``) instead of its own weights.
     ``reweight`` (a :data:`~digmat.ligand.LIGAND_CALCULATORS` name) weighs the most populated modes
     and the crystal pose with that calculator (:meth:`PoseEnsemble.reweight`) and adds
     ``reweight``: the reweighted most probable mode's RMSD to the crystal, top-1 / top-5 within
@@ -127,16 +137,17 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
         out["posebusters_failures"] = pb["failures"]
     if reference is not None:
         folder = Path(reference)
-        reps, pops = read_reference_modes(folder)
+        reps, pops = read_reference_modes(folder, reference_weights)
         p = reference_populations(system, ensemble.positions, reps)
         q = np.append(pops / pops.sum(), 0.0)
         out["tv_to_reference"] = total_variation(p, q)
+        out["reference_weights"] = reference_weights or "own"
         out["reference_top_modes"] = [{"reference": float(q[k]), "model": float(p[k])} for k in range(min(5, len(reps)))]
         out["model_outside_reference_modes"] = float(p[-1])
         if judge_reference:
             out["posebusters_reference"] = _posebusters_figures(
-                system, reference_poses(system, folder, judge_reference, seed), found.protein)
-        ref_conf = system.pose.conformers(_reference_draw(folder, cov_reference, seed)[2]).numpy()
+                system, reference_poses(system, folder, judge_reference, seed, reference_weights), found.protein)
+        ref_conf = system.pose.conformers(_reference_draw(folder, cov_reference, seed, reference_weights)[2]).numpy()
         ours = system.pose.conformers(system.to_state(ensemble.positions).x[:, 3:]).numpy()
         out["cov_r"], out["mat_r_A"] = conformer_coverage(system.pose, ref_conf, ours, threshold=cov_threshold)
     if reweight is not None:

@@ -29,18 +29,21 @@ import torch
 from digmat.core import RigidState
 from digmat.core.so3 import igso3_log_density, igso3_score
 from digmat.core.torus import wrapped_normal_log_prob_and_score
+from digmat.tasks.ligand_data import reference_weights
 
 __all__ = ["denoising_profile", "oracle_eps", "reference_states"]
 
 
-def reference_states(system, folder: str | os.PathLike, *, chains=None) -> tuple[RigidState, torch.Tensor]:
+def reference_states(system, folder: str | os.PathLike, *, chains=None,
+                     weights: str | None = None) -> tuple[RigidState, torch.Tensor]:
     """Every recorded pose of a reference's ``samples.npz`` as states (float64) and normalised weights.
 
     ``chains``: indices of the independent chains (second axis of the arrays) to keep; all by default.
+    ``weights``: :func:`~digmat.tasks.ligand_data.reference_weights` (None: the reference's own).
     """
     data = np.load(Path(folder) / "samples.npz")
     keep = slice(None) if chains is None else np.asarray(chains)
-    w = data["weights"][:, keep].reshape(-1).astype(np.float64)
+    w = reference_weights(folder, weights)[:, keep].reshape(-1).astype(np.float64)
     t = data["t"][:, keep].reshape(-1, 3)
     R = data["rotation"][:, keep].reshape(-1, 3, 3)
     tau = data["tau"][:, keep].reshape(len(w), -1)

@@ -45,3 +45,11 @@ def test_checks_survive_a_closed_rdkit_log_stream(posebusters_case, tmp_path, mo
     monkeypatch.setattr(rdkit.log_handler, "stream", closed)
     (crystal,) = posebusters_checks([read_ligand(sdf)], protein)
     assert crystal["all"] and crystal["bond_lengths"]
+
+
+def test_no_poses_give_no_checks(posebusters_case):
+    pytest.importorskip("posebusters", reason="needs the ligand extra (posebusters)")
+    from digmat.ligand.checks import posebusters_checks
+
+    protein, _ = posebusters_case("1uou")
+    assert posebusters_checks([], protein) == []  # PoseBusters itself fails on an empty list

@@ -13,7 +13,8 @@ from ase import Atoms, units
 from ase.calculators.lj import LennardJones
 from ase.constraints import FixAtoms
 
-from digmat.ligand.mode_energies import ModeEnergyConfig, check_ligand_calculator, weigh_modes
+from digmat.ligand.mode_energies import (ModeEnergyConfig, ModeWeights, RelaxedMode, check_ligand_calculator,
+                                         reweight_samples, weigh_modes)
 
 TEMPERATURE = 300.0
 
@@ -100,6 +101,45 @@ def test_reference_mirror_minimum_has_the_same_free_energy(weighed):
     assert result.calls > 3 * 6  # relaxations + three Hessians (two modes, the reference)
 
 
+def test_minima_above_the_harmonic_window_get_no_hessian_and_no_population(weighed):
+    atoms, full = weighed
+    gap = full.modes[1].energy  # kcal/mol, triangle above square
+    starts = [np.array([[[21.5, 1.1, 1.8]]]), np.array([[[1.2, 0.9, 1.5]]])]
+    config = ModeEnergyConfig(fmax=1e-4, steps=2000, harmonic_window=gap / 2)
+    result = weigh_modes(atoms, starts, [0.6, 0.4], _calc(), temperature=TEMPERATURE, config=config)
+    square, triangle = result.modes
+    assert square.harmonic and not triangle.harmonic and triangle.n_imaginary is None
+    assert (square.population, triangle.population) == (1.0, 0.0)
+    assert triangle.energy == pytest.approx(gap, abs=2e-3)
+    wide = weigh_modes(atoms, starts, [0.6, 0.4], _calc(), temperature=TEMPERATURE,
+                       config=ModeEnergyConfig(fmax=1e-4, steps=2000, harmonic_window=2 * gap))
+    assert wide.modes[1].harmonic and wide.calls == result.calls + 6  # one more Hessian of the 1-atom ligand
+    assert [m.population for m in wide.modes] == pytest.approx([m.population for m in full.modes[:2]], abs=1e-6)
+
+
+def _mode(k, population, same_as=None):
+    return RelaxedMode(mode=k, model_population=0.0, positions=np.zeros((1, 3)), energy=0.0, free_energy=0.0,
+                       population=population, relaxation_rmsd=0.0, converged=True, steps=1, same_as=same_as)
+
+
+def test_reweight_samples_gives_each_mode_its_minimum_population():
+    # modes 1 and 3 reached one minimum (population 0.8), mode 2 another (0.2); mode 4 (label 3) and
+    # label -1 were not relaxed
+    weighed = ModeWeights([_mode(1, 0.8), _mode(2, 0.2), _mode(3, 0.0, same_as=1)], 300.0, "test", 0, 0.0, 0, 1.0, True)
+    labels = np.array([0, 0, 1, 1, 1, 2, 3, -1])
+    w = np.array([1.0, 3.0, 0.5, 0.5, 1.0, 4.0, 7.0, 2.0])
+    out = reweight_samples(labels, w, weighed)
+    assert out.sum() == pytest.approx(1.0) and (out[6:] == 0).all()
+    # the 0.8 is shared by modes 1 and 3 in proportion to their own weight (4 : 4)
+    assert out[labels == 0].sum() == pytest.approx(0.4) and out[labels == 2].sum() == pytest.approx(0.4)
+    assert out[labels == 1].sum() == pytest.approx(0.2)
+    assert out[1] / out[0] == pytest.approx(3.0) and out[4] / out[2] == pytest.approx(2.0)  # shapes kept
+    with pytest.raises(ValueError, match="one label"):
+        reweight_samples(labels[:3], w, weighed)
+    with pytest.raises(ValueError, match="no sample"):
+        reweight_samples(np.full(8, 3), w, weighed)
+
+
 def test_bad_input_is_refused():
     atoms = _complex()
     with pytest.raises(ValueError, match="one non-empty"):
@@ -112,3 +152,5 @@ def test_bad_input_is_refused():
         check_ligand_calculator("xtb")
     with pytest.raises(ValueError, match="max_modes"):
         ModeEnergyConfig(max_modes=0)
+    with pytest.raises(ValueError, match="harmonic_window"):
+        ModeEnergyConfig(harmonic_window=-1.0)

@@ -1,0 +1,153 @@
+"""Binding-mode populations of the ligand reference ensembles weighed by a physics calculator (GFN-FF).
+
+The references of ``recipes/reference_ligands.py`` sample Vina's objective at 300 K by parallel
+tempering: they visit every mode, but Vina's landscape is flat to a few kT over hundreds of
+poses, so their populations are spread (the crystal mode of 1s3v holds 0.026 although it is
+the lowest Vina energy sampled). This recipe keeps the modes' shapes from that sampling and
+takes how much each mode weighs from a calculator: the lowest-Vina-energy poses of the
+``--by-population`` most populated and the ``--by-energy`` lowest-energy modes are relaxed with
+GFN-FF (ALPB water) in one fixed pocket, each distinct minimum gets its harmonic free energy
+(:func:`digmat.ligand.weigh_modes`; Hessians only within ``--window`` kcal/mol of the lowest
+minimum), and every sample is reweighted so that its mode holds its minimum's population
+(:func:`digmat.ligand.reweight_samples`; samples of modes not relaxed get weight 0). The
+crystal pose is relaxed and weighed beside the modes (reported, not used).
+
+Written per complex, beside ``samples.npz``: ``weights_<calculator>.npz`` (``weights``, the same
+(records, chains) shape as the samples') and ``weights_<calculator>.json`` (every relaxed mode,
+the crystal's record, the new populations of every mode of ``modes.sdf`` in its order, the
+largest difference between the even- and odd-chain halves, calls, time). ``train_ligand.py
+--weights <calculator>`` trains on them and ``bench_ligand.py --reference-weights <calculator>``
+scores against them.
+Finished complexes are skipped, so an interrupted queue resumes by rerunning the command.
+
+Example (one complex ~15–30 min on one core)::
+
+    python recipes/weigh_reference_ligands.py 1s3v 1ia1 1of6 1uou --data data/ligands
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from digmat.files import atomic_write_bytes
+from digmat.ligand import (ModeEnergyConfig, PoseSpace, check_ligand_calculator, cluster_modes, complex_atoms,
+                           extract_pocket, ligand_atoms, ligand_calculator, read_ligand, reweight_samples, weigh_modes)
+from digmat.tasks.ligand_data import complex_files
+
+
+def selected_modes(populations, energy_min, by_population: int, by_energy: int) -> list[int]:
+    """Mode indices to relax: the ``by_population`` most populated and the ``by_energy`` lowest in
+    energy, most populated first, each once."""
+    lowest = np.argsort(np.asarray(energy_min), kind="stable")[:by_energy]
+    chosen = set(range(min(by_population, len(populations)))) | {int(k) for k in lowest}
+    return sorted(chosen, key=lambda k: (-populations[k], k))
+
+
+def weigh_case(folder: Path, calculator: str, config: ModeEnergyConfig, *, by_population: int, by_energy: int,
+               log=print) -> tuple[dict, np.ndarray]:
+    """Weigh one complex's reference; returns (record, new weights shaped like the samples')."""
+    summary = json.loads((folder / "summary.json").read_text())
+    protein, sdf = complex_files(folder.name, folder.parent)
+    mol = read_ligand(sdf)
+    space = PoseSpace.from_mol(mol)
+    data = np.load(folder / "samples.npz")
+    shape = data["weights"].shape
+    with torch.no_grad():
+        x = space.positions(torch.as_tensor(data["t"].reshape(-1, 3), dtype=torch.float64),
+                            torch.as_tensor(data["rotation"].reshape(-1, 3, 3), dtype=torch.float64),
+                            torch.as_tensor(data["tau"].reshape(int(np.prod(shape)), -1), dtype=torch.float64)).numpy()
+    energy = data["energy_direct"].reshape(-1).astype(float)
+    w = data["weights"].reshape(-1).astype(float)
+    chains = np.tile(np.arange(shape[1]), shape[0])
+    modes = cluster_modes(space, x, energy, chains=chains, weights=w, cutoff=2.0)
+    crystal = ligand_atoms(mol).positions
+    chosen = selected_modes(modes.populations, modes.energy_min, by_population, by_energy)
+    starts = []
+    for k in chosen:
+        members = np.flatnonzero(modes.labels == k)
+        starts.append(x[members[np.argsort(energy[members], kind="stable")[: config.starts_per_mode]]])
+    points = np.concatenate([s[:, space.heavy].reshape(-1, 3) for s in starts] + [crystal[space.heavy]])
+    pocket = extract_pocket(protein, points, radius=config.pocket_radius)
+    base = complex_atoms(pocket, ligand_atoms(mol))
+    log(f"{folder.name}: {len(modes.populations)} modes, relaxing {len(chosen)} in a {len(pocket.atoms)}-atom pocket")
+    weighed = weigh_modes(base, starts, modes.populations[chosen], ligand_calculator(calculator, base.info["charge"]),
+                          temperature=summary["temperature_K"], config=config, reference=crystal,
+                          rmsd=lambda a, b: space.rmsd(a, b)[0], name=calculator)
+    labels = np.full(len(w), -1)
+    for j, k in enumerate(chosen):
+        labels[modes.labels == k] = j
+    new = reweight_samples(labels, w, weighed)
+    pops = np.bincount(modes.labels, weights=new, minlength=len(modes.populations))
+    halves = np.array([np.bincount(modes.labels[chains % 2 == h], weights=new[chains % 2 == h],
+                                   minlength=len(pops)) / max(new[chains % 2 == h].sum(), 1e-300) for h in (0, 1)])
+    rmsd = modes.rmsd_to(space, crystal)
+    top = int(np.argmax(pops))
+    rows = []
+    for j, m in enumerate(weighed.modes):
+        k = chosen[j]
+        rows.append({"mode": k + 1, "vina_population": float(modes.populations[k]), "vina_energy_min": float(modes.energy_min[k]),
+                     "rmsd_to_crystal": float(rmsd[k]), "relaxed_rmsd_to_crystal": float(space.rmsd(m.positions, crystal)[0, 0]),
+                     "energy": m.energy, "free_energy": m.free_energy, "population": float(pops[k]),
+                     "relaxation_rmsd": m.relaxation_rmsd, "converged": m.converged, "harmonic": m.harmonic,
+                     "n_imaginary": m.n_imaginary, "same_as": None if m.same_as is None else chosen[m.same_as - 1] + 1})
+    record = {"name": folder.name, "calculator": calculator, "temperature_K": summary["temperature_K"],
+              "config": config.__dict__, "by_population": by_population, "by_energy": by_energy,
+              "modes_total": int(len(pops)), "vina_coverage": weighed.model_coverage, "pocket_atoms": weighed.pocket_atoms,
+              "calls": weighed.calls, "seconds": round(weighed.seconds, 1), "crystal": weighed.reference,
+              "top_mode": top + 1, "top_population": float(pops[top]), "top_rmsd_to_crystal": float(rmsd[top]),
+              "population_within_2A_of_crystal": float(pops[rmsd <= 2.0].sum()),
+              "max_half_difference": float(np.abs(halves[0] - halves[1]).max()),
+              "effective_samples": float(1.0 / np.sum(new**2)), "relaxed_modes": rows,
+              "mode_populations": [float(p) for p in pops]}
+    return record, new.reshape(shape).astype(np.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("cases", nargs="+", help="complex folders under --data (e.g. 1s3v)")
+    parser.add_argument("--data", type=Path, default=Path("data/ligands"), help="reference folder")
+    parser.add_argument("--calculator", default="gfnff", help="gfnff (ALPB water) or gfnff-vacuum")
+    parser.add_argument("--by-population", type=int, default=8, help="most populated modes relaxed")
+    parser.add_argument("--by-energy", type=int, default=8, help="lowest-energy modes relaxed")
+    parser.add_argument("--starts", type=int, default=2, help="poses relaxed per mode (its lowest in Vina energy)")
+    parser.add_argument("--relax-steps", type=int, default=300, help="most FIRE steps per relaxation")
+    parser.add_argument("--window", type=float, default=10.0, help="kcal/mol: Hessians only this close to the lowest minimum")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        calculator = check_ligand_calculator(args.calculator)
+        config = ModeEnergyConfig(max_modes=args.by_population + args.by_energy, starts_per_mode=args.starts,
+                                  min_population=0.0, harmonic_window=args.window,
+                                  steps=args.relax_steps)
+        if args.by_population < 0 or args.by_energy < 0 or args.by_population + args.by_energy < 1:
+            raise ValueError("--by-population and --by-energy must be >= 0, at least one of them > 0")
+        for name in args.cases:
+            if not (args.data / name / "samples.npz").is_file():
+                raise ValueError(f"no reference samples at {args.data / name / 'samples.npz'} (run reference_ligands.py)")
+    except (ValueError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for name in args.cases:
+        folder = args.data / name
+        out = folder / f"weights_{calculator}.json"
+        if out.exists():
+            print(f"{name}: done already")
+            continue
+        record, weights = weigh_case(folder, calculator, config, by_population=args.by_population,
+                                     by_energy=args.by_energy, log=lambda m: print(m, flush=True))
+        atomic_write_bytes(folder / f"weights_{calculator}.npz", lambda h: np.savez_compressed(h, weights=weights))
+        atomic_write_bytes(out, lambda h: h.write(json.dumps(record, indent=1).encode()))
+        print(json.dumps({k: record[k] for k in ("name", "top_mode", "top_population", "top_rmsd_to_crystal",
+                                                 "population_within_2A_of_crystal", "calls", "seconds")}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

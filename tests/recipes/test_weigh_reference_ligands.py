@@ -1,0 +1,81 @@
+"""Smoke test of recipes/weigh_reference_ligands.py on a tiny 1uou reference, and of training and
+benchmarking against the weights it writes (``train_ligand.py --weights``, ``bench_ligand.py
+--reference-weights``)."""
+
+import json
+
+import numpy as np
+import pytest
+
+for package in ("posebusters", "meeko", "openmm", "gfnff", "vina"):
+    pytest.importorskip(package, reason=f"needs the ligand extra ({package})")
+
+
+@pytest.fixture(scope="module")
+def weighed(tmp_path_factory, load_recipe):
+    data = tmp_path_factory.mktemp("ligands")
+    assert load_recipe("reference_ligands").main(
+        ["1uou", "--out", str(data), "--steps", "60", "--burn-in", "20", "--record-every", "10", "--chains", "4",
+         "--replicas", "2", "--spacing", "0.8", "--box-radius", "4.0", "--judge", "0"]) == 0
+    args = ["1uou", "--data", str(data), "--by-population", "2", "--by-energy", "1", "--starts", "1",
+            "--relax-steps", "4", "--window", "0"]
+    assert load_recipe("weigh_reference_ligands").main(args) == 0
+    return data, args
+
+
+def test_weights_give_each_relaxed_mode_its_population(weighed):
+    data, _ = weighed
+    folder = data / "1uou"
+    record = json.loads((folder / "weights_gfnff.json").read_text())
+    summary = json.loads((folder / "summary.json").read_text())
+    with np.load(folder / "samples.npz") as own, np.load(folder / "weights_gfnff.npz") as new:
+        assert new["weights"].shape == own["weights"].shape
+        w = new["weights"].astype(float)
+    assert w.sum() == pytest.approx(1.0, abs=1e-5) and (w >= 0).all()
+    pops = np.asarray(record["mode_populations"])
+    assert len(pops) == len(summary["modes"]) == record["modes_total"] and pops.sum() == pytest.approx(1.0, abs=1e-6)
+    relaxed = {row["mode"]: row for row in record["relaxed_modes"]}
+    assert 1 in relaxed and 2 <= len(relaxed) <= 3  # two most populated + the lowest in energy
+    assert all(pops[k - 1] == 0 for k in range(1, len(pops) + 1) if k not in relaxed)  # not relaxed: no weight
+    assert sum(row["population"] for row in relaxed.values()) == pytest.approx(1.0, abs=1e-6)
+    # --window 0: only the lowest relaxed minimum has a Hessian and all the population
+    weighed_rows = [row for row in relaxed.values() if row["harmonic"]]
+    assert len(weighed_rows) == 1 and weighed_rows[0]["energy"] == pytest.approx(0.0, abs=1e-9)
+    lowest = weighed_rows[0]["mode"]
+    sharing = [m for m, row in relaxed.items() if m == lowest or row["same_as"] == lowest]
+    assert sum(pops[m - 1] for m in sharing) == pytest.approx(1.0, abs=1e-6)
+    assert record["crystal"]["free_energy"] is not None and record["calls"] > 0
+
+
+def test_resume_and_bad_input(weighed, load_recipe, capsys):
+    data, args = weighed
+    recipe = load_recipe("weigh_reference_ligands")
+    stamp = (data / "1uou" / "weights_gfnff.npz").stat().st_mtime_ns
+    assert recipe.main(args) == 0 and (data / "1uou" / "weights_gfnff.npz").stat().st_mtime_ns == stamp
+    assert "done already" in capsys.readouterr().out
+    assert recipe.main(["1s3v", "--data", str(data)]) == 2
+    assert "no reference samples" in capsys.readouterr().err
+    assert recipe.main(["1uou", "--data", str(data), "--calculator", "xtb"]) == 2
+    assert "unknown ligand calculator" in capsys.readouterr().err
+
+
+def test_train_and_bench_on_the_weighed_reference(weighed, load_recipe, tmp_path):
+    data, _ = weighed
+    run = tmp_path / "run"
+    assert load_recipe("train_ligand").main(["--data", str(data), "--train", "1uou", "--out", str(run), "--steps", "2",
+                                             "--batch-size", "8", "--width", "16", "--layers", "1",
+                                             "--samples-per-complex", "64", "--weights", "gfnff"]) == 0
+    out = tmp_path / "bench.json"
+    assert load_recipe("bench_ligand").main(["1uou", "--model", str(run / "model.pt"), "--reference", str(data), "-n", "4",
+                                             "--steps", "2", "--judge", "0", "--reference-weights", "gfnff",
+                                             "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["results"]["1uou"]
+    record = json.loads((data / "1uou" / "weights_gfnff.json").read_text())
+    assert row["reference_weights"] == "gfnff"
+    assert [m["reference"] for m in row["reference_top_modes"]] == pytest.approx(
+        [record["mode_populations"][k] for k in range(len(row["reference_top_modes"]))])
+    assert 0 <= row["tv_to_reference"] <= 1
+    with pytest.raises(FileNotFoundError, match="no vacuum weights"):
+        from digmat.tasks.ligand_data import reference_weights
+
+        reference_weights(data / "1uou", "vacuum")
