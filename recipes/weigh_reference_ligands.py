@@ -76,7 +76,7 @@ def weigh_case(folder: Path, calculator: str, config: ModeEnergyConfig, *, by_po
     pocket = extract_pocket(protein, points, radius=config.pocket_radius)
     base = complex_atoms(pocket, ligand_atoms(mol))
     log(f"{folder.name}: {len(modes.populations)} modes, relaxing {len(chosen)} in a {len(pocket.atoms)}-atom pocket")
-    weighed = weigh_modes(base, starts, modes.populations[chosen], ligand_calculator(calculator, base.info["charge"]),
+    weighed = weigh_modes(base, starts, modes.populations[chosen], lambda: ligand_calculator(calculator, base.info["charge"]),
                           temperature=summary["temperature_K"], config=config, reference=crystal,
                           rmsd=lambda a, b: space.rmsd(a, b)[0], name=calculator)
     labels = np.full(len(w), -1)

@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             pb = {True: "pass", False: "fail: " + ",".join(row.get("posebusters_failed", []))}.get(row.get("posebusters_pass"), "-")
             extra = ""
             if weighed:
-                extra = (f"  {row['free_energy']:10.2f}  {row['reweighted_population']:10.3f}" if "free_energy" in row
+                extra = (f"  {row['free_energy']:10.2f}  {row['reweighted_population']:10.3f}" if row.get("free_energy") is not None
                          else f"  {'-':>10}  {'-':>10}")
             print(f" {row['mode']:4d}  {row['population']:9.3f}    [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]"
                   f"    {row['energy_min']:7.2f} / {row['energy_mean']:7.2f}        {rmsd}{extra}          {pb}")

@@ -2,7 +2,7 @@
 
 A model (or a search) proposes binding modes; :func:`weigh_modes` asks physics how probable
 each is.  A few of every mode's poses (its lowest-energy ones) are relaxed with the calculator
-in the fixed pocket (FIRE on the ligand's atoms) and the lowest minimum they reach is the
+in the fixed pocket (L-BFGS on the ligand's atoms, a fresh calculator per start) and the lowest minimum they reach is the
 mode's; modes that reach the same minimum (symmetry-aware RMSD below ``same_minimum_rmsd``)
 are counted once, and each distinct minimum gets its harmonic
 free energy from a finite-difference Hessian of the ligand's atoms — the pocket is fixed, so
@@ -76,9 +76,9 @@ class ModeEnergyConfig:
         Å: the fixed pocket holds every residue with a heavy atom this close to a heavy atom of
         any representative (one pocket for all modes, so their energies compare).
     fmax : float
-        eV/Å, FIRE's convergence on the ligand's atoms.
+        eV/Å, the relaxation's convergence on the ligand's atoms.
     steps : int
-        Most FIRE steps per mode.
+        Most optimiser steps per start (:func:`~digmat.ligand.physics.relax_ligand`).
     harmonic : bool
         Add the harmonic vibrational free energy (6N calculator calls per distinct minimum);
         False: populations from the relaxed energies alone.
@@ -88,8 +88,8 @@ class ModeEnergyConfig:
         Å: relaxed poses closer than this (symmetry-aware heavy-atom RMSD) are one minimum.
     harmonic_window : float or None
         kcal/mol: only distinct minima whose relaxed energy lies within this of the lowest get a
-        Hessian and a population; the others get population 0 and a free energy without F_vib
-        (``RelaxedMode.harmonic`` False). At 10 kcal/mol and 300 K such a minimum would need a
+        Hessian and a population; the others get population 0 and no free energy
+        (``RelaxedMode.free_energy`` None). At 10 kcal/mol and 300 K such a minimum would need a
         vibrational free energy 10 kcal/mol below the lowest's to reach e^−0 of its weight.
         None: every distinct minimum (6N calls each).
     """
@@ -99,7 +99,7 @@ class ModeEnergyConfig:
     min_population: float = 0.01
     pocket_radius: float = 5.0
     fmax: float = 0.02
-    steps: int = 300
+    steps: int = 1000
     harmonic: bool = True
     delta: float = 0.01
     same_minimum_rmsd: float = 0.5
@@ -128,8 +128,9 @@ class RelaxedMode:
         (N, 3) Å, the relaxed ligand (Mol atom order).
     energy : float
         kcal/mol, relaxed energy relative to the lowest relaxed minimum.
-    free_energy : float
-        kcal/mol, E + F_vib(T) relative to the lowest (E alone without the Hessian).
+    free_energy : float or None
+        kcal/mol, E + F_vib(T) relative to the lowest (E alone when ``ModeEnergyConfig.harmonic``
+        is False; None for a minimum above ``harmonic_window``).
     population : float
         The calculator's harmonic population of this minimum (0 for a duplicate).
     relaxation_rmsd : float
@@ -141,15 +142,14 @@ class RelaxedMode:
     same_as : int or None
         The mode whose minimum this one reached first (its population is counted there).
     harmonic : bool
-        Whether ``free_energy`` includes F_vib (False: no Hessian — without one at all, or a
-        minimum above ``ModeEnergyConfig.harmonic_window``, whose population is then 0).
+        Whether ``free_energy`` includes F_vib.
     """
 
     mode: int
     model_population: float
     positions: np.ndarray
     energy: float
-    free_energy: float
+    free_energy: float | None
     population: float
     relaxation_rmsd: float
     converged: bool
@@ -176,7 +176,7 @@ class ModeWeights:
         K.
     calculator : str
     calls : int
-        Calculator evaluations: one per FIRE step plus the start, 6N per Hessian.
+        Calculator evaluations: those of every relaxation, 6N per Hessian.
     seconds : float
     pocket_atoms : int
         Atoms of the fixed pocket the ligand was relaxed in.
@@ -224,8 +224,11 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
         config.min_population``, at most ``config.max_modes``, are relaxed.
     model_populations : array_like
         (K,) the model's population of each mode.
-    calculator : ase.calculators.calculator.Calculator
-        Energies (eV) and forces (eV/Å) of the complex.
+    calculator : ase.calculators.calculator.Calculator or callable
+        Energies (eV) and forces (eV/Å) of the complex: a calculator, or a function returning a
+        fresh one, called for every relaxation and every Hessian. Give a function for GFN-FF,
+        whose calculator keeps state from the poses it scored before
+        (:mod:`digmat.ligand.physics`).
     temperature : float
         K, > 0.
     rmsd : callable, optional
@@ -258,6 +261,11 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
     chosen = [k for k in range(min(len(starts), config.max_modes)) if pops[k] >= config.min_population]
     if not chosen:
         raise ValueError(f"no mode has a model population >= {config.min_population}")
+    from ase.calculators.calculator import BaseCalculator
+
+    def fresh():
+        return calculator if isinstance(calculator, BaseCalculator) else calculator()
+
     begin = time.perf_counter()
     indices = np.arange(lig.start, lig.stop)
     masses = complex_atoms.get_masses()[indices]
@@ -269,8 +277,8 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
         for x in poses:
             work = complex_atoms.copy()
             work.positions[lig] = x
-            relaxed, info = relax_ligand(work, calculator, fmax=config.fmax, steps=config.steps)
-            calls += info["steps"] + 1
+            relaxed, info = relax_ligand(work, fresh(), fmax=config.fmax, steps=config.steps)
+            calls += info["evaluations"]
             if best is None or info["energy"] < best["e"]:
                 best = {"atoms": relaxed, "x": relaxed.positions[lig].copy(), "e": info["energy"], "f": 0.0,
                         "converged": info["converged"], "steps": info["steps"], "n_imag": None, "same_as": None}
@@ -280,7 +288,7 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
     def harmonic(found: dict) -> None:
         nonlocal calls
         if config.harmonic:
-            vib = vibrational_analysis(finite_difference_hessian(found["atoms"], calculator, indices, delta=config.delta,
+            vib = vibrational_analysis(finite_difference_hessian(found["atoms"], fresh(), indices, delta=config.delta,
                                                                  batch_size=1), masses)
             found["f"], found["n_imag"] = harmonic_free_energy(vib, temperature), vib.n_imaginary
             calls += 6 * n
@@ -303,10 +311,11 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
     modes = []
     for k in chosen:
         r = raw[k]
-        owner = raw[r["same_as"]] if r["same_as"] is not None else r
+        key = r["same_as"] if r["same_as"] is not None else k
+        owner = raw[key]
         modes.append(RelaxedMode(mode=k + 1, model_population=float(pops[k]), positions=r["x"],
                                  energy=float((r["e"] - e_min) * EV_TO_KCAL),
-                                 free_energy=float((owner["e"] + owner["f"] - g_min) * EV_TO_KCAL),
+                                 free_energy=float((owner["e"] + owner["f"] - g_min) * EV_TO_KCAL) if key in weighed else None,
                                  population=float(share.get(k, 0.0)), relaxation_rmsd=r["moved"],
                                  converged=bool(r["converged"]), steps=int(r["steps"]), n_imaginary=r["n_imag"],
                                  same_as=None if r["same_as"] is None else r["same_as"] + 1,

@@ -173,7 +173,7 @@ def reweight_figures(ensemble: PoseEnsemble, found, calculator: str, rmsd: np.nd
             "modes_relaxed": config.max_modes, "starts_per_mode": config.starts_per_mode,
             "model_coverage": float(weights.model_coverage),
             "modes": [{"mode": m.mode, "model_population": float(m.model_population), "population": float(m.population),
-                       "free_energy_kcal_mol": float(m.free_energy), "rmsd_to_crystal_A": float(rmsd[m.mode - 1])}
+                       "free_energy_kcal_mol": m.free_energy, "rmsd_to_crystal_A": float(rmsd[m.mode - 1])}
                       for m in weights.modes],
             "top1_mode": top[0] if top else None,
             "top1_rmsd_A": float(rmsd[top[0] - 1]) if top else None,

@@ -116,7 +116,7 @@ class PoseEnsemble:
         pocket = extract_pocket(protein, np.concatenate([x[:, heavy].reshape(-1, 3) for x in points]),
                                 radius=config.pocket_radius)
         base = complex_atoms(pocket, ligand_atoms(self.system.mol))
-        self.weights = weigh_modes(base, starts, modes.populations[: len(starts)], ligand_calculator(key, base.info["charge"]),
+        self.weights = weigh_modes(base, starts, modes.populations[: len(starts)], lambda: ligand_calculator(key, base.info["charge"]),
                                    temperature=temperature, config=config, reference=reference,
                                    rmsd=lambda x, others: self.system.pose.rmsd(x, others)[0], name=key)
         return self.weights
@@ -152,7 +152,7 @@ class PoseEnsemble:
             relaxed = self.weights.modes
             mols = mols_at(self.system.mol, np.array([m.positions for m in relaxed]),
                            names=[f"mode {m.mode} relaxed ({self.weights.calculator})" for m in relaxed])
-            props = [{"reweighted_population": f"{m.population:.4f}", "free_energy_kcal_mol": f"{m.free_energy:.3f}",
+            props = [{"reweighted_population": f"{m.population:.4f}", "free_energy_kcal_mol": "-" if m.free_energy is None else f"{m.free_energy:.3f}",
                       "model_population": f"{m.model_population:.4f}"} for m in relaxed]
         elif which == "modes":
             mols = mols_at(self.system.mol, modes.representatives, names=[f"mode {k + 1}" for k in range(len(modes.populations))])

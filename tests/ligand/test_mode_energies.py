@@ -108,7 +108,7 @@ def test_minima_above_the_harmonic_window_get_no_hessian_and_no_population(weigh
     config = ModeEnergyConfig(fmax=1e-4, steps=2000, harmonic_window=gap / 2)
     result = weigh_modes(atoms, starts, [0.6, 0.4], _calc(), temperature=TEMPERATURE, config=config)
     square, triangle = result.modes
-    assert square.harmonic and not triangle.harmonic and triangle.n_imaginary is None
+    assert square.harmonic and not triangle.harmonic and triangle.n_imaginary is None and triangle.free_energy is None
     assert (square.population, triangle.population) == (1.0, 0.0)
     assert triangle.energy == pytest.approx(gap, abs=2e-3)
     wide = weigh_modes(atoms, starts, [0.6, 0.4], _calc(), temperature=TEMPERATURE,
