@@ -43,14 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None, metavar="CALC",
                         help="train on the references' modes as CALC weighed them (weights_CALC.npz of "
                              "recipes/weigh_reference_ligands.py; default: their own Vina weights)")
+    parser.add_argument("--init", default=None, metavar="MODEL",
+                        help="warm start from this checkpoint or shipped model name (its network settings are used)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--ship", action="store_true", help=f"copy the EMA weights to {SHIPPED_DIR}/ligand.pt")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = LigandScoreModel(LigandModelConfig(width=args.width, layers=args.layers, cutoff=args.cutoff,
-                                                    time_power=args.time_power))
+    if args.init:
+        from digmat.pretrained import load_model
+
+        model = load_model(args.init)
+    else:
+        model = LigandScoreModel(LigandModelConfig(width=args.width, layers=args.layers, cutoff=args.cutoff,
+                                                        time_power=args.time_power))
     start = time.perf_counter()
     complexes = []
     for name in args.train:
@@ -63,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                         ema_decay=0.995, log_every=50, checkpoint_every=250, seed=args.seed)
     last = train_ligand_model(dataset, model, args.out, train_config=train,
                               metadata={"data": str(args.data), "name": "ligand",
-                                                                 "reference_weights": args.weights or "vina"}, progress=True)
+                                                                 "reference_weights": args.weights or "vina",
+                                                                 "init": args.init}, progress=True)
     summary = {"complexes": dataset.names, "effective_samples": dataset.effective_samples,
                "parameters": sum(p.numel() for p in model.parameters()), **last,
                "train_seconds": last.get("seconds"), "wall_seconds_this_call": round(time.perf_counter() - start, 1),

@@ -65,6 +65,15 @@ def test_train_and_bench_on_the_weighed_reference(weighed, load_recipe, tmp_path
     assert load_recipe("train_ligand").main(["--data", str(data), "--train", "1uou", "--out", str(run), "--steps", "2",
                                              "--batch-size", "8", "--width", "16", "--layers", "1",
                                              "--samples-per-complex", "64", "--weights", "gfnff"]) == 0
+    again = tmp_path / "again"  # warm start from the first run's weights
+    assert load_recipe("train_ligand").main(["--data", str(data), "--train", "1uou", "--out", str(again), "--steps", "1",
+                                             "--batch-size", "8", "--samples-per-complex", "64", "--weights", "gfnff",
+                                             "--init", str(run / "model.pt")]) == 0
+    from digmat.pretrained import load_model
+
+    warm = load_model(again / "model.pt")
+    assert warm.config.width == 16 and warm.metadata["init"] == str(run / "model.pt")
+    assert warm.metadata["reference_weights"] == "gfnff"
     out = tmp_path / "bench.json"
     assert load_recipe("bench_ligand").main(["1uou", "--model", str(run / "model.pt"), "--reference", str(data), "-n", "4",
                                              "--steps", "2", "--judge", "0", "--reference-weights", "gfnff",
