@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from digmat.files import atomic_write_bytes
-from digmat.ligand import (ModeEnergyConfig, PoseSpace, check_ligand_calculator, cluster_modes, complex_atoms,
-                           extract_pocket, ligand_atoms, ligand_calculator, read_ligand, reweight_samples, weigh_modes)
+from digmat.ligand import (ModeEnergyConfig, PoseSpace, check_ligand_calculator, cluster_modes, ligand_atoms, read_ligand,
+                           reweight_samples, weigh_clustered_modes)
 from digmat.tasks.ligand_data import complex_files
 
 
@@ -68,17 +68,9 @@ def weigh_case(folder: Path, calculator: str, config: ModeEnergyConfig, *, by_po
     modes = cluster_modes(space, x, energy, chains=chains, weights=w, cutoff=2.0)
     crystal = ligand_atoms(mol).positions
     chosen = selected_modes(modes.populations, modes.energy_min, by_population, by_energy)
-    starts = []
-    for k in chosen:
-        members = np.flatnonzero(modes.labels == k)
-        starts.append(x[members[np.argsort(energy[members], kind="stable")[: config.starts_per_mode]]])
-    points = np.concatenate([s[:, space.heavy].reshape(-1, 3) for s in starts] + [crystal[space.heavy]])
-    pocket = extract_pocket(protein, points, radius=config.pocket_radius)
-    base = complex_atoms(pocket, ligand_atoms(mol))
-    log(f"{folder.name}: {len(modes.populations)} modes, relaxing {len(chosen)} in a {len(pocket.atoms)}-atom pocket")
-    weighed = weigh_modes(base, starts, modes.populations[chosen], lambda: ligand_calculator(calculator, base.info["charge"]),
-                          temperature=summary["temperature_K"], config=config, reference=crystal,
-                          rmsd=lambda a, b: space.rmsd(a, b)[0], name=calculator)
+    log(f"{folder.name}: {len(modes.populations)} modes, relaxing {len(chosen)}")
+    weighed = weigh_clustered_modes(protein, mol, space, x, energy, modes.labels, chosen, modes.populations[chosen],
+                                    calculator, temperature=summary["temperature_K"], config=config, reference=crystal)
     labels = np.full(len(w), -1)
     for j, k in enumerate(chosen):
         labels[modes.labels == k] = j

@@ -23,6 +23,7 @@ from digmat.ligand.mode_energies import (
     check_ligand_calculator,
     ligand_calculator,
     reweight_samples,
+    weigh_clustered_modes,
     weigh_modes,
 )
 from digmat.ligand.modes import BindingModes, cluster_modes
@@ -79,5 +80,6 @@ __all__ = [
     "residue_charge",
     "reweight_samples",
     "temper_poses",
+    "weigh_clustered_modes",
     "weigh_modes",
 ]

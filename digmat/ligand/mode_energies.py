@@ -33,7 +33,7 @@ from digmat.adsorption.thermo import (boltzmann_probabilities, finite_difference
 from digmat.ligand.physics import gfnff_calculator, ligand_slice, relax_ligand
 
 __all__ = ["LIGAND_CALCULATORS", "ModeEnergyConfig", "ModeWeights", "RelaxedMode", "check_ligand_calculator",
-           "ligand_calculator", "reweight_samples", "weigh_modes"]
+           "ligand_calculator", "reweight_samples", "weigh_clustered_modes", "weigh_modes"]
 
 #: Calculator names for a ligand in a pocket → ALPB solvent of GFN-FF ("" for vacuum).
 LIGAND_CALCULATORS = {"gfnff": "h2o", "gfnff-vacuum": ""}
@@ -331,6 +331,54 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
                "same_as": None if same is None else same + 1, "same_minimum_rmsd": config.same_minimum_rmsd}
     return ModeWeights(modes, float(temperature), name, calls, time.perf_counter() - begin,
                        int(lig.start), float(pops[chosen].sum()), bool(config.harmonic), ref)
+
+
+def weigh_clustered_modes(protein, mol, space, positions, energies, labels, modes, populations, calculator: str, *,
+                          temperature: float, config: ModeEnergyConfig = ModeEnergyConfig(), reference=None) -> ModeWeights:
+    """:func:`weigh_modes` on clustered poses of a ligand in ``protein``, with a fresh calculator per call.
+
+    Each of ``modes`` (indices into ``labels``' clusters, in the order to weigh them) starts from
+    its ``config.starts_per_mode`` lowest-``energies`` poses; the fixed pocket holds every residue
+    within ``config.pocket_radius`` Å of a heavy atom of any start or of ``reference``.
+
+    Parameters
+    ----------
+    protein : str or os.PathLike
+        PDB/mmCIF path.
+    mol : rdkit.Chem.Mol
+        The ligand (explicit H).
+    space : PoseSpace
+        Its pose space (symmetry-aware RMSD).
+    positions : array_like
+        (S, N, 3) Å poses; ``energies`` (S,) order the starts within a mode (e.g. Vina, kcal/mol).
+    labels : array_like of int
+        (S,) each pose's cluster.
+    modes : sequence of int
+        Clusters to weigh; ``populations`` (len(modes),) their own populations.
+    calculator : str
+        A :data:`LIGAND_CALCULATORS` name.
+    reference : array_like, optional
+        (N, 3) Å pose weighed beside the modes (:func:`weigh_modes`).
+    """
+    from digmat.ligand.molecule import ligand_atoms
+    from digmat.ligand.physics import complex_atoms
+    from digmat.ligand.pocket import extract_pocket
+
+    key = check_ligand_calculator(calculator)
+    positions = np.asarray(positions, float)
+    energies = np.asarray(energies, float).reshape(-1)
+    labels = np.asarray(labels).reshape(-1)
+    starts = []
+    for k in modes:
+        members = np.flatnonzero(labels == k)
+        starts.append(positions[members[np.argsort(energies[members], kind="stable")[: config.starts_per_mode]]])
+    points = starts + ([] if reference is None else [np.asarray(reference, float)[None]])
+    pocket = extract_pocket(protein, np.concatenate([x[:, space.heavy].reshape(-1, 3) for x in points]),
+                            radius=config.pocket_radius)
+    base = complex_atoms(pocket, ligand_atoms(mol))
+    return weigh_modes(base, starts, populations, lambda: ligand_calculator(key, base.info["charge"]),
+                       temperature=temperature, config=config, reference=reference,
+                       rmsd=lambda x, others: space.rmsd(x, others)[0], name=key)
 
 
 def reweight_samples(labels, weights, mode_weights: ModeWeights) -> np.ndarray:

@@ -19,7 +19,7 @@ import torch
 
 from digmat.core import RigidState, sample_rigid_sde
 from digmat.ligand.energy import vina_scorer
-from digmat.ligand.mode_energies import ModeEnergyConfig, ModeWeights, check_ligand_calculator, ligand_calculator, weigh_modes
+from digmat.ligand.mode_energies import ModeEnergyConfig, ModeWeights, weigh_clustered_modes
 from digmat.ligand.modes import BindingModes, cluster_modes
 from digmat.ligand.system import LigandSystem
 from digmat.ligand.tempering import refine_poses
@@ -99,26 +99,11 @@ class PoseEnsemble:
         Sets :attr:`weights`; :meth:`mode_table` and :meth:`summary` then carry each mode's
         ``reweighted_population``, ``free_energy`` and ``relaxed_energy`` (kcal/mol, relative).
         """
-        from digmat.ligand.molecule import ligand_atoms
-        from digmat.ligand.physics import complex_atoms
-        from digmat.ligand.pocket import extract_pocket
-
-        key = check_ligand_calculator(calculator)
         modes = self.modes()
-        starts = []
-        for k in range(min(config.max_modes, len(modes.populations))):
-            members = np.flatnonzero(modes.labels == k)
-            starts.append(self.positions[members[np.argsort(self.energy[members], kind="stable")[: config.starts_per_mode]]])
-        points = list(starts)
-        if reference is not None:
-            points.append(np.asarray(reference, float)[None])
-        heavy = self.system.pose.heavy
-        pocket = extract_pocket(protein, np.concatenate([x[:, heavy].reshape(-1, 3) for x in points]),
-                                radius=config.pocket_radius)
-        base = complex_atoms(pocket, ligand_atoms(self.system.mol))
-        self.weights = weigh_modes(base, starts, modes.populations[: len(starts)], lambda: ligand_calculator(key, base.info["charge"]),
-                                   temperature=temperature, config=config, reference=reference,
-                                   rmsd=lambda x, others: self.system.pose.rmsd(x, others)[0], name=key)
+        chosen = range(min(config.max_modes, len(modes.populations)))
+        self.weights = weigh_clustered_modes(protein, self.system.mol, self.system.pose, self.positions, self.energy,
+                                             modes.labels, chosen, modes.populations[: len(chosen)], calculator,
+                                             temperature=temperature, config=config, reference=reference)
         return self.weights
 
     def summary(self, reference=None) -> dict:
