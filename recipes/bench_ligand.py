@@ -143,6 +143,7 @@ def bench_model(args) -> dict:
         found = load_complex(name, model, box_radius=box, folder=args.reference)
         figures, _ = evaluate_complex(model, found, reference=folder if folder.is_dir() else None, num=args.num,
                                       steps=args.steps, grid_power=args.grid_power, refine_steps=args.refine,
+                                      minimize_steps=args.minimize,
                                       seed=args.seed, judge=args.judge, judge_reference=args.judge_reference,
                                       reweight=args.reweight, reweight_config=args.reweight_config,
                                       reference_weights=args.reference_weights)
@@ -184,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="reverse-SDE steps (model mode)")
     parser.add_argument("--grid-power", type=float, default=1.0, help="step grid t = u^p (model mode)")
     parser.add_argument("--refine", type=int, default=0, help="Metropolis steps under Vina after sampling (model mode)")
+    parser.add_argument("--minimize", type=int, default=0,
+                        help="local-minimisation iterations of every pose under Vina, last (model mode)")
     parser.add_argument("--judge-reference", type=int, default=0,
                         help="reference poses checked by PoseBusters, the baseline (model mode)")
     parser.add_argument("--reweight", default=None, metavar="CALC",

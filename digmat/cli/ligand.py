@@ -24,6 +24,7 @@ from digmat.cli.options import (add_device_option, add_json_option, add_out_opti
 
 DEFAULT_GRID_POWER = 1.0
 DEFAULT_REFINE = 200
+DEFAULT_MINIMIZE = 0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine", type=at_least(0), default=DEFAULT_REFINE, metavar="STEPS",
                         help="Metropolis steps per pose under the Vina energy at -T after sampling; each leaves the "
                              f"Boltzmann density invariant (default {DEFAULT_REFINE}; 0: raw model samples)")
+    parser.add_argument("--minimize", type=at_least(0), default=DEFAULT_MINIMIZE, metavar="STEPS",
+                        help="then quench every pose to its local minimum of the Vina energy (at most STEPS descent "
+                             f"iterations), as docking programs report poses (default {DEFAULT_MINIMIZE}; 0: keep the "
+                             "300 K samples, whose soft Vina contacts PoseBusters often calls clashes)")
     parser.add_argument("--reweight", default=None, metavar="CALC",
                         help="relax the most populated modes with CALC (gfnff: GFN-FF in ALPB water; gfnff-vacuum) in the "
                              "fixed pocket and report their harmonic free energies and populations beside the model's")
@@ -103,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=args.num_samples, desc="poses", unit="pose")
     ensemble = sample_poses(model, found.system, args.num_samples, box_radius=args.box, steps=args.steps,
-                            grid_power=args.grid_power, refine_steps=args.refine, temperature=args.temperature,
+                            grid_power=args.grid_power, refine_steps=args.refine, minimize_steps=args.minimize,
+                            temperature=args.temperature,
                             seed=args.seed, device=device, progress=None if bar is None else (lambda done, total: bar.update(done - bar.n)))
     if bar is not None:
         bar.close()

@@ -18,7 +18,7 @@ from digmat.ligand.grid import GridMaps
 from digmat.ligand.pocket import Pocket
 from digmat.ligand.vina import VinaScore, curl, prepare_ligand, receptor_ad_types
 
-__all__ = ["vina_scorer", "VinaPoseEnergy", "pocket_radius_for_maps"]
+__all__ = ["HydrogenContacts", "vina_scorer", "VinaPoseEnergy", "pocket_radius_for_maps"]
 
 VINA_CUTOFF = 8.0
 """Å, Vina's pair cutoff."""
@@ -90,3 +90,41 @@ class VinaPoseEnergy:
         """What ``Vina.score()`` reports, (B,) kcal/mol: inter / (1 + w_rot N_rot), from the maps."""
         x = torch.as_tensor(positions, dtype=self.maps.values.dtype)
         return self.inter(x) / (1.0 + self.score.weights[5] * self.num_tors)
+
+
+class HydrogenContacts:
+    """UFF's van der Waals energy (kcal/mol) of the ligand's atom pairs that involve a hydrogen and
+    lie three or more bonds apart: the intramolecular contacts that Vina's united-atom terms do not
+    see.
+
+    Vina scores heavy atoms only, so torsions that put two hydrogens 0.9 Å apart cost it nothing;
+    the pose is then physically impossible (UFF puts such a pair 10³–10⁴ kcal/mol up, and
+    PoseBusters' internal-energy check fails it). Pairs are UFF's (1–4 and beyond), with RDKit's
+    UFF parameters: E = Σ D_ij [(x_ij / r)¹² − 2 (x_ij / r)⁶].
+
+    Parameters
+    ----------
+    mol : rdkit.Chem.Mol
+        The ligand with explicit hydrogens (atom order of the positions).
+    """
+
+    def __init__(self, mol):
+        from rdkit import Chem
+        from rdkit.Chem import rdForceFieldHelpers
+
+        hydrogen = np.array([a.GetAtomicNum() == 1 for a in mol.GetAtoms()])
+        bonds = Chem.GetDistanceMatrix(mol)
+        i, j = np.nonzero(np.triu(bonds >= 3) & (hydrogen[:, None] | hydrogen[None, :]))
+        params = [rdForceFieldHelpers.GetUFFVdWParams(mol, int(a), int(b)) for a, b in zip(i, j)]
+        if any(p is None for p in params):
+            raise ValueError("UFF has no van der Waals parameters for some atom of this ligand")
+        self.pairs = torch.as_tensor(np.stack([i, j], 1), dtype=torch.long).reshape(-1, 2)
+        found = np.array(params, dtype=float).reshape(-1, 2)
+        self.distance = torch.as_tensor(found[:, 0])  # x_ij, Å
+        self.depth = torch.as_tensor(found[:, 1])  # D_ij, kcal/mol
+
+    def __call__(self, positions: Tensor) -> Tensor:
+        """Energies (B,) kcal/mol of positions (B, N, 3) Å."""
+        r = (positions[:, self.pairs[:, 0]] - positions[:, self.pairs[:, 1]]).norm(dim=-1)
+        q = (self.distance.to(r) / r) ** 6
+        return (self.depth.to(r) * (q * q - 2 * q)).sum(-1)

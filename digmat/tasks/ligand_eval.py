@@ -99,7 +99,8 @@ def _posebusters_figures(system, positions, protein) -> dict:
 
 
 def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None, num: int = 256, steps: int = 200,
-                     grid_power: float = 1.0, refine_steps: int = 0, seed: int = 0, judge: int = 128,
+                     grid_power: float = 1.0, refine_steps: int = 0, minimize_steps: int = 0, seed: int = 0,
+                     judge: int = 128,
                      judge_reference: int = 0, cov_reference: int = 300, cov_threshold: float = 0.75,
                      reweight: str | None = None, reweight_config=None, reference_weights: str | None = None,
                      progress=None) -> tuple[dict, PoseEnsemble]:
@@ -107,7 +108,11 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
 
     ``reference`` is the complex's reference folder (``modes.sdf``, ``samples.npz``); ``judge`` poses
     (random, seeded; 0: none) go through PoseBusters, and ``judge_reference`` reference poses (drawn
-    by weight) too — the baseline: how often the exact Boltzmann ensemble itself passes.
+    by weight) too — the baseline: how often the exact Boltzmann ensemble itself passes. With
+    ``judge``, the five most probable modes' representatives are judged as well, and
+    ``top1_valid_within_2A`` / ``top5_valid_within_2A`` count a mode only when its representative
+    also passes (PoseBusters' own criterion). ``refine_steps`` and ``minimize_steps``: see
+    :func:`~digmat.tasks.ligand_sampling.sample_poses`.
     ``reference_weights`` (a calculator name) scores against the reference's modes as that
     calculator weighed them (``weights_<name>.npz``/``.json``) instead of its own weights.
     ``reweight`` (a :data:`~digmat.ligand.LIGAND_CALCULATORS` name) weighs the most populated modes
@@ -119,10 +124,11 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
     """
     system = found.system
     ensemble = sample_poses(model, system, num, box_radius=found.box_radius, steps=steps, grid_power=grid_power,
-                            refine_steps=refine_steps, seed=seed, progress=progress)
+                            refine_steps=refine_steps, minimize_steps=minimize_steps, seed=seed, progress=progress)
     modes = ensemble.modes()
     rmsd = modes.rmsd_to(system.pose, found.crystal)
-    out = {"num_samples": num, "steps": steps, "grid_power": grid_power, "refinement": ensemble.refinement, "seconds": round(ensemble.seconds, 2),
+    out = {"num_samples": num, "steps": steps, "grid_power": grid_power, "refinement": ensemble.refinement,
+           "minimization": ensemble.minimization, "seconds": round(ensemble.seconds, 2),
            "seconds_per_256_poses": round(ensemble.seconds * 256 / num, 2), "in_box_fraction": float(ensemble.in_box.mean()),
            "num_modes": int(len(modes.populations)),
            "top_modes": [{"population": float(p), "rmsd_to_crystal_A": float(r), "vina_energy_min": float(e)}
@@ -131,10 +137,18 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
            "top5_within_2A": bool((rmsd[:5] < 2.0).any()),
            "fraction_poses_within_2A": float((system.pose.rmsd(ensemble.positions, found.crystal)[:, 0] < 2.0).mean())}
     if judge:
+        from digmat.ligand.checks import mols_at, posebusters_checks
+
         pick = np.sort(np.random.default_rng(seed).choice(num, size=min(judge, num), replace=False))
         pb = _posebusters_figures(system, ensemble.positions[pick], found.protein)
         out["posebusters_judged"], out["posebusters_pass_fraction"] = pb["judged"], pb["pass_fraction"]
         out["posebusters_failures"] = pb["failures"]
+        top = min(5, len(modes.populations))
+        valid = [c["all"] for c in posebusters_checks(mols_at(system.mol, modes.representatives[:top]), found.protein)]
+        for row, ok in zip(out["top_modes"], valid):
+            row["posebusters_pass"] = bool(ok)
+        out["top1_valid_within_2A"] = bool(rmsd[0] < 2.0 and valid[0])
+        out["top5_valid_within_2A"] = bool(any(r < 2.0 and ok for r, ok in zip(rmsd[:top], valid)))
     if reference is not None:
         folder = Path(reference)
         reps, pops = read_reference_modes(folder, reference_weights)

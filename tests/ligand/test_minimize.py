@@ -1,0 +1,156 @@
+"""Local minimisation of poses: finds an analytic minimum exactly, keeps the geometry, never climbs,
+and turns Vina's soft 300 K contacts into poses PoseBusters accepts."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+Chem = pytest.importorskip("rdkit.Chem", reason="needs the ligand extra (rdkit)")
+
+from rdkit.Chem import AllChem  # noqa: E402
+
+from digmat.core.so3 import exp_map, random_rotations  # noqa: E402
+from digmat.ligand.minimize import minimize_poses, pose_shift  # noqa: E402
+from digmat.ligand.molecule import protonate  # noqa: E402
+from digmat.ligand.pose import PoseSpace  # noqa: E402
+
+REFERENCES = Path(__file__).resolve().parents[2] / "data" / "ligands"
+
+
+def _space(smiles="OC(=O)CCc1ccc(OCC)cc1"):
+    mol = protonate(Chem.AddHs(Chem.MolFromSmiles(smiles)))
+    AllChem.EmbedMolecule(mol, randomSeed=3)
+    return PoseSpace.from_mol(mol), mol
+
+
+def _bond_lengths(mol, x):
+    pairs = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()])
+    return np.linalg.norm(x[:, pairs[:, 0]] - x[:, pairs[:, 1]], axis=-1)
+
+
+def _target_and_starts(space, num, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    d = torch.float64
+    t = torch.tensor([[1.0, -2.0, 0.5]], dtype=d)
+    rot = random_rotations(1, g, dtype=d)
+    tau = (torch.rand(1, space.num_torsions, generator=g, dtype=d) * 2 - 1) * np.pi
+    starts = (t + 0.5 * torch.randn(num, 3, generator=g, dtype=d),
+              exp_map(0.3 * torch.randn(num, 3, generator=g, dtype=d)) @ rot,
+              tau + 0.4 * torch.randn(num, space.num_torsions, generator=g, dtype=d))
+    return space.positions(t, rot, tau), starts
+
+
+def test_finds_the_analytic_minimum_and_keeps_the_geometry():
+    space, mol = _space()
+    assert space.num_torsions >= 3
+    target, starts = _target_and_starts(space, 8)
+
+    def energy(x):  # harmonic pull of every atom to the target pose: its only minimum is the target
+        return ((x - target) ** 2).sum((-1, -2))
+
+    out = minimize_poses(space, energy, *starts, max_iterations=500, gradient_tolerance=1e-6, energy_tolerance=0.0)
+    x = space.positions(out.t, out.rotation, out.tau)
+    assert out.converged.all()
+    assert float((x - target).norm(dim=-1).max()) < 1e-4
+    assert float(out.energy.max()) < 1e-8 < float(out.initial_energy.min())
+    # bonds are the template's exactly, whatever the pose
+    lengths = _bond_lengths(mol, x.numpy())
+    np.testing.assert_allclose(lengths, np.broadcast_to(_bond_lengths(mol, space.template[None]), lengths.shape), atol=1e-10)
+    assert out.evaluations == 8 + int(out.iterations.sum())
+
+
+def test_never_climbs_on_a_kinked_energy_and_stops():
+    space, _ = _space()
+    target, starts = _target_and_starts(space, 16, seed=1)
+
+    def energy(x):  # with |.| terms the minimum sits on a kink, where the gradient never vanishes
+        return 0.1 * (x - target).abs().sum((-1, -2)) + ((x - target) ** 2).sum((-1, -2))
+
+    out = minimize_poses(space, energy, *starts, max_iterations=300)
+    assert (out.energy <= out.initial_energy).all()
+    assert float(out.energy.max()) < 0.02 * float(out.initial_energy.min())
+    # zig-zagging into the kink costs iterations; a step that gains < energy_tolerance stops a pose
+    early = minimize_poses(space, energy, *starts, max_iterations=300, energy_tolerance=1e-2)
+    assert early.converged.all() and int(early.iterations.max()) < 300
+    assert (early.energy <= early.initial_energy).all() and (early.energy >= out.energy - 0.5).all()
+    none = minimize_poses(space, energy, *starts, max_iterations=0)
+    assert torch.equal(none.t, starts[0]) and none.evaluations == 16
+
+
+def test_quenched_reference_poses_pass_posebusters(pocket_1uou, posebusters_case):
+    """Boltzmann samples of Vina at 300 K near the crystal pose of 1uou make N/O···O contacts of
+    2.0-2.3 Å (below PoseBusters' 0.75 of the van der Waals sum) and, since Vina does not see
+    hydrogens, H···H contacts under 1 Å; their minima under Vina + the ligand's UFF hydrogen
+    contacts make neither, by PoseBusters' own checks."""
+    pytest.importorskip("meeko", reason="needs the ligand extra (meeko)")
+    from posebusters.modules.energy_ratio import check_energy_ratio
+    from posebusters.modules.intermolecular_distance import check_intermolecular_distance
+    from posebusters.tools.loading import safe_load_mol
+
+    from digmat.ligand.checks import mols_at
+    from digmat.ligand.energy import HydrogenContacts, vina_scorer
+
+    pocket, mol = pocket_1uou
+    protein, _ = posebusters_case("1uou")
+    space = PoseSpace.from_mol(mol)
+    crystal = mol.GetConformer().GetPositions()
+    center = crystal[space.heavy].mean(0)
+    data = np.load(REFERENCES / "1uou" / "samples.npz")
+    t, rot, tau = (torch.as_tensor(data[k].reshape(-1, *data[k].shape[2:])) for k in ("t", "rotation", "tau"))
+    x = space.positions(t, rot, tau)
+    near = np.flatnonzero(space.rmsd(x.numpy(), crystal[None])[:, 0] < 2.0)[::3][:80]
+    prot = safe_load_mol(str(protein))
+
+    def judged(positions):  # (clash with the protein, internal energy too high) per pose
+        mols = mols_at(mol, positions)
+        inter = [check_intermolecular_distance(m, prot)["results"]["no_clashes"] for m in mols]
+        intra = [check_energy_ratio(m, threshold_energy_ratio=100.0, ensemble_number_conformations=50)
+                 ["results"]["energy_ratio_passes"] for m in mols]
+        return ~np.array(inter, bool), ~np.array(intra, bool)
+
+    clash, strained = judged(x[near].numpy())
+    assert clash.sum() >= 3 and strained.sum() >= 1, "the 300 K reference has soft contacts to remove"
+    bad = near[clash | strained][:10]
+    extent = float(np.linalg.norm(space.template[space.heavy], axis=1).max())
+    scorer = vina_scorer(pocket, mol, center, 6.0 + extent + 0.5)
+    contacts = HydrogenContacts(mol)
+
+    def energy(positions):
+        parts = scorer(positions)
+        return parts["inter"] + parts["intra"] + contacts(positions)
+
+    out = minimize_poses(space, energy, t[bad], rot[bad], tau[bad], max_iterations=500)
+    after = space.positions(out.t, out.rotation, out.tau).numpy()
+    clash, strained = judged(after)
+    assert not clash.any() and not strained.any()
+    assert (out.energy < out.initial_energy).all()
+    shift = pose_shift(space, x[bad].numpy(), after)  # a local move: the minimum of the pose's own basin
+    assert np.median(shift) < 1.5 and shift.max() < 2.5
+
+
+def test_hydrogen_contacts_are_uff_pairs_vina_does_not_see():
+    from digmat.ligand.energy import HydrogenContacts
+
+    space, mol = _space("CCCC")
+    contacts = HydrogenContacts(mol)
+    bonds = Chem.GetDistanceMatrix(mol)
+    hydrogen = np.array([a.GetAtomicNum() == 1 for a in mol.GetAtoms()])
+    i, j = contacts.pairs.T.numpy()
+    assert (bonds[i, j] >= 3).all() and (hydrogen[i] | hydrogen[j]).all()
+    assert len(i) == int((np.triu(bonds >= 3) & (hydrogen[:, None] | hydrogen[None, :])).sum())
+    # one pair alone: UFF's Lennard-Jones has its minimum -D at r = x
+    x, depth = float(contacts.distance[0]), float(contacts.depth[0])
+    pos = torch.zeros(1, mol.GetNumAtoms(), 3, dtype=torch.float64)
+    pos[0, :, 0] = torch.arange(mol.GetNumAtoms(), dtype=torch.float64) * 100.0
+    pos[0, j[0]] = pos[0, i[0]] + torch.tensor([x, 0.0, 0.0], dtype=torch.float64)
+    assert float(contacts(pos)) == pytest.approx(-depth, rel=1e-6)
+    # eclipsing the central torsion costs energy; two hydrogens 0.9 Å apart cost > 100 kcal/mol
+    tau = torch.linspace(-np.pi, np.pi, 73, dtype=torch.float64)[:, None].expand(-1, space.num_torsions)
+    e = contacts(space.positions(torch.zeros(73, 3, dtype=torch.float64),
+                                 torch.eye(3, dtype=torch.float64).expand(73, 3, 3), tau))
+    assert float(e.max() - e.min()) > 0.1
+    pos = torch.as_tensor(space.template)[None].clone()
+    pos[0, j[0]] = pos[0, i[0]] + torch.tensor([0.9, 0.0, 0.0], dtype=torch.float64)
+    assert float(contacts(pos)) > 100.0
