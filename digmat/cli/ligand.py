@@ -4,7 +4,9 @@ Draws ``-n`` poses of the ligand (an SDF/MOL/MOL2 file, whose pose is the refere
 geometry is kept; or a SMILES with ``--center``) in the fixed protein (PDB/mmCIF) with the
 shipped ``ligand`` model or any ligand checkpoint, clusters them into binding modes (2 Å
 symmetry-aware RMSD) and reports each mode's population with a 95 % interval, its Vina energy
-and its RMSD to the input pose. PoseBusters judges the modes' representatives (``--check-all``:
+and its RMSD to the input pose. ``--minimize`` first quenches every pose to its local minimum
+(Vina plus the ligand's UFF hydrogen contacts), so that the poses written are valid structures
+(:mod:`digmat.ligand.minimize`). PoseBusters judges the modes' representatives (``--check-all``:
 every pose). ``--reweight gfnff`` relaxes the most populated modes with GFN-FF in the fixed
 pocket and reports each one's harmonic free energy and population beside the model's
 (:mod:`digmat.ligand.mode_energies`). Writes ``poses.sdf`` and ``modes.sdf`` (the protein's
@@ -153,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
                   f"    {row['energy_min']:7.2f} / {row['energy_mean']:7.2f}        {rmsd}{extra}          {pb}")
         if len(summary["modes"]) > 10:
             print(f" ... {len(summary['modes']) - 10} more modes with population >= 0.01 in ligand.json")
+        if summary.get("minimization"):
+            q = summary["minimization"]
+            print(f"poses quenched to their local minima in {q['seconds']:.1f} s: median move {q['moved_median_A']:.2f} Å, "
+                  f"{100 * q['stopped_fraction']:.0f} % stopped within {q['iterations']} iterations")
         if "posebusters_pass_fraction" in summary:
             print(f"PoseBusters: {100 * summary['posebusters_pass_fraction']:.1f} % of all poses pass")
         if weighed:

@@ -63,9 +63,11 @@ def test_reweight_relaxes_modes_and_the_input_pose_with_gfnff(ligand_model, pose
 def test_smiles_input_with_a_centre_prints_a_table(ligand_model, posebusters_case, tmp_path, capsys):
     protein, _ = posebusters_case("1uou")
     assert main(["ligand", str(protein), "OC(=O)c1ccccc1", "--center", "-3.5", "2.0", "29.2", "--model", ligand_model,
-                 "-n", "4", "--steps", "2", "--no-checks", "--out", str(tmp_path)]) == 0
+                 "-n", "4", "--steps", "2", "--minimize", "10", "--no-checks", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "population" in text and "written to" in text and "RMSD" in text
+    assert "quenched to their local minima" in text
+    assert json.loads((tmp_path / "ligand.json").read_text())["minimization"]["poses"] == 4
 
 
 @pytest.mark.parametrize("args, message", [
@@ -74,6 +76,7 @@ def test_smiles_input_with_a_centre_prints_a_table(ligand_model, posebusters_cas
     (["LIGAND", "-T", "400"], "trained at 300 K only"),
     (["LIGAND", "--center", "500", "500", "500"], "no protein atom within"),
     (["LIGAND", "-n", "0"], ">= 1"),
+    (["LIGAND", "--minimize", "-1"], ">= 0"),
     (["LIGAND", "--reweight", "xtb"], "unknown ligand calculator 'xtb'"),
     (["LIGAND", "--reweight", "gfnff", "--reweight-starts", "0"], "--reweight-starts"),
 ])

@@ -37,3 +37,20 @@ def test_poses_in_1of6_gather_at_the_crystal_pose(model):
     assert near.mean() >= 0.15
     assert ens.in_box.mean() >= 0.9
     assert np.isfinite(ens.energy).all()
+
+
+@pytest.mark.slow  # ~40-90 s: PoseBusters' internal-energy check embeds and relaxes 50 conformers
+def test_quenched_poses_in_1of6_pass_posebusters(model):
+    """The shipped model's poses of 1of6, quenched to their local minima, pass PoseBusters' checks
+    (the independent judge) far more often than the raw samples do (measured on 64 poses:
+    0.95 against 0.38)."""
+    from digmat.ligand.checks import mols_at, posebusters_checks
+    from digmat.tasks.ligand_data import load_complex
+    from digmat.tasks.ligand_sampling import sample_poses
+
+    found = load_complex("1of6", model)
+    ens = sample_poses(model, found.system, 12, box_radius=found.box_radius, steps=100, seed=1, minimize_steps=300)
+    passed = [c["all"] for c in posebusters_checks(mols_at(found.system.mol, ens.positions), found.protein)]
+    assert np.mean(passed) >= 0.75
+    near = found.system.pose.rmsd(ens.positions, found.crystal)[:, 0] < 2.0
+    assert near.mean() >= 0.25

@@ -25,13 +25,15 @@ def test_train_then_benchmark(load_recipe, tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert bench.main(["1uou", "--model", str(run / "model.pt"), "--reference", str(DATA), "-n", "4", "--steps", "2",
                        "--judge", "2", "--judge-reference", "2", "--profile", "0.2", "--profile-poses", "4",
-                       "--out", str(out)]) == 0
+                       "--minimize", "5", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     row = result["results"]["1uou"]
     assert result["training_complexes"] == ["1uou"] and row["held_out"] is False
     assert row["posebusters_judged"] == 2 and 0 <= row["tv_to_reference"] <= 1 and 0 <= row["cov_r"] <= 1
     assert row["posebusters_reference"]["judged"] == 2 and 0 <= row["posebusters_reference"]["pass_fraction"] <= 1
     assert len(row["top_modes"]) >= 1 and row["num_samples"] == 4
+    assert row["minimization"]["poses"] == 4 and isinstance(row["top1_valid_within_2A"], bool)
+    assert all(isinstance(m["posebusters_pass"], bool) for m in row["top_modes"])
     for rows in row["denoising_profile"].values():
         (only,) = rows
         assert only["t"] == 0.2 and set(only["model"]) == set(only["oracle"]) == {"centroid", "orientation", "torsions"}

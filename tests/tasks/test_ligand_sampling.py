@@ -90,3 +90,23 @@ def test_refinement_moves_the_poses_in_the_box_and_rescores_them(system):
     bonds = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in sys_.mol.GetBonds()])
     length = lambda p: np.linalg.norm(p[..., bonds[:, 0], :] - p[..., bonds[:, 1], :], axis=-1)  # noqa: E731
     np.testing.assert_allclose(length(refined.positions), length(raw.positions), atol=1e-8)
+
+
+def test_minimization_quenches_every_pose_and_reports_it(system):
+    from digmat.ligand.energy import HydrogenContacts, vina_scorer
+
+    model, sys_ = system
+    raw = sample_poses(model, sys_, 6, box_radius=4.0, steps=3, seed=2)
+    quenched = sample_poses(model, sys_, 6, box_radius=4.0, steps=3, seed=2, minimize_steps=100)
+    info = quenched.minimization
+    assert info["iterations"] == 100 and info["poses"] == 6 and info["moved_median_A"] > 0
+    contacts = HydrogenContacts(sys_.mol)
+    assert (quenched.energy + contacts(torch.as_tensor(quenched.positions)).numpy()
+            < raw.energy + contacts(torch.as_tensor(raw.positions)).numpy()).all()
+    extent = float(np.linalg.norm(sys_.pose.template[sys_.pose.heavy], axis=1).max())
+    direct = vina_scorer(sys_.pocket, sys_.mol, sys_.center, 4.0 + extent + 0.5)(torch.as_tensor(quenched.positions))
+    np.testing.assert_allclose(quenched.energy, (direct["inter"] + direct["intra"]).numpy())  # reported: Vina's
+    bonds = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in sys_.mol.GetBonds()])
+    length = lambda p: np.linalg.norm(p[..., bonds[:, 0], :] - p[..., bonds[:, 1], :], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(length(quenched.positions), length(raw.positions), atol=1e-8)
+    assert quenched.summary()["minimization"] == info
