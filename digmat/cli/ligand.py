@@ -5,7 +5,7 @@ geometry is kept; or a SMILES with ``--center``) in the fixed protein (PDB/mmCIF
 shipped ``ligand`` model or any ligand checkpoint, clusters them into binding modes (2 Å
 symmetry-aware RMSD) and reports each mode's population with a 95 % interval, its Vina energy
 and its RMSD to the input pose. ``--minimize`` first quenches every pose to its local minimum
-(Vina plus the ligand's UFF hydrogen contacts), so that the poses written are valid structures
+(Vina, plus its repulsion between the ligand's hydrogens), so that the poses written are valid structures
 (:mod:`digmat.ligand.minimize`). PoseBusters judges the modes' representatives (``--check-all``:
 every pose). ``--reweight gfnff`` relaxes the most populated modes with GFN-FF in the fixed
 pocket and reports each one's harmonic free energy and population beside the model's

@@ -93,14 +93,14 @@ class VinaPoseEnergy:
 
 
 class HydrogenContacts:
-    """UFF's van der Waals energy (kcal/mol) of the ligand's atom pairs that involve a hydrogen and
-    lie three or more bonds apart: the intramolecular contacts that Vina's united-atom terms do not
-    see.
+    """Vina's repulsion term (kcal/mol) extended to the ligand's hydrogen pairs, which Vina does not see.
 
-    Vina scores heavy atoms only, so torsions that put two hydrogens 0.9 Å apart cost it nothing;
-    the pose is then physically impossible (UFF puts such a pair 10³–10⁴ kcal/mol up, and
-    PoseBusters' internal-energy check fails it). Pairs are UFF's (1–4 and beyond), with RDKit's
-    UFF parameters: E = Σ D_ij [(x_ij / r)¹² − 2 (x_ij / r)⁶].
+    Vina is a united-atom score: torsions that put two hydrogens of the ligand 0.9 Å apart cost it
+    nothing, and such a pose is physically impossible (UFF puts the pair 10³–10⁴ kcal/mol up;
+    PoseBusters' internal-energy check fails it). Every pair of hydrogens four or more bonds apart
+    gets Vina's own repulsion, w·d² for a surface distance d = r − 2 R_H < 0, with Vina's weight
+    w = 0.840 kcal/mol/Å² and the hydrogen radius R_H = 1.10 Å (Rowland & Taylor). Only clashes
+    cost anything: hydrogens in contact, or closer pairs of the rigid template, add nothing.
 
     Parameters
     ----------
@@ -108,23 +108,20 @@ class HydrogenContacts:
         The ligand with explicit hydrogens (atom order of the positions).
     """
 
+    WEIGHT = 0.840
+    """kcal/mol/Å², Vina's repulsion weight."""
+    RADIUS = 1.10
+    """Å, the van der Waals radius of hydrogen."""
+
     def __init__(self, mol):
         from rdkit import Chem
-        from rdkit.Chem import rdForceFieldHelpers
 
         hydrogen = np.array([a.GetAtomicNum() == 1 for a in mol.GetAtoms()])
         bonds = Chem.GetDistanceMatrix(mol)
-        i, j = np.nonzero(np.triu(bonds >= 3) & (hydrogen[:, None] | hydrogen[None, :]))
-        params = [rdForceFieldHelpers.GetUFFVdWParams(mol, int(a), int(b)) for a, b in zip(i, j)]
-        if any(p is None for p in params):
-            raise ValueError("UFF has no van der Waals parameters for some atom of this ligand")
+        i, j = np.nonzero(np.triu(bonds >= 4) & hydrogen[:, None] & hydrogen[None, :])
         self.pairs = torch.as_tensor(np.stack([i, j], 1), dtype=torch.long).reshape(-1, 2)
-        found = np.array(params, dtype=float).reshape(-1, 2)
-        self.distance = torch.as_tensor(found[:, 0])  # x_ij, Å
-        self.depth = torch.as_tensor(found[:, 1])  # D_ij, kcal/mol
 
     def __call__(self, positions: Tensor) -> Tensor:
         """Energies (B,) kcal/mol of positions (B, N, 3) Å."""
         r = (positions[:, self.pairs[:, 0]] - positions[:, self.pairs[:, 1]]).norm(dim=-1)
-        q = (self.distance.to(r) / r) ** 6
-        return (self.depth.to(r) * (q * q - 2 * q)).sum(-1)
+        return self.WEIGHT * (2 * self.RADIUS - r).clamp_min(0.0).pow(2).sum(-1)

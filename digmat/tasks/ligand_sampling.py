@@ -223,8 +223,8 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
     minimize_steps
         Iterations of local minimisation of every pose, last (:func:`~digmat.ligand.minimize.minimize_poses`;
         0: none): each pose is quenched to the minimum of its basin of the same Vina energy plus
-        UFF's van der Waals energy of the ligand's own hydrogen contacts
-        (:class:`~digmat.ligand.energy.HydrogenContacts`, which Vina does not see), as docking
+        Vina's repulsion between the ligand's own hydrogens, which Vina does not see
+        (:class:`~digmat.ligand.energy.HydrogenContacts`), as docking
         programs report poses. Samples at 300 K of Vina's soft repulsion make contacts that
         PoseBusters calls clashes (N···O at 2.0–2.3 Å); their minima do not. Binding-mode
         populations are kept up to poses near a mode's edge. ``energy`` stays Vina's.

@@ -82,8 +82,8 @@ def test_never_climbs_on_a_kinked_energy_and_stops():
 def test_quenched_reference_poses_pass_posebusters(pocket_1uou, posebusters_case):
     """Boltzmann samples of Vina at 300 K near the crystal pose of 1uou make N/O···O contacts of
     2.0-2.3 Å (below PoseBusters' 0.75 of the van der Waals sum) and, since Vina does not see
-    hydrogens, H···H contacts under 1 Å; their minima under Vina + the ligand's UFF hydrogen
-    contacts make neither, by PoseBusters' own checks."""
+    hydrogens, H···H contacts under 1 Å; their minima under Vina + Vina's repulsion between the
+    ligand's hydrogens make neither, by PoseBusters' own checks."""
     pytest.importorskip("meeko", reason="needs the ligand extra (meeko)")
     from posebusters.modules.energy_ratio import check_energy_ratio
     from posebusters.modules.intermolecular_distance import check_intermolecular_distance
@@ -130,27 +130,27 @@ def test_quenched_reference_poses_pass_posebusters(pocket_1uou, posebusters_case
     assert np.median(shift) < 1.5 and shift.max() < 2.5
 
 
-def test_hydrogen_contacts_are_uff_pairs_vina_does_not_see():
+def test_hydrogen_contacts_are_vinas_repulsion_on_the_hydrogens_it_does_not_see():
     from digmat.ligand.energy import HydrogenContacts
 
-    space, mol = _space("CCCC")
+    space, mol = _space("CCCCC")
     contacts = HydrogenContacts(mol)
     bonds = Chem.GetDistanceMatrix(mol)
     hydrogen = np.array([a.GetAtomicNum() == 1 for a in mol.GetAtoms()])
     i, j = contacts.pairs.T.numpy()
-    assert (bonds[i, j] >= 3).all() and (hydrogen[i] | hydrogen[j]).all()
-    assert len(i) == int((np.triu(bonds >= 3) & (hydrogen[:, None] | hydrogen[None, :])).sum())
-    # one pair alone: UFF's Lennard-Jones has its minimum -D at r = x
-    x, depth = float(contacts.distance[0]), float(contacts.depth[0])
-    pos = torch.zeros(1, mol.GetNumAtoms(), 3, dtype=torch.float64)
-    pos[0, :, 0] = torch.arange(mol.GetNumAtoms(), dtype=torch.float64) * 100.0
-    pos[0, j[0]] = pos[0, i[0]] + torch.tensor([x, 0.0, 0.0], dtype=torch.float64)
-    assert float(contacts(pos)) == pytest.approx(-depth, rel=1e-6)
-    # eclipsing the central torsion costs energy; two hydrogens 0.9 Å apart cost > 100 kcal/mol
-    tau = torch.linspace(-np.pi, np.pi, 73, dtype=torch.float64)[:, None].expand(-1, space.num_torsions)
-    e = contacts(space.positions(torch.zeros(73, 3, dtype=torch.float64),
-                                 torch.eye(3, dtype=torch.float64).expand(73, 3, 3), tau))
-    assert float(e.max() - e.min()) > 0.1
-    pos = torch.as_tensor(space.template)[None].clone()
-    pos[0, j[0]] = pos[0, i[0]] + torch.tensor([0.9, 0.0, 0.0], dtype=torch.float64)
-    assert float(contacts(pos)) > 100.0
+    assert len(i) == int((np.triu(bonds >= 4) & hydrogen[:, None] & hydrogen[None, :]).sum()) > 0
+    assert (bonds[i, j] >= 4).all() and hydrogen[i].all() and hydrogen[j].all()
+    # one pair alone, by hand: w (2 R_H - r)^2 inside contact, nothing beyond
+    far = torch.zeros(1, mol.GetNumAtoms(), 3, dtype=torch.float64)
+    far[0, :, 0] = torch.arange(mol.GetNumAtoms(), dtype=torch.float64) * 100.0
+    for r, expected in ((0.9, 0.840 * (2.2 - 0.9) ** 2), (2.1, 0.840 * 0.1 ** 2), (2.3, 0.0)):
+        pos = far.clone()
+        pos[0, j[0]] = pos[0, i[0]] + torch.tensor([r, 0.0, 0.0], dtype=torch.float64)
+        assert float(contacts(pos)) == pytest.approx(expected, abs=1e-12)
+    # a torsion scan of pentane: the staggered conformers cost nothing, the syn-pentane clash does
+    g = torch.Generator().manual_seed(0)
+    tau = (torch.rand(400, space.num_torsions, generator=g, dtype=torch.float64) * 2 - 1) * np.pi
+    x = space.positions(torch.zeros(400, 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64).expand(400, 3, 3), tau)
+    e = contacts(x)
+    hh = (x[:, i] - x[:, j]).norm(dim=-1).min(-1).values
+    assert (e[hh >= 2.2] == 0).all() and (e[hh < 2.0] > 0).all() and bool((hh < 2.0).any())
