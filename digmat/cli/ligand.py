@@ -26,7 +26,7 @@ from digmat.cli.options import (add_device_option, add_json_option, add_out_opti
 
 DEFAULT_GRID_POWER = 1.0
 DEFAULT_REFINE = 200
-DEFAULT_MINIMIZE = 0
+DEFAULT_MINIMIZE = 500
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
