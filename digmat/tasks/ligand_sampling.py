@@ -229,7 +229,9 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
         PoseBusters calls clashes (N···O at 2.0–2.3 Å); their minima do not. Binding-mode
         populations are kept up to poses near a mode's edge. ``energy`` stays Vina's.
     batch_size
-        Poses per batch; each batch is an independent replicate for the 95 % intervals.
+        Most poses per batch; each batch is an independent replicate for the 95 % intervals, so
+        batches are made smaller where that gives at least four of them (``num`` ≥ 4): one batch
+        would give a zero-width interval.
     progress
         Optional callable ``progress(done, total)``.
     """
@@ -241,6 +243,7 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
     g = torch.Generator(device="cpu").manual_seed(int(seed))
     xs, Rs, batch = [], [], []
     start = time.perf_counter()
+    batch_size = max(1, min(batch_size, -(-num // 4)))  # at least four replicates where num >= 4
     for k, lo in enumerate(range(0, num, batch_size)):
         n = min(batch_size, num - lo)
         prior = diffusion.sample_prior(n, generator=g, dtype=torch.float32)

@@ -49,7 +49,10 @@ def test_sample_poses_reports_what_it_drew(system, tmp_path):
     model, sys_ = system
     ens = sample_poses(model, sys_, 6, box_radius=4.0, steps=3, seed=5, batch_size=4)
     assert ens.positions.shape == (6, sys_.mol.GetNumAtoms(), 3)
-    np.testing.assert_array_equal(ens.batch, [0, 0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(ens.batch, [0, 0, 1, 1, 2, 2])  # batches of <= 4, and >= 4 batches where it can
+    assert list(sample_poses(model, sys_, 16, box_radius=4.0, steps=1, batch_size=64).batch) == sorted(list(range(4)) * 4)
+    wide = ens.modes().interval
+    assert (wide[:, 1] > wide[:, 0]).any()  # replicates differ: the 95 % intervals have width
     centroid = ens.positions[:, sys_.pose.heavy].mean(1)
     np.testing.assert_array_equal(ens.in_box, np.linalg.norm(centroid - sys_.center, axis=1) <= 4.0)
     extent = float(np.linalg.norm(sys_.pose.template[sys_.pose.heavy], axis=1).max())
@@ -108,5 +111,6 @@ def test_minimization_quenches_every_pose_and_reports_it(system):
     np.testing.assert_allclose(quenched.energy, (direct["inter"] + direct["intra"]).numpy())  # reported: Vina's
     bonds = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in sys_.mol.GetBonds()])
     length = lambda p: np.linalg.norm(p[..., bonds[:, 0], :] - p[..., bonds[:, 1], :], axis=-1)  # noqa: E731
-    np.testing.assert_allclose(length(quenched.positions), length(raw.positions), atol=1e-8)
+    # exact up to the float32 rotations the network's samples start from
+    np.testing.assert_allclose(length(quenched.positions), length(raw.positions), atol=1e-6)
     assert quenched.summary()["minimization"] == info
