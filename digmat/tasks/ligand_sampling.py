@@ -255,7 +255,8 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
         if progress is not None:
             progress(lo + n, num)
     seconds = time.perf_counter() - start
-    state = RigidState(torch.cat(xs), torch.cat(Rs))
+    u, _, vt = torch.linalg.svd(torch.cat(Rs))  # the nearest rotations in float64: exact bond lengths
+    state = RigidState(torch.cat(xs), u @ vt)
     extent = float(np.linalg.norm(system.pose.template[system.pose.heavy], axis=1).max())
     scorer = vina_scorer(system.pocket, system.mol, system.center, box_radius + extent + 0.5)
 
