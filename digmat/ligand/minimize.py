@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,10 +27,9 @@ from torch import Tensor
 
 from digmat.core.so3 import exp_map
 from digmat.ligand.pose import PoseSpace
+from digmat.ligand.tempering import EnergyFn
 
 __all__ = ["MinimizedPoses", "minimize_poses", "pose_shift"]
-
-EnergyFn = Callable[[Tensor], Tensor]
 
 
 @dataclass
@@ -67,7 +65,7 @@ class MinimizedPoses:
     wall_s: float
 
 
-def _displaced(space: PoseSpace, base: tuple[Tensor, Tensor, Tensor], du: Tensor, scale: float):
+def _displaced(base: tuple[Tensor, Tensor, Tensor], du: Tensor, scale: float):
     """The poses ``base`` moved by ``du`` (B, 6 + M) in scaled coordinates (Å)."""
     t, rotation, tau = base
     t_new = t + du[:, :3]
@@ -81,7 +79,7 @@ def _value_and_gradient(space: PoseSpace, energy: EnergyFn, pose, scale: float) 
     b = pose[0].shape[0]
     du = torch.zeros(b, 6 + space.num_torsions, dtype=pose[0].dtype, requires_grad=True)
     with torch.enable_grad():
-        e = energy(space.positions(*_displaced(space, pose, du, scale)))
+        e = energy(space.positions(*_displaced(pose, du, scale)))
         (g,) = torch.autograd.grad(e.sum(), du)
     return e.detach(), g
 
@@ -133,7 +131,7 @@ def minimize_poses(space: PoseSpace, energy: EnergyFn, t, rotation, tau, *, max_
         ga = g[active]
         step = -alpha[active, None] * ga
         step = step * (max_step / step.abs().amax(-1, keepdim=True).clamp_min(max_step))  # at most max_step
-        trial = _displaced(space, sub, step, scale)
+        trial = _displaced(sub, step, scale)
         e_new, g_new = _value_and_gradient(space, energy, trial, scale)
         evaluations += len(active)
         iterations[active] += 1

@@ -176,11 +176,14 @@ class LigandSystem:
         x = torch.cat([(t - torch.as_tensor(self.center)) / self.length_scale, tau.reshape(len(t), -1)], dim=1)
         return RigidState(self.space.wrap(x).to(dtype), torch.as_tensor(rotation).to(dtype))
 
+    def centroids(self, state: RigidState) -> Tensor:
+        """Heavy-atom centroids (B, 3) Å of states (the inverse of :meth:`state_of`'s scaling)."""
+        x = state.x
+        return x[:, :3] * self.length_scale + torch.as_tensor(self.center, dtype=x.dtype, device=x.device)
+
     def positions(self, state: RigidState) -> Tensor:
         """Atom positions (B, N, 3) Å of states, Mol atom order."""
-        x = state.x
-        t = x[:, :3] * self.length_scale + torch.as_tensor(self.center, dtype=x.dtype, device=x.device)
-        return self.pose.positions(t, state.R, x[:, 3:])
+        return self.pose.positions(self.centroids(state), state.R, state.x[:, 3:])
 
     def to_atoms(self, state: RigidState) -> list[Atoms]:
         """Ligand poses as new ``ase.Atoms`` (hydrogens included)."""

@@ -266,29 +266,25 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
 
     refinement = None
     if refine_steps > 0:
-        t = state.x[:, :3] * system.length_scale + torch.as_tensor(system.center)
         inside = system.centroid_distance(state) <= box_radius
         if inside.any():  # poses outside the box stay as sampled (flagged by in_box)
-            refined, _ = refine_poses(system.pose, vina_energy, t[inside], state.R[inside], state.x[inside, 3:], system.center,
-                                      box_radius=box_radius, temperature=temperature, steps=refine_steps, seed=seed)
-            x = state.x.clone()
-            R = state.R.clone()
-            x[inside, :3] = (refined.t[0] - torch.as_tensor(system.center)) / system.length_scale
-            x[inside, 3:] = refined.tau[0]
-            R[inside] = refined.rotation[0]
-            state = RigidState(system.space.wrap(x), R)
+            refined, _ = refine_poses(system.pose, vina_energy, system.centroids(state)[inside], state.R[inside],
+                                      state.x[inside, 3:], system.center, box_radius=box_radius, temperature=temperature,
+                                      steps=refine_steps, seed=seed)
+            moved = system.state_of(refined.t[0], refined.rotation[0], refined.tau[0], dtype=state.x.dtype)
+            x, R = state.x.clone(), state.R.clone()
+            x[inside], R[inside] = moved.x, moved.R
+            state = RigidState(x, R)
             refinement = {"steps": refine_steps, "poses": int(inside.sum()), "seconds": round(refined.wall_s, 2),
                           "acceptance": {k: float(v[0]) for k, v in refined.acceptance.items()}}
     minimization = None
     if minimize_steps > 0:
         before = system.positions(state)
-        t = state.x[:, :3] * system.length_scale + torch.as_tensor(system.center)
         contacts = HydrogenContacts(system.mol)
-        quenched = minimize_poses(system.pose, lambda x: vina_energy(x) + contacts(x), t, state.R, state.x[:, 3:],
-                                  max_iterations=minimize_steps)
-        x = torch.cat([(quenched.t - torch.as_tensor(system.center)) / system.length_scale, quenched.tau], dim=1)
-        state = RigidState(system.space.wrap(x.to(state.x.dtype)), quenched.rotation.to(state.R.dtype))
-        minimization = {"iterations": minimize_steps, "poses": int(len(x)), "seconds": round(quenched.wall_s, 2),
+        quenched = minimize_poses(system.pose, lambda x: vina_energy(x) + contacts(x), system.centroids(state), state.R,
+                                  state.x[:, 3:], max_iterations=minimize_steps)
+        state = system.state_of(quenched.t, quenched.rotation, quenched.tau, dtype=state.x.dtype)
+        minimization = {"iterations": minimize_steps, "poses": int(len(state.x)), "seconds": round(quenched.wall_s, 2),
                         "stopped_fraction": float(quenched.converged.double().mean()),
                         "energy_drop_median": float((quenched.initial_energy - quenched.energy).median()),
                         "moved_median_A": float(np.median(pose_shift(system.pose, before, system.positions(state))))}
