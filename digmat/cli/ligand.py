@@ -5,7 +5,7 @@ geometry is kept; or a SMILES with ``--center``) in the fixed protein (PDB/mmCIF
 shipped ``ligand`` model or any ligand checkpoint, clusters them into binding modes (2 Å
 symmetry-aware RMSD) and reports each mode's population with a 95 % interval, its Vina energy
 and its RMSD to the input pose. ``--minimize`` first quenches every pose to its local minimum
-(Vina, plus its repulsion between the ligand's hydrogens), so that the poses written are valid structures
+(Vina, plus a hard core below 0.8 of the van der Waals sum), so that the poses written are valid structures
 (:mod:`digmat.ligand.minimize`). PoseBusters judges the modes' representatives (``--check-all``:
 every pose). ``--reweight gfnff`` relaxes the most populated modes with GFN-FF in the fixed
 pocket and reports each one's harmonic free energy and population beside the model's
@@ -159,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
             q = summary["minimization"]
             print(f"poses quenched to their local minima in {q['seconds']:.1f} s: median move {q['moved_median_A']:.2f} Å, "
                   f"{100 * q['stopped_fraction']:.0f} % stopped within {q['iterations']} iterations")
+        if summary.get("clash_free_fraction") is not None:
+            print(f"{100 * summary['clash_free_fraction']:.1f} % of poses keep every heavy-atom contact with the pocket at "
+                  "≥ 0.75 of the van der Waals sum (PoseBusters' clash criterion; per pose: contact_ratio in poses.sdf)")
         if "posebusters_pass_fraction" in summary:
             print(f"PoseBusters: {100 * summary['posebusters_pass_fraction']:.1f} % of all poses pass")
         if weighed:

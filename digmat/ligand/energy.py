@@ -18,7 +18,7 @@ from digmat.ligand.grid import GridMaps
 from digmat.ligand.pocket import Pocket
 from digmat.ligand.vina import VinaScore, curl, prepare_ligand, receptor_ad_types
 
-__all__ = ["HydrogenContacts", "vina_scorer", "VinaPoseEnergy", "pocket_radius_for_maps"]
+__all__ = ["StericCore", "vina_scorer", "VinaPoseEnergy", "pocket_radius_for_maps"]
 
 VINA_CUTOFF = 8.0
 """Å, Vina's pair cutoff."""
@@ -92,36 +92,87 @@ class VinaPoseEnergy:
         return self.inter(x) / (1.0 + self.score.weights[5] * self.num_tors)
 
 
-class HydrogenContacts:
-    """Vina's repulsion term (kcal/mol) extended to the ligand's hydrogen pairs, which Vina does not see.
+class StericCore:
+    """A hard core under Vina's soft repulsion, for quenching poses (kcal/mol).
 
-    Vina is a united-atom score: torsions that put two hydrogens of the ligand 0.9 Å apart cost it
-    nothing, and such a pose is physically impossible (UFF puts the pair 10³–10⁴ kcal/mol up;
-    PoseBusters' internal-energy check fails it). Every pair of hydrogens four or more bonds apart
-    gets Vina's own repulsion, w·d² for a surface distance d = r − 2 R_H < 0, with Vina's weight
-    w = 0.840 kcal/mol/Å² and the hydrogen radius R_H = 1.10 Å (Rowland & Taylor). Only clashes
-    cost anything: hydrogens in contact, or closer pairs of the rigid template, add nothing.
+    AutoDock Vina's repulsion is w·d² with w = 0.840 kcal/mol/Å², and it sees heavy atoms only.
+    At 300 K its samples, and its local minima, hold contacts that real atoms do not make: an
+    N···O contact of 2.2 Å costs Vina about 1.4 kcal/mol, which a flat hydrogen-bond term and the
+    rest of the ligand's attraction pay for (UFF's Lennard-Jones term puts it about 20 kcal/mol
+    up), and torsions that put two of the ligand's own hydrogens 0.9 Å apart cost nothing
+    (PoseBusters' internal-energy check fails such poses). This term adds a hard core: every
+    pair closer than ``scale`` times the sum of its van der Waals radii (Bondi's, as RDKit
+    tabulates them) costs ``weight``·d², d the shortfall in Å. The pairs are
+
+    * each ligand heavy atom with each pocket heavy atom (protein and cofactors), and
+    * the ligand's own atom pairs, hydrogens included, four or more bonds apart (closer pairs
+      are held by the template's bonds and angles) and not already closer than the core in the
+      template (held there by its rigid geometry).
+
+    Pairs farther apart than the core cost nothing, so Vina's landscape is unchanged wherever atoms
+    do not overlap. PoseBusters calls a ligand–protein pair below 0.75 of the van der Waals sum a
+    clash; the default core starts at 0.8 of it.
 
     Parameters
     ----------
     mol : rdkit.Chem.Mol
-        The ligand with explicit hydrogens (atom order of the positions).
+        The ligand with explicit hydrogens (atom order of the positions), with a conformer: the
+        template of the pose space.
+    pocket : ase.Atoms, optional
+        Pocket atoms (Å); hydrogens are ignored. None: the ligand's own pairs only.
+    center : array_like, optional
+        (3,) Å: only pocket atoms within ``reach`` Å of it are kept.
+    reach : float
+        Å; must exceed the farthest a ligand heavy atom goes from ``center`` plus the core.
+    scale : float
+        The core's fraction of the van der Waals sum.
+    weight : float
+        kcal/mol/Å².
     """
 
-    WEIGHT = 0.840
-    """kcal/mol/Å², Vina's repulsion weight."""
-    RADIUS = 1.10
-    """Å, the van der Waals radius of hydrogen."""
-
-    def __init__(self, mol):
+    def __init__(self, mol, pocket=None, center=None, reach: float = float("inf"), *, scale: float = 0.8,
+                 weight: float = 30.0):
         from rdkit import Chem
 
-        hydrogen = np.array([a.GetAtomicNum() == 1 for a in mol.GetAtoms()])
-        bonds = Chem.GetDistanceMatrix(mol)
-        i, j = np.nonzero(np.triu(bonds >= 4) & hydrogen[:, None] & hydrogen[None, :])
+        table = Chem.GetPeriodicTable()
+        radius = np.array([table.GetRvdw(a.GetAtomicNum()) for a in mol.GetAtoms()])
+        template = mol.GetConformer().GetPositions()
+        apart = np.triu(Chem.GetDistanceMatrix(mol) >= 4)
+        core = scale * (radius[:, None] + radius[None, :])
+        far = np.linalg.norm(template[:, None] - template[None, :], axis=-1) >= core
+        i, j = np.nonzero(apart & far)
         self.pairs = torch.as_tensor(np.stack([i, j], 1), dtype=torch.long).reshape(-1, 2)
+        self.pair_core = torch.as_tensor(core[i, j], dtype=torch.float64)
+        self.heavy = torch.as_tensor(np.flatnonzero([a.GetAtomicNum() > 1 for a in mol.GetAtoms()]), dtype=torch.long)
+        self.pocket = torch.zeros(0, 3, dtype=torch.float64)
+        self.pocket_core = torch.zeros(len(self.heavy), 0, dtype=torch.float64)
+        if pocket is not None:
+            numbers = pocket.get_atomic_numbers()
+            keep = numbers > 1
+            if center is not None:
+                keep &= np.linalg.norm(pocket.positions - np.asarray(center, float), axis=1) <= reach
+            keep = np.flatnonzero(keep)
+            self.pocket = torch.as_tensor(pocket.positions[keep], dtype=torch.float64)
+            pocket_r = np.array([table.GetRvdw(int(z)) for z in numbers[keep]])
+            self.pocket_core = torch.as_tensor(scale * (radius[self.heavy.numpy()][:, None] + pocket_r[None, :]))
+        self.scale = float(scale)
+        self.weight = float(weight)
+
+    def contact_ratio(self, positions: Tensor) -> Tensor:
+        """(B,) the smallest ligand–pocket heavy-atom distance over its van der Waals sum, per pose
+        (B, N, 3) Å: PoseBusters' clash criterion (< 0.75: a clash); inf without pocket atoms."""
+        x = torch.as_tensor(positions, dtype=torch.float64)[:, self.heavy]
+        if not len(self.pocket):
+            return torch.full((len(x),), float("inf"), dtype=torch.float64)
+        d = torch.cdist(x, self.pocket, compute_mode="donot_use_mm_for_euclid_dist")
+        return (d * self.scale / self.pocket_core).amin((-1, -2))
 
     def __call__(self, positions: Tensor) -> Tensor:
-        """Energies (B,) kcal/mol of positions (B, N, 3) Å."""
+        """Energies (B,) kcal/mol of positions (B, N, 3) Å (differentiable)."""
         r = (positions[:, self.pairs[:, 0]] - positions[:, self.pairs[:, 1]]).norm(dim=-1)
-        return self.WEIGHT * (2 * self.RADIUS - r).clamp_min(0.0).pow(2).sum(-1)
+        e = (self.pair_core.to(r.dtype) - r).clamp_min(0.0).pow(2).sum(-1)
+        if len(self.pocket):
+            x = positions[:, self.heavy]
+            d = torch.cdist(x, self.pocket.to(x.dtype), compute_mode="donot_use_mm_for_euclid_dist")
+            e = e + (self.pocket_core.to(x.dtype) - d).clamp_min(0.0).pow(2).sum((-1, -2))
+        return self.weight * e

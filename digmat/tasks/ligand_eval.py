@@ -25,7 +25,8 @@ import torch
 from digmat.tasks.ligand_data import reference_mode_populations, reference_weights
 from digmat.tasks.ligand_sampling import PoseEnsemble, reference_populations, sample_poses, total_variation
 
-__all__ = ["aligned_rmsd", "conformer_coverage", "evaluate_complex", "read_reference_modes", "reference_poses", "reweight_figures"]
+__all__ = ["aligned_rmsd", "conformer_coverage", "evaluate_complex", "read_reference_modes", "reference_poses", "reweight_figures",
+           "reweighted_populations"]
 
 
 def aligned_rmsd(space, a, b) -> np.ndarray:
@@ -119,8 +120,9 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
     and the crystal pose with that calculator (:meth:`PoseEnsemble.reweight`) and adds
     ``reweight``: the reweighted most probable mode's RMSD to the crystal, top-1 / top-5 within
     2 Å by reweighted population, the relaxed crystal pose's free energy relative to the modes'
-    lowest (kcal/mol; negative: below every relaxed mode), calls and seconds. Returns
-    (figures, ensemble).
+    lowest (kcal/mol; negative: below every relaxed mode), calls and seconds; with ``reference``
+    too, ``reweight["tv_to_reference"]``: the calculator's populations, each at its relaxed
+    minimum (:func:`reweighted_populations`), against the reference's. Returns (figures, ensemble).
     """
     system = found.system
     ensemble = sample_poses(model, system, num, box_radius=found.box_radius, steps=steps, grid_power=grid_power,
@@ -130,6 +132,7 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
     out = {"num_samples": num, "steps": steps, "grid_power": grid_power, "refinement": ensemble.refinement,
            "minimization": ensemble.minimization, "seconds": round(ensemble.seconds, 2),
            "seconds_per_256_poses": round(ensemble.seconds * 256 / num, 2), "in_box_fraction": float(ensemble.in_box.mean()),
+           "clash_free_fraction": float((ensemble.contact_ratio >= 0.75).mean()),
            "num_modes": int(len(modes.populations)),
            "top_modes": [{"population": float(p), "rmsd_to_crystal_A": float(r), "vina_energy_min": float(e)}
                          for p, r, e in zip(modes.populations[:5], rmsd[:5], modes.energy_min[:5])],
@@ -166,7 +169,33 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
         out["cov_r"], out["mat_r_A"] = conformer_coverage(system.pose, ref_conf, ours, threshold=cov_threshold)
     if reweight is not None:
         out["reweight"] = reweight_figures(ensemble, found, reweight, rmsd, config=reweight_config)
+        if reference is not None:
+            p_rw = reweighted_populations(ensemble, reps)
+            out["reweight"]["tv_to_reference"] = total_variation(p_rw, q)
+            out["reweight"]["reference_top_modes"] = [{"reference": float(q[k]), "reweighted": float(p_rw[k])}
+                                                      for k in range(min(5, len(reps)))]
     return out, ensemble
+
+
+def reweighted_populations(ensemble: PoseEnsemble, representatives, *, cutoff: float = 2.0) -> np.ndarray:
+    """The calculator's populations of a weighed ensemble, binned against a reference's modes.
+
+    A population belongs to a minimum: each distinct relaxed minimum (``ensemble.weights``, from
+    :meth:`PoseEnsemble.reweight`) puts its population in the bin of the nearest of the K
+    ``representatives`` (K, N, 3) Å within ``cutoff`` Å symmetry-aware RMSD of its relaxed pose,
+    or in the last bin, near none (:func:`~digmat.tasks.ligand_sampling.reference_populations`).
+    (Spreading it over the samples of the model's 2 Å mode instead would move it into reference
+    modes that the calculator puts elsewhere, where a model mode spans two of them.) Modes not
+    relaxed hold nothing. Returns (K + 1,), summing to 1.
+    """
+    weights = ensemble.weights
+    if weights is None:
+        raise ValueError("the ensemble has not been weighed: call its reweight() first")
+    held = [m for m in weights.modes if m.population > 0]
+    if not held:
+        raise ValueError("no relaxed mode holds any population")
+    return reference_populations(ensemble.system, np.array([m.positions for m in held]), representatives,
+                                 cutoff=cutoff, weights=[m.population for m in held])
 
 
 def reweight_figures(ensemble: PoseEnsemble, found, calculator: str, rmsd: np.ndarray, *, config=None) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from digmat.core import RigidState, sample_rigid_sde
-from digmat.ligand.energy import HydrogenContacts, vina_scorer
+from digmat.ligand.energy import StericCore, vina_scorer
 from digmat.ligand.minimize import minimize_poses, pose_shift
 from digmat.ligand.mode_energies import ModeEnergyConfig, ModeWeights, weigh_clustered_modes
 from digmat.ligand.modes import BindingModes, cluster_modes
@@ -55,6 +55,9 @@ class PoseEnsemble:
         (Å) of the local minimisation, if any.
     weights : ModeWeights or None
         The modes weighed by a calculator, after :meth:`reweight`.
+    contact_ratio : numpy.ndarray or None
+        (S,) each pose's smallest ligand–pocket heavy-atom distance over its van der Waals sum
+        (:meth:`~digmat.ligand.energy.StericCore.contact_ratio`; below 0.75 PoseBusters calls it a clash).
     """
 
     system: LigandSystem
@@ -68,6 +71,7 @@ class PoseEnsemble:
     refinement: dict | None = None
     minimization: dict | None = None
     weights: ModeWeights | None = None
+    contact_ratio: np.ndarray | None = None
     _modes: BindingModes | None = field(default=None, repr=False)
 
     def modes(self, cutoff: float = 2.0) -> BindingModes:
@@ -117,6 +121,7 @@ class PoseEnsemble:
         out = {"num_samples": int(len(self.positions)), "seconds": round(self.seconds, 2), "refinement": self.refinement,
                "minimization": self.minimization,
                "in_box_fraction": float(self.in_box.mean()), "box_radius_A": self.box_radius,
+               "clash_free_fraction": None if self.contact_ratio is None else float((self.contact_ratio >= 0.75).mean()),
                "num_modes": int(len(self.modes().populations)), "vina_energy_median": float(np.median(self.energy)),
                "modes": modes}
         if self.weights is not None:
@@ -150,8 +155,10 @@ class PoseEnsemble:
             props = [{"population": f"{p:.4f}", "vina_energy_min": f"{e:.3f}"} for p, e in zip(modes.populations, modes.energy_min)]
         elif which == "poses":
             mols = mols_at(self.system.mol, self.positions, names=[f"pose {k + 1}" for k in range(len(self.positions))])
-            props = [{"mode": str(int(m) + 1), "vina_energy": f"{e:.3f}", "vina_score": f"{v:.3f}", "in_box": str(bool(b))}
-                     for m, e, v, b in zip(modes.labels, self.energy, self.vina_score, self.in_box)]
+            ratio = np.full(len(self.positions), np.nan) if self.contact_ratio is None else self.contact_ratio
+            props = [{"mode": str(int(m) + 1), "vina_energy": f"{e:.3f}", "vina_score": f"{v:.3f}", "in_box": str(bool(b)),
+                      "contact_ratio": f"{c:.3f}"}
+                     for m, e, v, b, c in zip(modes.labels, self.energy, self.vina_score, self.in_box, ratio)]
         else:
             raise ValueError(f"which must be 'poses', 'modes' or 'relaxed', got {which!r}")
         buffer = io.StringIO()
@@ -222,12 +229,14 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
         ensemble the references sample.
     minimize_steps
         Iterations of local minimisation of every pose, last (:func:`~digmat.ligand.minimize.minimize_poses`;
-        0: none): each pose is quenched to the minimum of its basin of the same Vina energy plus
-        Vina's repulsion between the ligand's own hydrogens, which Vina does not see
-        (:class:`~digmat.ligand.energy.HydrogenContacts`), as docking
-        programs report poses. Samples at 300 K of Vina's soft repulsion make contacts that
-        PoseBusters calls clashes (N···O at 2.0–2.3 Å); their minima do not. Binding-mode
-        populations are kept up to poses near a mode's edge. ``energy`` stays Vina's.
+        0: none): each pose is quenched to the minimum of its basin of the same Vina energy plus a
+        hard core (:class:`~digmat.ligand.energy.StericCore`: pocket–ligand heavy-atom pairs and
+        the ligand's own pairs, hydrogens included, closer than 0.8 of their van der Waals sum), as
+        docking programs report poses. Samples at 300 K of Vina's soft repulsion make contacts
+        that PoseBusters calls clashes (N···O at 2.0–2.3 Å), and Vina does not see hydrogens;
+        the quenched poses make neither, unless a pose is jammed where no nearby minimum
+        is free of them. Binding-mode populations are kept up to poses near a mode's edge.
+        ``energy`` stays Vina's.
     batch_size
         Most poses per batch; each batch is an independent replicate for the 95 % intervals, so
         batches are made smaller where that gives at least four of them (``num`` ≥ 4): one batch
@@ -277,11 +286,11 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
             state = RigidState(x, R)
             refinement = {"steps": refine_steps, "poses": int(inside.sum()), "seconds": round(refined.wall_s, 2),
                           "acceptance": {k: float(v[0]) for k, v in refined.acceptance.items()}}
+    core = StericCore(system.mol, system.pocket.atoms, system.center, box_radius + extent + 4.0)
     minimization = None
     if minimize_steps > 0:
         before = system.positions(state)
-        contacts = HydrogenContacts(system.mol)
-        quenched = minimize_poses(system.pose, lambda x: vina_energy(x) + contacts(x), system.centroids(state), state.R,
+        quenched = minimize_poses(system.pose, lambda x: vina_energy(x) + core(x), system.centroids(state), state.R,
                                   state.x[:, 3:], max_iterations=minimize_steps)
         state = system.state_of(quenched.t, quenched.rotation, quenched.tau, dtype=state.x.dtype)
         minimization = {"iterations": minimize_steps, "poses": int(len(state.x)), "seconds": round(quenched.wall_s, 2),
@@ -294,7 +303,7 @@ def sample_poses(model, system: LigandSystem, num: int, *, box_radius: float = 6
     vina = torch.cat([p["total"] for p in parts]).numpy()
     in_box = (system.centroid_distance(state) <= box_radius).numpy()
     return PoseEnsemble(system, positions.numpy(), energy, vina, in_box, np.concatenate(batch), float(box_radius), seconds,
-                        refinement, minimization)
+                        refinement, minimization, contact_ratio=core.contact_ratio(positions).numpy())
 
 
 def reference_populations(system: LigandSystem, positions, representatives, *, cutoff: float = 2.0,

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -34,6 +35,12 @@ def test_sdf_input_writes_poses_modes_picture_and_json(ligand_model, posebusters
     assert sum(row["population"] for row in summary["modes"]) <= 1.0 + 1e-9
     for name in ("poses.sdf", "modes.sdf", "modes.png", "ligand.json"):
         assert (out / name).stat().st_size > 0
+    from rdkit import Chem
+
+    poses = list(Chem.SDMolSupplier(str(out / "poses.sdf"), removeHs=False))
+    ratio = np.array([float(m.GetProp("contact_ratio")) for m in poses])
+    assert len(ratio) == 6 and (ratio > 0).all()
+    assert summary["clash_free_fraction"] == pytest.approx(float((ratio >= 0.75).mean()))
 
 
 @pytest.mark.slow  # ~40-80 s of GFN-FF relaxations and Hessians

@@ -82,15 +82,15 @@ def test_never_climbs_on_a_kinked_energy_and_stops():
 def test_quenched_reference_poses_pass_posebusters(pocket_1uou, posebusters_case):
     """Boltzmann samples of Vina at 300 K near the crystal pose of 1uou make N/O···O contacts of
     2.0-2.3 Å (below PoseBusters' 0.75 of the van der Waals sum) and, since Vina does not see
-    hydrogens, H···H contacts under 1 Å; their minima under Vina + Vina's repulsion between the
-    ligand's hydrogens make neither, by PoseBusters' own checks."""
+    hydrogens, H···H contacts under 1 Å; their minima under Vina + a hard core (StericCore) make
+    neither, by PoseBusters' own checks."""
     pytest.importorskip("meeko", reason="needs the ligand extra (meeko)")
     from posebusters.modules.energy_ratio import check_energy_ratio
     from posebusters.modules.intermolecular_distance import check_intermolecular_distance
     from posebusters.tools.loading import safe_load_mol
 
     from digmat.ligand.checks import mols_at
-    from digmat.ligand.energy import HydrogenContacts, vina_scorer
+    from digmat.ligand.energy import StericCore, vina_scorer
 
     pocket, mol = pocket_1uou
     protein, _ = posebusters_case("1uou")
@@ -112,10 +112,15 @@ def test_quenched_reference_poses_pass_posebusters(pocket_1uou, posebusters_case
 
     clash, strained = judged(x[near].numpy())
     assert clash.sum() >= 3 and strained.sum() >= 1, "the 300 K reference has soft contacts to remove"
+    # the per-pose screen is PoseBusters' own criterion: the same smallest relative distance
+    ratio = StericCore(mol, pocket.atoms).contact_ratio(x[near]).numpy()
+    theirs = [check_intermolecular_distance(m, prot)["results"]["most_extreme_relative_distance"] for m in mols_at(mol, x[near].numpy()[:12])]
+    np.testing.assert_allclose(ratio[:12], theirs, atol=1e-3)
+    np.testing.assert_array_equal(ratio < 0.75, clash)
     bad = near[clash | strained][:10]
     extent = float(np.linalg.norm(space.template[space.heavy], axis=1).max())
     scorer = vina_scorer(pocket, mol, center, 6.0 + extent + 0.5)
-    contacts = HydrogenContacts(mol)
+    contacts = StericCore(mol, pocket.atoms)
 
     def energy(positions):
         parts = scorer(positions)
@@ -130,27 +135,52 @@ def test_quenched_reference_poses_pass_posebusters(pocket_1uou, posebusters_case
     assert np.median(shift) < 1.5 and shift.max() < 2.5
 
 
-def test_hydrogen_contacts_are_vinas_repulsion_on_the_hydrogens_it_does_not_see():
-    from digmat.ligand.energy import HydrogenContacts
+def test_steric_core_by_hand_and_on_a_pentane_torsion_scan():
+    from digmat.ligand.energy import StericCore
 
     space, mol = _space("CCCCC")
-    contacts = HydrogenContacts(mol)
+    core = StericCore(mol, scale=0.8, weight=30.0)
     bonds = Chem.GetDistanceMatrix(mol)
-    hydrogen = np.array([a.GetAtomicNum() == 1 for a in mol.GetAtoms()])
-    i, j = contacts.pairs.T.numpy()
-    assert len(i) == int((np.triu(bonds >= 4) & hydrogen[:, None] & hydrogen[None, :]).sum()) > 0
-    assert (bonds[i, j] >= 4).all() and hydrogen[i].all() and hydrogen[j].all()
-    # one pair alone, by hand: w (2 R_H - r)^2 inside contact, nothing beyond
+    radius = np.array([Chem.GetPeriodicTable().GetRvdw(a.GetAtomicNum()) for a in mol.GetAtoms()])
+    i, j = core.pairs.T.numpy()
+    assert len(i) == int(np.triu(bonds >= 4).sum()) > 0  # every pair 4+ bonds apart (none close in the template)
+    np.testing.assert_allclose(core.pair_core.numpy(), 0.8 * (radius[i] + radius[j]))
+    # one pair alone, by hand: w (0.8 (R_i + R_j) - r)^2 inside the core, nothing beyond
     far = torch.zeros(1, mol.GetNumAtoms(), 3, dtype=torch.float64)
     far[0, :, 0] = torch.arange(mol.GetNumAtoms(), dtype=torch.float64) * 100.0
-    for r, expected in ((0.9, 0.840 * (2.2 - 0.9) ** 2), (2.1, 0.840 * 0.1 ** 2), (2.3, 0.0)):
+    d0 = 0.8 * (radius[i[0]] + radius[j[0]])
+    for r, expected in ((0.9, 30.0 * (d0 - 0.9) ** 2), (d0 - 0.1, 30.0 * 0.1 ** 2), (d0 + 0.1, 0.0)):
         pos = far.clone()
         pos[0, j[0]] = pos[0, i[0]] + torch.tensor([r, 0.0, 0.0], dtype=torch.float64)
-        assert float(contacts(pos)) == pytest.approx(expected, abs=1e-12)
-    # a torsion scan of pentane: the staggered conformers cost nothing, the syn-pentane clash does
+        assert float(core(pos)) == pytest.approx(expected, abs=1e-12)
+    # a torsion scan of pentane: the staggered conformers cost nothing, the syn-pentane H···H clash does
     g = torch.Generator().manual_seed(0)
     tau = (torch.rand(400, space.num_torsions, generator=g, dtype=torch.float64) * 2 - 1) * np.pi
     x = space.positions(torch.zeros(400, 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64).expand(400, 3, 3), tau)
-    e = contacts(x)
-    hh = (x[:, i] - x[:, j]).norm(dim=-1).min(-1).values
-    assert (e[hh >= 2.2] == 0).all() and (e[hh < 2.0] > 0).all() and bool((hh < 2.0).any())
+    e = core(x)
+    ratio = ((x[:, i] - x[:, j]).norm(dim=-1) / core.pair_core).min(-1).values
+    assert (e[ratio >= 1] == 0).all() and (e[ratio < 1] > 0).all() and bool((ratio < 0.9).any())
+    staggered = space.positions(torch.zeros(1, 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64)[None],
+                                torch.full((1, space.num_torsions), np.pi, dtype=torch.float64))
+    assert float(core(staggered)) == 0.0
+
+
+def test_steric_core_leaves_out_pairs_the_template_holds_and_scores_pocket_contacts():
+    from ase import Atoms
+
+    from digmat.ligand.energy import StericCore
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("c1ccc2ccccc2c1"))  # naphthalene: rigid, peri H···H 2.5 Å
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    x = torch.as_tensor(mol.GetConformer().GetPositions())[None]
+    strict = StericCore(mol, scale=1.2)  # a core wider than the peri contact: those pairs are left out
+    assert float(strict(x)) == 0.0 and len(strict.pairs) < len(StericCore(mol, scale=0.1).pairs)
+    # a pocket: one oxygen 2.0 Å from a carbon (core 0.8 (1.70 + 1.55) = 2.6 Å), one hydrogen and one far atom ignored
+    c = x[0, 0].numpy()
+    away = c + 2.0 * (c - x[0].numpy().mean(0)) / np.linalg.norm(c - x[0].numpy().mean(0))
+    pocket = Atoms("OHO", positions=[away, away + [0.1, 0.0, 0.0], away + 50.0])
+    core = StericCore(mol, pocket, center=x[0].numpy().mean(0), reach=20.0)
+    assert len(core.pocket) == 1
+    d = np.linalg.norm(x[0].numpy()[[a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]] - away, axis=1)
+    expected = 30.0 * (np.clip(0.8 * (1.70 + 1.55) - d, 0, None) ** 2).sum()
+    assert float(core(x)) == pytest.approx(expected, rel=1e-12) and expected > 30.0 * 0.6 ** 2 * 0.99

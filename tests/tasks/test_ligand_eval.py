@@ -8,7 +8,7 @@ pytest.importorskip("rdkit", reason="needs the ligand extra (rdkit)")
 
 from digmat.ligand.pose import PoseSpace  # noqa: E402
 from digmat.ligand.mode_energies import ModeEnergyConfig, ModeWeights, RelaxedMode  # noqa: E402
-from digmat.tasks.ligand_eval import aligned_rmsd, conformer_coverage, reweight_figures  # noqa: E402
+from digmat.tasks.ligand_eval import aligned_rmsd, conformer_coverage, reweight_figures, reweighted_populations  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +98,31 @@ def test_reweight_figures_rank_modes_by_the_calculators_population():
     assert [m["rmsd_to_crystal_A"] for m in out["modes"]] == [5.0, 4.0, 1.2]
     out = reweight_figures(Ensemble(), Found(), "gfnff", np.array([1.0, 4.0, 3.0]))  # crystal = mode 1, weight 0.2
     assert out["top1_mode"] == 3 and not out["top1_within_2A"] and out["top5_within_2A"]
+
+
+def test_reweighted_populations_put_each_minimums_population_at_the_minimum(benzoic):
+    """Three relaxed minima: mode 1's (0.3) lies on reference mode A, mode 2 reached mode 1's
+    minimum (a duplicate: 0), mode 3's (0.7) lies 10 A from both reference modes, mode 4 ended
+    above the harmonic window (0). Bins: A, B, near none."""
+    mol, space = benzoic
+    x0 = mol.GetConformer().GetPositions()
+
+    def mode(k, pop, shift, same_as=None):
+        return RelaxedMode(mode=k, model_population=0.25, positions=x0 + [shift, 0.0, 0.0], energy=0.0,
+                           free_energy=0.0, population=pop, relaxation_rmsd=0.1, converged=True, steps=5, same_as=same_as)
+
+    class Ensemble:
+        weights = ModeWeights(modes=[mode(1, 0.3, 0.3), mode(2, 0.0, 0.5, same_as=1), mode(3, 0.7, 10.0), mode(4, 0.0, 20.0)],
+                              temperature=300.0, calculator="gfnff", calls=1, seconds=1.0, pocket_atoms=10,
+                              model_coverage=0.75, harmonic=True)
+
+        class system:
+            pose = space
+
+    p = reweighted_populations(Ensemble(), np.array([x0, x0 + [20.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(p, [0.3, 0.0, 0.7], atol=1e-12)
+    np.testing.assert_allclose(reweighted_populations(Ensemble(), np.array([x0, x0 + [9.0, 0.0, 0.0]])), [0.3, 0.7, 0.0])
+    unweighed = Ensemble()
+    unweighed.weights = None
+    with pytest.raises(ValueError, match="not been weighed"):
+        reweighted_populations(unweighed, x0[None])

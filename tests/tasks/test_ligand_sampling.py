@@ -96,14 +96,14 @@ def test_refinement_moves_the_poses_in_the_box_and_rescores_them(system):
 
 
 def test_minimization_quenches_every_pose_and_reports_it(system):
-    from digmat.ligand.energy import HydrogenContacts, vina_scorer
+    from digmat.ligand.energy import StericCore, vina_scorer
 
     model, sys_ = system
     raw = sample_poses(model, sys_, 6, box_radius=4.0, steps=3, seed=2)
     quenched = sample_poses(model, sys_, 6, box_radius=4.0, steps=3, seed=2, minimize_steps=100)
     info = quenched.minimization
     assert info["iterations"] == 100 and info["poses"] == 6 and info["moved_median_A"] > 0
-    contacts = HydrogenContacts(sys_.mol)
+    contacts = StericCore(sys_.mol, sys_.pocket.atoms)
     assert (quenched.energy + contacts(torch.as_tensor(quenched.positions)).numpy()
             < raw.energy + contacts(torch.as_tensor(raw.positions)).numpy()).all()
     extent = float(np.linalg.norm(sys_.pose.template[sys_.pose.heavy], axis=1).max())
