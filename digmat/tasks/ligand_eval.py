@@ -202,7 +202,8 @@ def reweight_figures(ensemble: PoseEnsemble, found, calculator: str, rmsd: np.nd
     """The modes of ``ensemble`` weighed by ``calculator`` against ``found``'s crystal pose.
 
     ``rmsd`` is each model mode's RMSD to the crystal (Å, shape (K,), most probable mode first);
-    the reweighted top modes are ranked by the calculator's population (see :func:`evaluate_complex`).
+    the reweighted top modes are ranked by the calculator's population (see :func:`evaluate_complex`);
+    ``relaxed_rmsd_to_crystal_A`` / ``top1_relaxed_rmsd_A``: the relaxed minimum's own RMSD.
     ``config`` (:class:`~digmat.ligand.ModeEnergyConfig`): modes and starts per mode relaxed.
     """
     from digmat.ligand import ModeEnergyConfig
@@ -211,16 +212,21 @@ def reweight_figures(ensemble: PoseEnsemble, found, calculator: str, rmsd: np.nd
     weights = ensemble.reweight(found.protein, calculator, reference=found.crystal, config=config)
     order = sorted(weights.modes, key=lambda m: -m.population)
     top = [m.mode for m in order[:5] if m.population > 0]
+
+    def relaxed_rmsd(m) -> float:  # the calculator's minimum itself, against the crystal
+        return float(ensemble.system.pose.rmsd(m.positions, found.crystal)[0, 0])
     crystal = weights.reference or {}
     return {"calculator": weights.calculator, "calls": weights.calls, "seconds": round(weights.seconds, 1),
             "modes_relaxed": config.max_modes, "starts_per_mode": config.starts_per_mode,
             "model_coverage": float(weights.model_coverage),
             "modes": [{"mode": m.mode, "model_population": float(m.model_population), "population": float(m.population),
-                       "free_energy_kcal_mol": m.free_energy, "rmsd_to_crystal_A": float(rmsd[m.mode - 1])}
+                       "free_energy_kcal_mol": m.free_energy, "rmsd_to_crystal_A": float(rmsd[m.mode - 1]),
+                       "relaxed_rmsd_to_crystal_A": relaxed_rmsd(m)}
                       for m in weights.modes],
             "top1_mode": top[0] if top else None,
             "top1_rmsd_A": float(rmsd[top[0] - 1]) if top else None,
             "top1_within_2A": bool(top and rmsd[top[0] - 1] < 2.0),
+            "top1_relaxed_rmsd_A": relaxed_rmsd(order[0]) if top else None,
             "top5_within_2A": bool(any(rmsd[k - 1] < 2.0 for k in top)),
             "crystal_free_energy_kcal_mol": crystal.get("free_energy"),
             "crystal_same_as_mode": crystal.get("same_as"),

@@ -71,7 +71,7 @@ def test_conformer_coverage_of_hand_made_sets(benzoic):
 def test_reweight_figures_rank_modes_by_the_calculators_population():
     """The model's third mode is the crystal's and the calculator's favourite: top-1 after reweighting."""
     def mode(k, model, pop, g, same_as=None):
-        return RelaxedMode(mode=k, model_population=model, positions=np.zeros((2, 3)), energy=g, free_energy=g,
+        return RelaxedMode(mode=k, model_population=model, positions=np.full((2, 3), 0.5 * (k == 3)), energy=g, free_energy=g,
                            population=pop, relaxation_rmsd=0.1, converged=True, steps=5, same_as=same_as)
 
     weights = ModeWeights(modes=[mode(1, 0.5, 0.2, 0.8), mode(2, 0.3, 0.0, 0.9, same_as=1), mode(3, 0.1, 0.8, 0.0)],
@@ -79,6 +79,12 @@ def test_reweight_figures_rank_modes_by_the_calculators_population():
                           model_coverage=0.9, harmonic=True, reference={"free_energy": -0.4, "same_as": 3})
 
     class Ensemble:
+        class system:
+            class pose:  # plain RMSD, no symmetry: enough for two atoms
+                @staticmethod
+                def rmsd(a, b):
+                    return np.sqrt(((np.asarray(a) - np.asarray(b)) ** 2).sum(-1).mean(-1)).reshape(1, 1)
+
         def reweight(self, protein, calculator, *, reference, config):
             assert protein == "protein.pdb" and calculator == "gfnff" and reference.shape == (2, 3)
             self.config = config
@@ -96,6 +102,8 @@ def test_reweight_figures_rank_modes_by_the_calculators_population():
     assert out["calls"] == 123 and out["crystal_free_energy_kcal_mol"] == -0.4 and out["crystal_same_as_mode"] == 3
     assert out["crystal"] is weights.reference
     assert [m["rmsd_to_crystal_A"] for m in out["modes"]] == [5.0, 4.0, 1.2]
+    assert [m["relaxed_rmsd_to_crystal_A"] for m in out["modes"]] == pytest.approx([0.0, 0.0, np.sqrt(0.75)])
+    assert out["top1_relaxed_rmsd_A"] == pytest.approx(np.sqrt(0.75))
     out = reweight_figures(Ensemble(), Found(), "gfnff", np.array([1.0, 4.0, 3.0]))  # crystal = mode 1, weight 0.2
     assert out["top1_mode"] == 3 and not out["top1_within_2A"] and out["top5_within_2A"]
 
