@@ -145,7 +145,7 @@ class StericCore:
         self.pair_core = torch.as_tensor(core[i, j], dtype=torch.float64)
         self.heavy = torch.as_tensor(np.flatnonzero([a.GetAtomicNum() > 1 for a in mol.GetAtoms()]), dtype=torch.long)
         self.pocket = torch.zeros(0, 3, dtype=torch.float64)
-        self.pocket_core = torch.zeros(len(self.heavy), 0, dtype=torch.float64)
+        self.pocket_vdw = torch.zeros(len(self.heavy), 0, dtype=torch.float64)  # van der Waals sums (Å)
         if pocket is not None:
             numbers = pocket.get_atomic_numbers()
             keep = numbers > 1
@@ -154,25 +154,28 @@ class StericCore:
             keep = np.flatnonzero(keep)
             self.pocket = torch.as_tensor(pocket.positions[keep], dtype=torch.float64)
             pocket_r = np.array([table.GetRvdw(int(z)) for z in numbers[keep]])
-            self.pocket_core = torch.as_tensor(scale * (radius[self.heavy.numpy()][:, None] + pocket_r[None, :]))
+            self.pocket_vdw = torch.as_tensor(radius[self.heavy.numpy()][:, None] + pocket_r[None, :])
         self.scale = float(scale)
         self.weight = float(weight)
 
     def contact_ratio(self, positions: Tensor) -> Tensor:
         """(B,) the smallest ligand–pocket heavy-atom distance over its van der Waals sum, per pose
         (B, N, 3) Å: PoseBusters' clash criterion (< 0.75: a clash); inf without pocket atoms."""
-        x = torch.as_tensor(positions, dtype=torch.float64)[:, self.heavy]
+        x = torch.as_tensor(positions, dtype=torch.float64)
         if not len(self.pocket):
             return torch.full((len(x),), float("inf"), dtype=torch.float64)
-        d = torch.cdist(x, self.pocket, compute_mode="donot_use_mm_for_euclid_dist")
-        return (d * self.scale / self.pocket_core).amin((-1, -2))
+        return (self._pocket_distances(x) / self.pocket_vdw).amin((-1, -2))
+
+    def _pocket_distances(self, positions: Tensor) -> Tensor:
+        """(B, heavy, pocket) Å from the ligand's heavy atoms to the pocket's."""
+        x = positions[:, self.heavy]
+        return torch.cdist(x, self.pocket.to(x.dtype), compute_mode="donot_use_mm_for_euclid_dist")
 
     def __call__(self, positions: Tensor) -> Tensor:
         """Energies (B,) kcal/mol of positions (B, N, 3) Å (differentiable)."""
         r = (positions[:, self.pairs[:, 0]] - positions[:, self.pairs[:, 1]]).norm(dim=-1)
         e = (self.pair_core.to(r.dtype) - r).clamp_min(0.0).pow(2).sum(-1)
         if len(self.pocket):
-            x = positions[:, self.heavy]
-            d = torch.cdist(x, self.pocket.to(x.dtype), compute_mode="donot_use_mm_for_euclid_dist")
-            e = e + (self.pocket_core.to(x.dtype) - d).clamp_min(0.0).pow(2).sum((-1, -2))
+            core = self.scale * self.pocket_vdw.to(r.dtype)
+            e = e + (core - self._pocket_distances(positions)).clamp_min(0.0).pow(2).sum((-1, -2))
         return self.weight * e

@@ -132,7 +132,7 @@ def evaluate_complex(model, found, *, reference: str | os.PathLike | None = None
     out = {"num_samples": num, "steps": steps, "grid_power": grid_power, "refinement": ensemble.refinement,
            "minimization": ensemble.minimization, "seconds": round(ensemble.seconds, 2),
            "seconds_per_256_poses": round(ensemble.seconds * 256 / num, 2), "in_box_fraction": float(ensemble.in_box.mean()),
-           "clash_free_fraction": float((ensemble.contact_ratio >= 0.75).mean()),
+           "clash_free_fraction": ensemble.clash_free_fraction,
            "num_modes": int(len(modes.populations)),
            "top_modes": [{"population": float(p), "rmsd_to_crystal_A": float(r), "vina_energy_min": float(e)}
                          for p, r, e in zip(modes.populations[:5], rmsd[:5], modes.energy_min[:5])],

@@ -74,6 +74,11 @@ class PoseEnsemble:
     contact_ratio: np.ndarray | None = None
     _modes: BindingModes | None = field(default=None, repr=False)
 
+    @property
+    def clash_free_fraction(self) -> float | None:
+        """Share of poses whose ``contact_ratio`` is ≥ 0.75 (no PoseBusters clash with the pocket); None without it."""
+        return None if self.contact_ratio is None else float((self.contact_ratio >= 0.75).mean())
+
     def modes(self, cutoff: float = 2.0) -> BindingModes:
         """Binding modes of the poses (cached for the default cutoff)."""
         if cutoff == 2.0 and self._modes is not None:
@@ -121,7 +126,7 @@ class PoseEnsemble:
         out = {"num_samples": int(len(self.positions)), "seconds": round(self.seconds, 2), "refinement": self.refinement,
                "minimization": self.minimization,
                "in_box_fraction": float(self.in_box.mean()), "box_radius_A": self.box_radius,
-               "clash_free_fraction": None if self.contact_ratio is None else float((self.contact_ratio >= 0.75).mean()),
+               "clash_free_fraction": self.clash_free_fraction,
                "num_modes": int(len(self.modes().populations)), "vina_energy_median": float(np.median(self.energy)),
                "modes": modes}
         if self.weights is not None:
