@@ -172,7 +172,7 @@ def profile(model, system, folder: Path, args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("cases", nargs="+", help="PoseBusters examples (1ia1 1of6 1s3v 1uou)")
+    parser.add_argument("cases", nargs="+", help="PoseBusters examples (1ia1 1of6 1s3v 1uou); with --model also folders of --reference")
     parser.add_argument("--radii", type=float, nargs="+", default=[5.0, 6.0, 8.0], help="GFN-FF pocket radii, Å")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 1024])
     parser.add_argument("--repeats", type=int, default=5)

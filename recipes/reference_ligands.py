@@ -19,7 +19,12 @@ resumes by rerunning the command.
 Examples::
 
     python recipes/reference_ligands.py 1uou 1s3v 1of6 1ia1 --out data/ligands
+    python recipes/reference_ligands.py 1a28 5dt0 --complexes data/complexes --out data/ligands
     python recipes/reference_ligands.py --protein prot.pdb --ligand lig.sdf --name mine --out runs/ligands
+
+Cases that are not PoseBusters examples are folders of ``--complexes`` holding ``protein.pdb`` and
+``ligand.sdf`` (``recipes/fetch_ligand_complexes.py`` writes them); ``summary.json`` names their
+files relative to itself, so a committed reference travels with the repository.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +42,7 @@ import torch
 
 from digmat.files import atomic_write_bytes
 from digmat.ligand import extract_pocket, ligand_atoms, read_ligand
-from digmat.ligand.checks import mols_at, posebusters_checks, posebusters_example
+from digmat.ligand.checks import POSEBUSTERS_EXAMPLES, mols_at, posebusters_checks, posebusters_example
 from digmat.ligand.energy import VinaPoseEnergy, pocket_radius_for_maps
 from digmat.ligand.modes import cluster_modes
 from digmat.ligand.pose import PoseSpace
@@ -102,6 +108,23 @@ def run_case(protein, sdf, config: TemperingConfig, *, spacing: float, seed: int
     return summary, arrays, _modes_sdf(mol, modes)
 
 
+def case_files(name: str, complexes: Path) -> tuple[Path, Path]:
+    """(protein, ligand SDF) of a PoseBusters example or of the folder ``complexes/name``."""
+    if name in POSEBUSTERS_EXAMPLES:
+        return posebusters_example(name)
+    protein, sdf = complexes / name / "protein.pdb", complexes / name / "ligand.sdf"
+    if not (protein.is_file() and sdf.is_file()):
+        raise ValueError(f"{name!r} is not a PoseBusters example and {complexes / name} has no protein.pdb + ligand.sdf")
+    return protein, sdf
+
+
+def _file_names(name: str, protein, sdf, folder: Path) -> dict:
+    """The summary's file entries: PoseBusters examples by their wheel's path, others relative to ``folder``."""
+    if name in POSEBUSTERS_EXAMPLES:
+        return {"protein": str(protein), "ligand_file": str(sdf)}
+    return {"protein": os.path.relpath(protein, folder), "ligand_file": os.path.relpath(sdf, folder)}
+
+
 def _modes_sdf(mol, modes) -> bytes:
     from rdkit import Chem
 
@@ -118,7 +141,9 @@ def _modes_sdf(mol, modes) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("cases", nargs="*", help="PoseBusters examples: 1ia1 1of6 1s3v 1uou")
+    parser.add_argument("cases", nargs="*", help="PoseBusters examples (1ia1 1of6 1s3v 1uou) or folders of --complexes")
+    parser.add_argument("--complexes", type=Path, default=Path("data/complexes"),
+                        help="folder of NAME/protein.pdb + NAME/ligand.sdf (default data/complexes)")
     parser.add_argument("--protein", type=Path, help="protein PDB/mmCIF (with --ligand and --name)")
     parser.add_argument("--ligand", type=Path, help="ligand SDF/MOL2 with its reference pose")
     parser.add_argument("--name", help="folder name for --protein/--ligand")
@@ -139,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
-        jobs = [(name, *posebusters_example(name)) for name in args.cases]
+        jobs = [(name, *case_files(name, args.complexes)) for name in args.cases]
         if args.protein or args.ligand:
             if not (args.protein and args.ligand and args.name):
                 raise ValueError("--protein, --ligand and --name go together")
@@ -166,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             print(f"error: {name}: {err}", file=sys.stderr)
             return 2
-        summary = {"name": name, "protein": str(protein), "ligand_file": str(sdf), **summary}
+        summary = {"name": name, **_file_names(name, protein, sdf, folder), **summary}
         atomic_write_bytes(folder / "samples.npz", lambda h: np.savez_compressed(h, **arrays))
         atomic_write_bytes(folder / "modes.sdf", lambda h: h.write(sdf_bytes))
         atomic_write_bytes(folder / "summary.json", lambda h: h.write(json.dumps(summary, indent=1).encode()))

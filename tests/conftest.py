@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,7 @@ def load_recipe():
     def load(name: str):
         spec = importlib.util.spec_from_file_location(name, ROOT / "recipes" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the module runs
         spec.loader.exec_module(module)
         return module
 

@@ -49,14 +49,15 @@ class LigandComplex:
 
 
 def complex_files(name: str, folder: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """(protein, ligand SDF) of a PoseBusters example, or those named in ``folder/name/summary.json``."""
+    """(protein, ligand SDF) of a PoseBusters example, or those named in ``folder/name/summary.json``
+    (a relative name is relative to that file's folder)."""
     if name in POSEBUSTERS_EXAMPLES:
         return posebusters_example(name)
     summary = Path(folder or ".", name, "summary.json")
     if not summary.is_file():
         raise FileNotFoundError(f"{name!r} is not a PoseBusters example and {summary} does not exist")
     data = json.loads(summary.read_text())
-    return Path(data["protein"]), Path(data["ligand_file"])
+    return summary.parent / data["protein"], summary.parent / data["ligand_file"]
 
 
 def build_complex(name: str, protein, mol, model: LigandScoreModel, *, center=None,

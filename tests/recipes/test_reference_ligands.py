@@ -39,3 +39,28 @@ def test_bad_case_is_one_line(load_recipe, tmp_path, capsys):
     assert recipe.main(["9xyz", "--out", str(tmp_path)]) == 2
     assert "not a PoseBusters example" in capsys.readouterr().err
     assert recipe.main(["--protein", "p.pdb", "--out", str(tmp_path)]) == 2
+
+
+def test_folder_case_names_its_files_relative_to_the_reference(load_recipe, tmp_path):
+    import shutil
+
+    from digmat.ligand.checks import posebusters_example
+    from digmat.tasks.ligand_data import complex_files
+
+    protein, sdf = posebusters_example("1uou")
+    case = tmp_path / "complexes" / "mine"
+    case.mkdir(parents=True)
+    shutil.copy(protein, case / "protein.pdb")
+    shutil.copy(sdf, case / "ligand.sdf")
+    recipe = load_recipe("reference_ligands")
+    args = ["mine", "--complexes", str(tmp_path / "complexes"), "--out", str(tmp_path / "refs"), "--steps", "20",
+            "--burn-in", "10", "--record-every", "10", "--chains", "2", "--replicas", "2", "--spacing", "0.8",
+            "--box-radius", "1.0", "--judge", "0"]
+    assert recipe.main(args) == 0
+    summary = json.loads((tmp_path / "refs" / "mine" / "summary.json").read_text())
+    assert summary["protein"] == "../../complexes/mine/protein.pdb"
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "refs", moved / "refs")  # the reference travels with its complexes
+    shutil.move(tmp_path / "complexes", moved / "complexes")
+    found = complex_files("mine", moved / "refs")
+    assert found[0].resolve() == (moved / "complexes" / "mine" / "protein.pdb").resolve() and found[1].is_file()

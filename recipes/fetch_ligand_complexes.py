@@ -1,0 +1,209 @@
+"""More protein–ligand crystal structures for the ligand model, from files that ship in PyPI and Debian packages.
+
+The posebusters wheel ships four complexes; more real ones ship, as test or example data, in other
+packages that a pip or apt mirror serves (found by a survey of such packages in 2026-12; the
+structures themselves are PDB entries, public domain). For each entry below this recipe downloads
+the pinned package into ``--cache``, takes the structure file out of it and writes
+``OUT/<pdb id>/protein.pdb`` (protein chains plus the listed cofactors; waters, the ligand's
+copies and other hetero groups removed) and ``OUT/<pdb id>/ligand.sdf`` (the crystal ligand with
+the bond orders of its chemical-component template, stereochemistry from the coordinates and
+hydrogens placed, RDKit), plus ``source.json`` (package, file, residue). Those folders are the
+input of ``recipes/reference_ligands.py``.
+
+Examples::
+
+    python recipes/fetch_ligand_complexes.py --out data/complexes
+    python recipes/fetch_ligand_complexes.py 1a28 5dt0 --out data/complexes
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from digmat.files import atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One complex: where its file ships, which residue is the ligand, its template SMILES."""
+
+    package: str            # "pip:NAME==VERSION" (sdist unless wheel=True) or "deb:NAME"
+    member: str             # path of the structure file inside the package (after its top folder)
+    ligand: tuple[str, str, int]  # residue name, chain (mmCIF: the label_asym_id OpenMM writes), number
+    smiles: str             # bond orders (PDB chemical component; stereo is read from the coordinates)
+    title: str
+    cofactors: tuple[str, ...] = ()
+    wheel: bool = False
+
+
+ENTRIES = {
+    "1a28": Entry("pip:MDAnalysisTests==2.11.0", "MDAnalysisTests/data/1a28.pdb.gz", ("STR", "A", 1),
+                  "CC(=O)C1CCC2C3CCC4=CC(=O)CCC4(C)C3CCC12C", "progesterone receptor LBD + progesterone"),
+    "1afs": Entry("pip:pdb2pqr==3.8.0", "tests/data/1AFS.pdb", ("TES", "A", 325),
+                  "CC12CCC(=O)C=C1CCC1C2CCC2(C)C(O)CCC12", "3alpha-HSD + NADP + testosterone", cofactors=("NAP",)),
+    "5dt0": Entry("deb:rdkit-data", "usr/share/RDKit/Contrib/CalcLigRMSD/data/5dt0.pdb", ("SKE", "A", 401),
+                  "Nc1nc(Nc2ccc(S(N)(=O)=O)cc2)nn1C(=O)c1c(F)cccc1F", "Aurora A + JNJ-7706621"),
+    "1cet": Entry("deb:theseus-examples", "usr/share/doc/theseus/examples/ldh/1cet_A.pdb.gz", ("CLQ", "A", 1001),
+                  "CCN(CC)CCCC(C)Nc1ccnc2cc(Cl)ccc12", "P. falciparum LDH + chloroquine"),
+    "6wqa": Entry("pip:biopython==1.88", "Tests/PDB/6WQA.cif", ("ZMA", "B", 1202),
+                  "Nc1nc(NCCc2ccc(O)cc2)nc2nc(-c3ccco3)nn12", "A2A adenosine receptor + ZM241385"),
+    "1fki": Entry("pip:pdb2pqr==3.8.0", "tests/data/1FKI.cif", ("SB1", "C", 109),
+                  "CC1(C)COC(=O)CCCCCCCCCCCOC(=O)C2CCCCN2C(=O)C1=O", "FKBP12 + synthetic macrocycle"),
+    "4cup": Entry("pip:biopython==1.88", "Tests/PDB/4CUP.cif", ("ZYB", "B", 2971),
+                  "NC(=NO)c1ccc(F)cc1", "BAZ2B bromodomain + fragment"),
+}
+
+
+def fetch(package: str, cache: Path, *, wheel: bool = False) -> Path:
+    """Download ``package`` (``pip:NAME==VERSION`` from PyPI, checked against its SHA-256, or
+    ``deb:NAME`` with apt) into ``cache``; returns the archive."""
+    kind, spec = package.split(":", 1)
+    target = cache / spec.replace("==", "-")
+    target.mkdir(parents=True, exist_ok=True)
+    found = [p for p in target.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if found:
+        return found[0]
+    if kind == "deb":
+        subprocess.run(["apt-get", "download", spec], cwd=target, check=True, capture_output=True)
+        return next(p for p in target.iterdir() if p.suffix == ".deb")
+    name, version = spec.split("==")
+    index = f"https://pypi.org/pypi/{name}/json"
+    with urllib.request.urlopen(index, timeout=60) as response:
+        files = json.load(response)["releases"].get(version, [])
+    wanted = [f for f in files if f["packagetype"] == ("bdist_wheel" if wheel else "sdist")]
+    if not wanted:
+        raise RuntimeError(f"PyPI has no {'wheel' if wheel else 'sdist'} of {spec}")
+    with urllib.request.urlopen(urllib.parse.urljoin(index, wanted[0]["url"]), timeout=300) as response:
+        data = response.read()
+    if hashlib.sha256(data).hexdigest() != wanted[0]["digests"]["sha256"]:
+        raise RuntimeError(f"{wanted[0]['filename']}: SHA-256 does not match PyPI's")
+    path = target / wanted[0]["filename"]
+    atomic_write_bytes(path, lambda h: h.write(data))
+    return path
+
+
+def read_member(archive: Path, member: str) -> bytes:
+    """The file ``member`` of an sdist, wheel or .deb (the sdist's top folder is skipped)."""
+    name = archive.name
+    if name.endswith((".whl", ".zip")):
+        with zipfile.ZipFile(archive) as z:
+            return z.read(member)
+    if name.endswith(".deb"):
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["dpkg-deb", "-x", str(archive), tmp], check=True)
+            return Path(tmp, member).read_bytes()
+    with tarfile.open(archive) as t:
+        for info in t.getmembers():
+            if info.name.split("/", 1)[-1] == member:
+                return t.extractfile(info).read()
+    raise KeyError(f"{member} not in {archive}")
+
+
+def pdb_text(data: bytes, member: str) -> str:
+    """PDB text of a .pdb(.gz) or .cif file (mmCIF through OpenMM)."""
+    if member.endswith(".gz"):
+        data = gzip.decompress(data)
+        member = member[:-3]
+    if not member.endswith(".cif"):
+        return data.decode()
+    from openmm import app
+
+    with tempfile.NamedTemporaryFile("wb", suffix=".cif") as handle:
+        handle.write(data)
+        handle.flush()
+        cif = app.PDBxFile(handle.name)
+    out = io.StringIO()
+    app.PDBFile.writeFile(cif.topology, cif.positions, out, keepIds=True)
+    return out.getvalue()
+
+
+def split_complex(text: str, entry: Entry) -> tuple[str, str]:
+    """(protein PDB, ligand PDB block) of a PDB text: ATOM records and the cofactors, first altloc only."""
+    resname, chain, resseq = entry.ligand
+    protein, ligand = [], []
+    for line in text.splitlines():
+        record = line[:6].strip()
+        if record not in ("ATOM", "HETATM"):
+            if record == "TER":
+                protein.append("TER")
+            continue
+        if line[16] not in (" ", "A"):
+            continue
+        line = line[:16] + " " + line[17:]
+        name, ch, seq = line[17:20].strip(), line[21], int(line[22:26])
+        if name == resname:
+            if (ch, seq) == (chain, resseq):
+                ligand.append(line)
+            continue
+        if record == "ATOM" or name in entry.cofactors:
+            protein.append(line)
+    if not ligand:
+        raise ValueError(f"no residue {resname} {chain}{resseq} in the structure")
+    return "\n".join(protein + ["END", ""]), "\n".join(ligand + ["END", ""])
+
+
+def ligand_sdf(block: str, smiles: str) -> bytes:
+    """SDF of the crystal ligand: template bond orders, stereo from 3-D, hydrogens placed."""
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    mol = Chem.MolFromPDBBlock(block, removeHs=True, sanitize=False)
+    if mol is None:
+        raise ValueError("RDKit cannot read the ligand's atoms")
+    mol = AllChem.AssignBondOrdersFromTemplate(Chem.MolFromSmiles(smiles), Chem.RemoveHs(mol, sanitize=False))
+    Chem.SanitizeMol(mol)
+    Chem.AssignStereochemistryFrom3D(mol)
+    mol = Chem.AddHs(mol, addCoords=True)
+    return Chem.MolToMolBlock(mol).encode() + b"$$$$\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", help=f"PDB ids (default: all of {', '.join(ENTRIES)})")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "digmat" / "sources")
+    args = parser.parse_args(argv)
+    names = args.names or list(ENTRIES)
+    unknown = [n for n in names if n not in ENTRIES]
+    if unknown:
+        print(f"error: unknown complex {', '.join(unknown)} (known: {', '.join(ENTRIES)})", file=sys.stderr)
+        return 2
+    for name in names:
+        entry = ENTRIES[name]
+        folder = args.out / name
+        if (folder / "source.json").exists():
+            print(f"{name}: done already")
+            continue
+        try:
+            archive = fetch(entry.package, args.cache, wheel=entry.wheel)
+            protein, block = split_complex(pdb_text(read_member(archive, entry.member), entry.member), entry)
+            sdf = ligand_sdf(block, entry.smiles)
+        except (OSError, RuntimeError, KeyError, ValueError, subprocess.CalledProcessError) as err:
+            print(f"error: {name}: {err}", file=sys.stderr)
+            return 2
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / "protein.pdb", lambda h: h.write(protein.encode()))
+        atomic_write_bytes(folder / "ligand.sdf", lambda h: h.write(sdf))
+        source = {"pdb_id": name.upper(), "title": entry.title, "package": entry.package, "file": entry.member,
+                  "ligand_residue": list(entry.ligand), "template_smiles": entry.smiles,
+                  "cofactors": list(entry.cofactors)}
+        atomic_write_bytes(folder / "source.json", lambda h: h.write(json.dumps(source, indent=1).encode()))
+        print(f"{name}: {entry.title}: {protein.count(chr(10))} protein lines, ligand from {archive.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
