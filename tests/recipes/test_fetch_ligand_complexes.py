@@ -51,7 +51,7 @@ def test_ligand_keeps_the_crystal_chemistry_and_pose(load_recipe, complex_text):
     recipe = load_recipe("fetch_ligand_complexes")
     text, crystal, num_atoms = complex_text
     template = Chem.MolToSmiles(Chem.RemoveHs(crystal), isomericSmiles=False)
-    entry = recipe.Entry("pip:none==0", "x.pdb", ("LIG", "Z", 900), template, "1uou written back")
+    entry = recipe.Entry("pip:none==0", ("x.pdb",), ("LIG", "Z", 900), template, "1uou written back")
     protein, block = recipe.split_complex(text, entry)
     assert protein.count("ATOM") == num_atoms and "HOH" not in protein and "LIG" not in protein
     assert "99.000" not in protein  # the alternate location B is dropped, A kept
@@ -67,7 +67,7 @@ def test_ligand_keeps_the_crystal_chemistry_and_pose(load_recipe, complex_text):
 
 def test_missing_residue_and_unknown_name_are_one_line(load_recipe, complex_text, tmp_path, capsys):
     recipe = load_recipe("fetch_ligand_complexes")
-    entry = recipe.Entry("pip:none==0", "x.pdb", ("LIG", "Q", 1), "C", "absent")
+    entry = recipe.Entry("pip:none==0", ("x.pdb",), ("LIG", "Q", 1), "C", "absent")
     with pytest.raises(ValueError, match="no residue LIG Q1"):
         recipe.split_complex(complex_text[0], entry)
     assert recipe.main(["9xyz", "--out", str(tmp_path)]) == 2
