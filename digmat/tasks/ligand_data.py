@@ -31,7 +31,7 @@ from digmat.ligand.system import LigandSystem, site_pocket_radius
 from digmat.models.ligand import LigandModelConfig, LigandScoreModel, ligand_dsm_loss
 from digmat.train import TrainConfig, Trainer
 
-__all__ = ["LigandComplex", "LigandDataset", "build_complex", "complex_files", "load_complex", "reference_mode_populations",
+__all__ = ["LigandComplex", "LigandDataset", "build_complex", "complex_files", "load_complex", "read_mode_molecules", "reference_mode_populations",
            "reference_weights", "train_ligand_model"]
 
 
@@ -107,14 +107,27 @@ def reference_weights(folder: str | os.PathLike, weights: str | None = None) -> 
     return found
 
 
+def read_mode_molecules(folder: str | os.PathLike) -> list:
+    """The mode representatives (RDKit molecules, file order) of a reference: ``modes.sdf``, or
+    ``modes.sdf.gz`` where the recipe compressed a long one."""
+    import gzip
+
+    from rdkit import Chem
+
+    plain, packed = Path(folder, "modes.sdf"), Path(folder, "modes.sdf.gz")
+    if plain.is_file():
+        return list(Chem.SDMolSupplier(str(plain), removeHs=False, sanitize=False))
+    if not packed.is_file():
+        raise FileNotFoundError(f"no modes.sdf(.gz) in {folder}")
+    with gzip.open(packed) as handle:
+        return list(Chem.ForwardSDMolSupplier(handle, removeHs=False, sanitize=False))
+
+
 def reference_mode_populations(folder: str | os.PathLike, weights: str | None = None) -> np.ndarray:
     """Populations (K,) of the modes of ``folder/modes.sdf`` (in its order): the reference's own,
     or with ``weights`` (a calculator name) those of ``weights_<name>.json``."""
     if weights is None:
-        from rdkit import Chem
-
-        mols = Chem.SDMolSupplier(str(Path(folder, "modes.sdf")), removeHs=False, sanitize=False)
-        return np.array([float(m.GetProp("population")) for m in mols])
+        return np.array([float(m.GetProp("population")) for m in read_mode_molecules(folder)])
     path = Path(folder, f"weights_{weights}.json")
     if not path.is_file():
         raise FileNotFoundError(f"no {weights} mode populations at {path} (run recipes/weigh_reference_ligands.py)")

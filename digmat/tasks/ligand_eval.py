@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digmat.tasks.ligand_data import reference_mode_populations, reference_weights
+from digmat.tasks.ligand_data import read_mode_molecules, reference_mode_populations, reference_weights
 from digmat.tasks.ligand_sampling import PoseEnsemble, reference_populations, sample_poses, total_variation
 
 __all__ = ["aligned_rmsd", "conformer_coverage", "evaluate_complex", "read_reference_modes", "reference_poses", "reweight_figures",
@@ -61,9 +61,7 @@ def read_reference_modes(folder: str | os.PathLike, weights: str | None = None) 
     """Representatives (K, N, 3) Å of a reference's ``modes.sdf`` and their populations (K,)
     (with ``weights``, a calculator name: as that calculator weighed them,
     :func:`~digmat.tasks.ligand_data.reference_mode_populations`)."""
-    from rdkit import Chem
-
-    mols = list(Chem.SDMolSupplier(str(Path(folder, "modes.sdf")), removeHs=False, sanitize=False))
+    mols = read_mode_molecules(folder)
     pops = reference_mode_populations(folder, weights)
     if len(pops) != len(mols):
         raise ValueError(f"{folder}: {len(pops)} mode populations for {len(mols)} modes in modes.sdf")

@@ -134,3 +134,34 @@ def test_reweighted_populations_put_each_minimums_population_at_the_minimum(benz
     unweighed.weights = None
     with pytest.raises(ValueError, match="not been weighed"):
         reweighted_populations(unweighed, x0[None])
+
+
+def test_reference_modes_read_the_same_from_plain_and_gzipped_sdf(benzoic, tmp_path):
+    import gzip
+
+    from rdkit import Chem
+
+    from digmat.tasks.ligand_eval import read_reference_modes
+
+    buffer = []
+    for k, shift in enumerate((0.0, 5.0)):
+        mol = Chem.Mol(benzoic[0])
+        conf = mol.GetConformer()
+        for i in range(mol.GetNumAtoms()):
+            p = conf.GetAtomPosition(i)
+            conf.SetAtomPosition(i, (p.x + shift, p.y, p.z))
+        mol.SetProp("population", f"{0.7 - 0.4 * k:.4f}")
+        buffer.append(Chem.MolToMolBlock(mol) + ">  <population>\n" + mol.GetProp("population") + "\n\n$$$$\n")
+    text = "".join(buffer).encode()
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "modes.sdf").write_bytes(text)
+    (tmp_path / "packed").mkdir()
+    (tmp_path / "packed" / "modes.sdf.gz").write_bytes(gzip.compress(text))
+    x, pops = read_reference_modes(tmp_path / "plain")
+    y, qops = read_reference_modes(tmp_path / "packed")
+    np.testing.assert_array_equal(x, y)
+    np.testing.assert_allclose(pops, [0.7, 0.3])
+    np.testing.assert_allclose(qops, [0.7, 0.3])
+    np.testing.assert_allclose(x[1] - x[0], np.broadcast_to([5.0, 0.0, 0.0], x[0].shape), atol=1e-4)
+    with pytest.raises(FileNotFoundError, match="no modes.sdf"):
+        read_reference_modes(tmp_path)
