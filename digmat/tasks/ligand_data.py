@@ -123,11 +123,14 @@ def read_mode_molecules(folder: str | os.PathLike) -> list:
         return list(Chem.ForwardSDMolSupplier(handle, removeHs=False, sanitize=False))
 
 
-def reference_mode_populations(folder: str | os.PathLike, weights: str | None = None) -> np.ndarray:
+def reference_mode_populations(folder: str | os.PathLike, weights: str | None = None, *,
+                               molecules: list | None = None) -> np.ndarray:
     """Populations (K,) of the modes of ``folder/modes.sdf`` (in its order): the reference's own,
-    or with ``weights`` (a calculator name) those of ``weights_<name>.json``."""
+    or with ``weights`` (a calculator name) those of ``weights_<name>.json``. ``molecules``: the
+    modes already read (:func:`read_mode_molecules`), so the file is not parsed twice."""
     if weights is None:
-        return np.array([float(m.GetProp("population")) for m in read_mode_molecules(folder)])
+        mols = read_mode_molecules(folder) if molecules is None else molecules
+        return np.array([float(m.GetProp("population")) for m in mols])
     path = Path(folder, f"weights_{weights}.json")
     if not path.is_file():
         raise FileNotFoundError(f"no {weights} mode populations at {path} (run recipes/weigh_reference_ligands.py)")

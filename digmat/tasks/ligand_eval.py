@@ -62,7 +62,7 @@ def read_reference_modes(folder: str | os.PathLike, weights: str | None = None) 
     (with ``weights``, a calculator name: as that calculator weighed them,
     :func:`~digmat.tasks.ligand_data.reference_mode_populations`)."""
     mols = read_mode_molecules(folder)
-    pops = reference_mode_populations(folder, weights)
+    pops = reference_mode_populations(folder, weights, molecules=mols)
     if len(pops) != len(mols):
         raise ValueError(f"{folder}: {len(pops)} mode populations for {len(mols)} modes in modes.sdf")
     return np.array([m.GetConformer().GetPositions() for m in mols]), pops
