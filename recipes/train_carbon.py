@@ -32,6 +32,7 @@ def train_score(args) -> None:
     from digmat.models import CrystalModelConfig, CrystalScoreModel
     from digmat.nn import GraphormerConfig
     from digmat.nn.cellnet import CellNetConfig
+    from digmat.nn.painn import PaiNNConfig
     from digmat.systems import CrystalStateConfig
     from digmat.train import TrainConfig
 
@@ -41,6 +42,8 @@ def train_score(args) -> None:
         net, state = init.config.network, init.config.state
     elif args.architecture == "cellnet":
         net = CellNetConfig(num_layers=args.layers, hidden=args.width, cutoff=args.cutoff)
+    elif args.architecture == "painn":
+        net = PaiNNConfig(num_layers=args.layers, hidden=args.width, cutoff=args.cutoff)
     else:
         net = GraphormerConfig(num_layers=args.layers, embed_dim=args.width, num_heads=args.heads, ffn_dim=2 * args.width, num_rbf=32,
                                cutoff=args.cutoff, num_tags=1, num_conditions=0, scalar_out=16, scalar_pool="none")
@@ -114,8 +117,9 @@ def main() -> None:
     score.add_argument("--batch-size", type=int, default=32)
     score.add_argument("--lr", type=float, default=5e-4)
     score.add_argument("--ema", type=float, default=0.999)
-    score.add_argument("--architecture", choices=("graphormer", "cellnet"), default="graphormer",
-                       help="periodic Graphormer with a cutoff, or the fully connected cell-level network (digmat.nn.cellnet)")
+    score.add_argument("--architecture", choices=("graphormer", "cellnet", "painn"), default="graphormer",
+                       help="periodic Graphormer with a cutoff, the fully connected cell-level network (digmat.nn.cellnet) "
+                            "or the equivariant message-passing network (digmat.nn.painn)")
     score.add_argument("--layers", type=int, default=4)
     score.add_argument("--width", type=int, default=64)
     score.add_argument("--heads", type=int, default=4)

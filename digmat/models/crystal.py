@@ -51,6 +51,7 @@ from torch import Tensor, nn
 from digmat.core import NoiseSchedule, ScoreFn, noise_batch, score_matching_error
 from digmat.nn import AtomsBatch, GraphormerConfig, PeriodicGraphormer
 from digmat.nn.cellnet import CellNet, CellNetConfig
+from digmat.nn.painn import PaiNN, PaiNNConfig
 from digmat.nn.radial import smooth_cutoff
 from digmat.systems.crystal import CrystalStateConfig, CrystalSystem, lattice_entries, symmetric_to_vec
 
@@ -59,6 +60,9 @@ __all__ = ["CrystalDataset", "CrystalModelConfig", "CrystalOutput", "CrystalScor
 
 def _default_network() -> GraphormerConfig:
     return GraphormerConfig(num_layers=4, embed_dim=64, num_heads=4, ffn_dim=128, num_rbf=32, cutoff=5.0, num_tags=1, num_conditions=0, scalar_out=16, scalar_pool="none")
+
+
+_NETWORK_CONFIGS = {"graphormer": GraphormerConfig, "cellnet": CellNetConfig, "painn": PaiNNConfig}
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ class CrystalModelConfig:
         N when it is not given.
     """
 
-    network: GraphormerConfig | CellNetConfig = field(default_factory=_default_network)
+    network: GraphormerConfig | CellNetConfig | PaiNNConfig = field(default_factory=_default_network)
     state: CrystalStateConfig = CrystalStateConfig()
     schedule: NoiseSchedule = NoiseSchedule()
     lattice_weight: float = 1.0
@@ -108,12 +112,12 @@ class CrystalModelConfig:
     architecture: str = "graphormer"
 
     def __post_init__(self) -> None:
-        expected = {"graphormer": GraphormerConfig, "cellnet": CellNetConfig}
+        expected = _NETWORK_CONFIGS
         if self.architecture not in expected:
             raise ValueError(f"architecture must be one of {tuple(expected)}, got {self.architecture!r}")
         if not isinstance(self.network, expected[self.architecture]):
             raise ValueError(f"architecture {self.architecture!r} needs a {expected[self.architecture].__name__}, got {type(self.network).__name__}")
-        if self.architecture == "cellnet":
+        if self.architecture != "graphormer":
             pass
         elif self.network.scalar_pool != "none" or self.network.scalar_out < 1:
             raise ValueError("the crystal model needs per-atom scalar features: scalar_pool='none', scalar_out >= 1")
@@ -136,7 +140,9 @@ class CrystalModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CrystalModelConfig:
         architecture = str(data.get("architecture", "graphormer"))
-        network = (CellNetConfig if architecture == "cellnet" else GraphormerConfig).from_dict(data["network"])
+        if architecture not in _NETWORK_CONFIGS:
+            raise ValueError(f"architecture must be one of {tuple(_NETWORK_CONFIGS)}, got {architecture!r}")
+        network = _NETWORK_CONFIGS[architecture].from_dict(data["network"])
         return cls(
             network=network,
             architecture=architecture,
@@ -172,8 +178,8 @@ class CrystalOutput:
     lattice_tensor: Tensor
 
 
-class _Graphormer(PeriodicGraphormer):
-    """A PeriodicGraphormer that keeps the neighbour list of its last forward pass."""
+class _KeepsNeighbors:
+    """Mixin for a network with ``neighbors(batch)``: keeps the list of its last forward pass."""
 
     def neighbors(self, batch: AtomsBatch):
         nb = super().neighbors(batch)
@@ -181,14 +187,23 @@ class _Graphormer(PeriodicGraphormer):
         return nb
 
 
+class _Graphormer(_KeepsNeighbors, PeriodicGraphormer):
+    """A PeriodicGraphormer that keeps the neighbour list of its last forward pass."""
+
+
+class _PaiNN(_KeepsNeighbors, PaiNN):
+    """A PaiNN that keeps the neighbour list of its last forward pass."""
+
+
 class LatticeHead(nn.Module):
     """Symmetric (B, 3, 3) tensor T from per-atom features and edge vectors (see module docstring)."""
 
-    def __init__(self, config: GraphormerConfig):
+    def __init__(self, config: GraphormerConfig | PaiNNConfig):
         super().__init__()
         k = config.scalar_out
+        width = config.embed_dim if isinstance(config, GraphormerConfig) else config.width
         self.cutoff = config.cutoff
-        self.radial = nn.Sequential(nn.Linear(config.num_rbf, config.embed_dim), nn.SiLU(), nn.Linear(config.embed_dim, k))
+        self.radial = nn.Sequential(nn.Linear(config.num_rbf, width), nn.SiLU(), nn.Linear(width, k))
         self.isotropic = nn.Linear(k, 1)
 
     def forward(self, features: Tensor, receivers: Tensor, senders: Tensor, vectors: Tensor, rbf: Tensor, envelope: Tensor, batch: Tensor, natoms: Tensor) -> Tensor:
@@ -216,7 +231,7 @@ class CrystalScoreModel(nn.Module):
         if config.architecture == "cellnet":
             self.network = CellNet(config.network)
         else:
-            self.network = _Graphormer(config.network)
+            self.network = _PaiNN(config.network) if config.architecture == "painn" else _Graphormer(config.network)
             self.lattice_head = LatticeHead(config.network)
 
     # ------------------------------------------------------------------ checks and systems
@@ -257,8 +272,8 @@ class CrystalScoreModel(nn.Module):
         """
         if not bool(batch.pbc.all()):
             raise ValueError("crystals must be periodic along all three cell vectors")
-        if self.config.architecture != "graphormer":
-            raise ValueError(f"outputs() on Cartesian batches needs the Graphormer; a {self.config.architecture!r} model works on states (forward)")
+        if self.config.architecture == "cellnet":
+            raise ValueError("outputs() on Cartesian batches needs a network with a neighbour list; a 'cellnet' model works on states (forward)")
         out = self.network(batch, t)
         nb = self.network.last_neighbors
         self.network.last_neighbors = None

@@ -8,6 +8,7 @@ from digmat.checkpoint import save_checkpoint
 from digmat.design.carbon24 import carbon_prototypes
 from digmat.models import CrystalDataset, CrystalModelConfig, CrystalScoreModel, collate_crystals, crystal_dsm_loss
 from digmat.nn import AtomsBatch, GraphormerConfig
+from digmat.nn.painn import PaiNNConfig
 from digmat.systems import CrystalStateConfig
 from digmat.testing import (
     assert_lattice_image_invariant,
@@ -18,11 +19,17 @@ from digmat.testing import (
 from tests.systems.test_crystal import random_crystal
 
 
-def tiny_model(seed=0, **kw):
+ARCHITECTURES = ("graphormer", "painn")
+
+
+def tiny_model(seed=0, architecture="graphormer", **kw):
     torch.manual_seed(seed)
-    net = GraphormerConfig(num_layers=2, embed_dim=32, num_heads=4, ffn_dim=64, num_rbf=16, cutoff=4.0, num_tags=1, scalar_out=8, scalar_pool="none")
+    if architecture == "painn":
+        net = PaiNNConfig(num_layers=2, hidden=16, num_rbf=12, cutoff=4.0, scalar_out=8)
+    else:
+        net = GraphormerConfig(num_layers=2, embed_dim=32, num_heads=4, ffn_dim=64, num_rbf=16, cutoff=4.0, num_tags=1, scalar_out=8, scalar_pool="none")
     state = CrystalStateConfig(volume_per_atom=6.3, lattice_scale=0.17, lattice_mean=(-0.4, 0.05, 0.4, 0.0, 0.0, 0.0))
-    return CrystalScoreModel(CrystalModelConfig(network=net, state=state, **kw)).double().eval()
+    return CrystalScoreModel(CrystalModelConfig(network=net, state=state, architecture=architecture, **kw)).double().eval()
 
 
 def structures():
@@ -40,9 +47,10 @@ def output_fn(model, field, t=0.3):
     return fn
 
 
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("k", range(3))
-def test_symmetries_with_digmat_testing(k):
-    model = tiny_model()
+def test_symmetries_with_digmat_testing(k, architecture):
+    model = tiny_model(architecture=architecture)
     atoms = structures()[k]
     for field, kind in (("frac_eps", "atom_scalar"), ("lattice_eps", "system_scalar"), ("vectors", "vector")):
         fn = output_fn(model, field)
@@ -69,8 +77,9 @@ def test_symmetry_checks_are_sensitive():
         assert_rotation_equivariant(output_fn(model, "vectors"), atoms, kind="atom_scalar")
 
 
-def test_state_path_matches_structure_path_and_state_symmetries():
-    model = tiny_model()
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_state_path_matches_structure_path_and_state_symmetries(architecture):
+    model = tiny_model(architecture=architecture)
     atoms = structures()[1]
     system = model.system(atoms.numbers)
     x = system.to_state(atoms)
@@ -108,8 +117,9 @@ def test_lattice_skip_is_the_gaussian_answer():
     torch.testing.assert_close(eps[:, -6:], sigma * x[:, -6:], atol=1e-12, rtol=0)
 
 
-def test_batches_of_different_sizes_equal_single_calls():
-    model = tiny_model()
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_batches_of_different_sizes_equal_single_calls(architecture):
+    model = tiny_model(architecture=architecture)
     atoms = structures()
     systems = [model.system(a.numbers) for a in atoms]
     xs = [s.to_state(a) for s, a in zip(systems, atoms)]
@@ -119,8 +129,9 @@ def test_batches_of_different_sizes_equal_single_calls():
         torch.testing.assert_close(e, model.eps(s, x, t), atol=1e-10, rtol=1e-8)
 
 
-def test_loss_trains_every_parameter_and_checkpoint_round_trip(tmp_path):
-    model = tiny_model().float().train()
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_loss_trains_every_parameter_and_checkpoint_round_trip(tmp_path, architecture):
+    model = tiny_model(architecture=architecture).float().train()
     data = CrystalDataset(carbon_prototypes(rattled=1), model.config.state)
     batch = collate_crystals([data[i] for i in range(len(data))])
     assert len(batch) == 3  # 2-, 4- and 8-atom systems
