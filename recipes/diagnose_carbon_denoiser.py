@@ -54,8 +54,7 @@ def _profile(model, structures, noise, seed):
 
 def band_fit(args) -> dict:
     """Fine-tune in a noise band on a few structures; their denoising error before and after."""
-    from digmat.core import noise_batch, score_matching_error
-    from digmat.models import CrystalDataset, CrystalScoreModel, collate_crystals
+    from digmat.models import CrystalDataset, CrystalScoreModel, collate_crystals, crystal_dsm_loss
 
     torch.manual_seed(args.seed)
     structures = _structures(args)[: args.subset]
@@ -74,17 +73,7 @@ def band_fit(args) -> dict:
     t0 = time.perf_counter()
     for step in range(1, args.steps + 1):
         idx = torch.randint(len(data), (args.batch_size,), generator=gen).tolist()
-        groups = collate_crystals([data[i] for i in idx])
-        noised = [noise_batch(system.diffusion(schedule), x0, t=lo + (hi - lo) * torch.rand(x0.shape[0], generator=gen, dtype=x0.dtype), generator=gen)
-                  for system, x0 in groups]
-        eps = model([(system, nb.xt, nb.t) for (system, _), nb in zip(groups, noised)])
-        errors = []
-        for (system, x0), nb, e in zip(groups, noised, eps):
-            frac = torch.zeros(system.dim, dtype=x0.dtype)
-            frac[: 3 * system.num_atoms] = 1.0
-            score = -e / nb.std
-            errors.append(score_matching_error(nb, score, mask=frac) + model.config.lattice_weight * score_matching_error(nb, score, mask=1.0 - frac))
-        loss = torch.cat(errors).mean()
+        loss = crystal_dsm_loss(model, collate_crystals([data[i] for i in idx]), gen, t_range=(lo, hi))
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -65,6 +65,13 @@ def _default_network() -> GraphormerConfig:
 _NETWORK_CONFIGS = {"graphormer": GraphormerConfig, "cellnet": CellNetConfig, "painn": PaiNNConfig}
 
 
+def _network_config_class(architecture: str) -> type:
+    """The network configuration class of an architecture name; ValueError for an unknown name."""
+    if architecture not in _NETWORK_CONFIGS:
+        raise ValueError(f"architecture must be one of {tuple(_NETWORK_CONFIGS)}, got {architecture!r}")
+    return _NETWORK_CONFIGS[architecture]
+
+
 @dataclass(frozen=True)
 class CrystalModelConfig:
     """Everything needed to rebuild a crystal score model (plain data in checkpoints).
@@ -112,16 +119,12 @@ class CrystalModelConfig:
     architecture: str = "graphormer"
 
     def __post_init__(self) -> None:
-        expected = _NETWORK_CONFIGS
-        if self.architecture not in expected:
-            raise ValueError(f"architecture must be one of {tuple(expected)}, got {self.architecture!r}")
-        if not isinstance(self.network, expected[self.architecture]):
-            raise ValueError(f"architecture {self.architecture!r} needs a {expected[self.architecture].__name__}, got {type(self.network).__name__}")
-        if self.architecture != "graphormer":
-            pass
-        elif self.network.scalar_pool != "none" or self.network.scalar_out < 1:
+        expected = _network_config_class(self.architecture)
+        if not isinstance(self.network, expected):
+            raise ValueError(f"architecture {self.architecture!r} needs a {expected.__name__}, got {type(self.network).__name__}")
+        if self.architecture == "graphormer" and (self.network.scalar_pool != "none" or self.network.scalar_out < 1):
             raise ValueError("the crystal model needs per-atom scalar features: scalar_pool='none', scalar_out >= 1")
-        elif self.network.num_conditions != 0:
+        if self.architecture == "graphormer" and self.network.num_conditions != 0:
             raise ValueError("the crystal model takes no conditions (num_conditions must be 0)")
         if not (self.lattice_weight > 0 and self.lattice_clip > 0 and self.time_power > 0):
             raise ValueError(f"lattice_weight, lattice_clip and time_power must be > 0, got {self.lattice_weight}, {self.lattice_clip}, {self.time_power}")
@@ -140,9 +143,7 @@ class CrystalModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CrystalModelConfig:
         architecture = str(data.get("architecture", "graphormer"))
-        if architecture not in _NETWORK_CONFIGS:
-            raise ValueError(f"architecture must be one of {tuple(_NETWORK_CONFIGS)}, got {architecture!r}")
-        network = _NETWORK_CONFIGS[architecture].from_dict(data["network"])
+        network = _network_config_class(architecture).from_dict(data["network"])
         return cls(
             network=network,
             architecture=architecture,
@@ -399,7 +400,8 @@ def _crystal_batch(system: CrystalSystem, positions: Tensor, cell: Tensor) -> At
     )
 
 
-def crystal_dsm_loss(model: nn.Module, groups: Sequence[tuple[CrystalSystem, Tensor]], generator: torch.Generator) -> Tensor:
+def crystal_dsm_loss(model: nn.Module, groups: Sequence[tuple[CrystalSystem, Tensor]], generator: torch.Generator, *,
+                     t_range: tuple[float, float] | None = None) -> Tensor:
     """Denoising score matching (eps form) over a batch of crystals of several sizes, one pass.
 
     Per sample: mean squared eps error over the fractional coordinates plus ``lattice_weight``
@@ -411,10 +413,20 @@ def crystal_dsm_loss(model: nn.Module, groups: Sequence[tuple[CrystalSystem, Ten
         A :class:`CrystalScoreModel` (or a DDP wrapper of one).
     groups
         ``(system, clean states (B_g, D_g))`` per system.
+    t_range
+        ``(lo, hi)``: draw the diffusion times uniformly on [lo, hi] instead of the model's
+        ``time_power`` schedule (fine-tuning or diagnosing one band of noise levels).
     """
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     schedule = core.config.schedule
-    noised = [noise_batch(system.diffusion(schedule), x0, time_power=core.config.time_power, generator=generator) for system, x0 in groups]
+
+    def times(x0: Tensor) -> Tensor | None:
+        if t_range is None:
+            return None
+        lo, hi = t_range
+        return lo + (hi - lo) * torch.rand(x0.shape[0], generator=generator, dtype=x0.dtype).to(x0.device)
+
+    noised = [noise_batch(system.diffusion(schedule), x0, t=times(x0), time_power=core.config.time_power, generator=generator) for system, x0 in groups]
     eps = model([(system, nb.xt, nb.t) for (system, _), nb in zip(groups, noised)])
     errors = []
     for (system, x0), nb, e in zip(groups, noised, eps):
