@@ -1,7 +1,8 @@
 """Benchmark crystal score models and samplers: sample quality and speed under several settings.
 
-For every ``--model`` (repeatable) and every ``--sampler METHOD:STEPS[:GRID_POWER]`` (the
-first model with the first sampler is the baseline) draw ``-n``
+For every ``--model`` (repeatable) and every ``--sampler METHOD:STEPS[:GRID_POWER[:MOVES:SNR:T_MAX]]``
+(the last three: a Langevin corrector, ``digmat.core.LangevinCorrector``; the first model with the
+first sampler is the baseline) draw ``-n``
 crystals from the same seed and report validity, StructureMatcher match rates and mean
 normalised r.m.s.d. against the reference set (CDVAE's loose and pymatgen's default
 tolerances), the 10/50/90 % nearest-neighbour distances beside the reference set's, with
@@ -12,6 +13,8 @@ Usage::
 
     python recipes/bench_crystal_sampler.py --model runs/carbon/score/model.pt -n 48 \\
         --sampler sde:200 --sampler sde:1000 --sampler sde:200:3 --sampler ode:100 --gaps
+    # predictor-corrector: 2 Langevin moves at snr 0.1 after every step that lands at t <= 0.05
+    python recipes/bench_crystal_sampler.py --model carbon24 -n 100 --sampler sde:200 --sampler sde:200:1:2:0.1:0.05
     # two models, same seeds and sampler: the shipped one is the baseline
     python recipes/bench_crystal_sampler.py --model carbon24 --model runs/carbon/new/model.pt -n 200 --sampler sde:200 --gaps
     # reference: the Carbon-24 training representatives (--data-dir), or any structure
@@ -33,22 +36,34 @@ QUALITY = ("validity", "match_rate_loose", "mean_rms_loose", "match_rate_strict"
 
 
 def parse_sampler(text: str):
-    """``"sde:200"`` / ``"sde:200:3"`` / ``"ode:100"`` -> SamplerConfig (a clear error otherwise)."""
+    """``"sde:200"`` / ``"sde:200:3"`` / ``"ode:100"`` / ``"sde:200:1:2:0.1:0.05"`` -> SamplerConfig
+    (a clear error otherwise)."""
+    from digmat.core import LangevinCorrector
     from digmat.design.generate import SamplerConfig
 
     parts = text.split(":")
     try:
-        if len(parts) not in (2, 3):
+        if len(parts) not in (2, 3, 6):
             raise ValueError
-        return SamplerConfig(parts[0], int(parts[1]), float(parts[2]) if len(parts) == 3 else 1.0)
+        corrector = LangevinCorrector(int(parts[3]), float(parts[4]), float(parts[5])) if len(parts) == 6 else None
+        return SamplerConfig(parts[0], int(parts[1]), float(parts[2]) if len(parts) >= 3 else 1.0, corrector=corrector)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r}: a sampler is METHOD:STEPS[:GRID_POWER], e.g. sde:200 or sde:200:3. {err}".rstrip()) from None
+        raise argparse.ArgumentTypeError(f"{text!r}: a sampler is METHOD:STEPS[:GRID_POWER[:MOVES:SNR:T_MAX]], e.g. sde:200, sde:200:3 "
+                                         f"or sde:200:1:2:0.1:0.05. {err}".rstrip()) from None
+
+
+def sampler_label(sampler) -> str:
+    """The inverse of :func:`parse_sampler`."""
+    label = f"{sampler.method}:{sampler.steps}:{sampler.grid_power:g}"
+    if sampler.corrector is not None:
+        label += f":{sampler.corrector.steps}:{sampler.corrector.snr:g}:{sampler.corrector.t_max:g}"
+    return label
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, action="append", help="crystal score model checkpoint or shipped name (repeatable; first = baseline)")
-    parser.add_argument("--sampler", type=parse_sampler, action="append", help="METHOD:STEPS[:GRID_POWER] (repeatable; first = baseline)")
+    parser.add_argument("--sampler", type=parse_sampler, action="append", help="METHOD:STEPS[:GRID_POWER[:MOVES:SNR:T_MAX]] (repeatable; first = baseline)")
     parser.add_argument("-n", type=int, default=48, help="samples per setting")
     parser.add_argument("--num-atoms", type=int, default=None, help="atoms per cell (default: the model's training distribution)")
     parser.add_argument("--reference", default=None, help="structure collection to match against (default: Carbon-24 training set)")
@@ -89,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
         if oracle is not None and len(valid):
             gaps[valid] = oracle([samples[i] for i in valid])
         result = evaluate_samples(samples, gaps, reference=matchers)
-        row = {"model": name, "sampler": f"{sampler.method}:{sampler.steps}:{sampler.grid_power:g}", "seconds_per_sample": seconds / args.n,
+        row = {"model": name, "sampler": sampler_label(sampler), "seconds_per_sample": seconds / args.n,
                **{k: result.get(k) for k in QUALITY}}
         if oracle is not None:
             row["share_gap_above_0.5"] = float(np.mean(np.nan_to_num(gaps) > 0.5))

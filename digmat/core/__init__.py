@@ -8,7 +8,7 @@ Euclidean entries, a wrapped variance-exploding SDE on periodic ones). On top of
   target averaged over a pool of data points (same minimiser, less variance); :func:`target_score_loss` —
   score matching on samples whose target score is known; :func:`denoising_profile` — a model's
   noise-prediction error per noise level;
-- :func:`sample_sde` — DiG's ancestral reverse chain (:func:`resample_sde`: from given states noised to a time); :class:`SamplerConfig` — the one sampling
+- :func:`sample_sde` — DiG's ancestral reverse chain (:func:`resample_sde`: from given states noised to a time; :class:`LangevinCorrector`: predictor–corrector moves); :class:`SamplerConfig` — the one sampling
   configuration (SDE or ODE, steps, grid) every model family uses;
 - :func:`sample_ode`, :func:`encode`, :func:`decode` — the probability-flow ODE (Heun on the
   EDM grid, adaptive Dormand–Prince);
@@ -43,7 +43,7 @@ from .loss import (DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, ds
 from .rigid import RigidDiffusion, RigidLoss, RigidScoreFn, RigidState, rigid_dsm_loss, sample_rigid_sde
 from .schedule import NoiseSchedule
 from .sampler import SAMPLERS, SampleConfig, SamplerConfig
-from .sde import SDEResult, resample_sde, sample_sde
+from .sde import LangevinCorrector, SDEResult, langevin_step, resample_sde, sample_sde
 from .space import StateSpace
 from .torus import wrap, wrap_centered, wrapped_normal_log_prob, wrapped_normal_score
 
@@ -54,6 +54,7 @@ __all__ = [
     "FlowResult",
     "InterpolationResult",
     "JumpResult",
+    "LangevinCorrector",
     "LogProbResult",
     "MALAResult",
     "MixtureJump",
@@ -86,6 +87,7 @@ __all__ = [
     "guided_score",
     "interpolate",
     "interpolate_latents",
+    "langevin_step",
     "log_density_residual",
     "log_prob",
     "mala",

@@ -22,7 +22,8 @@ from torch import Tensor
 
 from .diffusion import Diffusion, ScoreFn
 from .flow import ODEConfig, sample_ode
-from .sde import sample_sde
+from .schedule import NoiseSchedule
+from .sde import LangevinCorrector, sample_sde
 
 __all__ = ["SAMPLERS", "SampleConfig", "SamplerConfig"]
 
@@ -42,11 +43,15 @@ class SamplerConfig:
     grid_power : float
         SDE step grid ``t = u^p`` (p > 1: more steps at low noise); the ODE uses the EDM grid,
         so it must stay 1 there.
+    corrector : LangevinCorrector or None
+        SDE only: Langevin moves after the ancestral steps (Song et al.'s predictor–corrector
+        sampler); ``None``: DiG's plain chain.
     """
 
     method: str = "sde"
     steps: int = 200
     grid_power: float = 1.0
+    corrector: LangevinCorrector | None = None
 
     def __post_init__(self) -> None:
         if self.method not in SAMPLERS:
@@ -56,17 +61,24 @@ class SamplerConfig:
             raise ValueError(f"the {self.method} sampler needs steps >= {need}, got {self.steps!r}")
         if not self.grid_power > 0 or (self.method == "ode" and self.grid_power != 1.0):
             raise ValueError(f"grid_power must be > 0 and applies to the SDE only, got {self.grid_power} with {self.method!r}")
+        if self.corrector is not None and (self.method != "sde" or not isinstance(self.corrector, LangevinCorrector)):
+            raise ValueError(f"a corrector must be a LangevinCorrector and applies to the SDE only, got {self.corrector!r} with {self.method!r}")
 
     @property
     def evaluations(self) -> int:
-        """Network evaluations per sample."""
-        return self.steps if self.method == "sde" else 2 * self.steps - 1
+        """Network evaluations per sample (corrector moves counted on DiG's default schedule;
+        :meth:`sample` returns the count on the diffusion's own)."""
+        if self.method == "ode":
+            return 2 * self.steps - 1
+        if self.corrector is None:
+            return self.steps
+        return self.steps + self.corrector.evaluations(NoiseSchedule().discretize(self.steps, power=self.grid_power)["t"], self.steps)
 
     def sample(self, diffusion: Diffusion, score_fn: ScoreFn, num: int, *, generator: torch.Generator | None = None,
                device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> tuple[Tensor, int]:
         """Draw ``num`` states; returns ``(states (num, *shape), network evaluations)``."""
         if self.method == "sde":
-            out = sample_sde(diffusion, score_fn, num, steps=self.steps, grid_power=self.grid_power,
+            out = sample_sde(diffusion, score_fn, num, steps=self.steps, grid_power=self.grid_power, corrector=self.corrector,
                              generator=generator, device=device, dtype=dtype)
         else:
             out = sample_ode(diffusion, score_fn, num, ODEConfig("heun", steps=self.steps),

@@ -23,9 +23,9 @@ def test_smoke_run_compares_samplers_against_the_baseline(bench, tmp_path):
     reference = tmp_path / "reference.extxyz"
     write(reference, carbon_prototypes())
     out = bench.main(["--model", str(ckpt), "--reference", str(reference), "-n", "3", "--sampler", "sde:3", "--sampler", "sde:3",
-                      "--sampler", "sde:3:3", "--sampler", "ode:2"])
+                      "--sampler", "sde:3:3", "--sampler", "ode:2", "--sampler", "sde:3:1:2:0.1:1"])
     assert out["baseline"] == {"model": str(ckpt), "sampler": "sde:3:1"}
-    assert [r["sampler"] for r in out["runs"]] == ["sde:3:1", "sde:3:1", "sde:3:3", "ode:2:1"]
+    assert [r["sampler"] for r in out["runs"]] == ["sde:3:1", "sde:3:1", "sde:3:3", "ode:2:1", "sde:3:1:2:0.1:1"]
     assert out["reference"]["n"] == len(carbon_prototypes())
     low, mid, high = out["reference"]["nn_distance_quantiles"]
     assert 1.3 < low <= mid <= high < 1.6  # the prototypes' C-C bonds
@@ -36,7 +36,7 @@ def test_smoke_run_compares_samplers_against_the_baseline(bench, tmp_path):
     assert "machine" in out and out["runs"][0]["ratio_to_baseline"]["seconds_per_sample"] == 1.0
 
 
-@pytest.mark.parametrize("text", ["sde", "sde:x", "euler:10", "ode:10:2", "sde:0"])
+@pytest.mark.parametrize("text", ["sde", "sde:x", "euler:10", "ode:10:2", "sde:0", "sde:10:1:2", "sde:10:1:2:0:1", "ode:10:1:2:0.1:1"])
 def test_bad_sampler_strings_are_argparse_errors(bench, text):
     with pytest.raises(SystemExit):
         bench.main(["--model", "unused.pt", "--sampler", text])
