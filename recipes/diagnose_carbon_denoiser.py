@@ -63,8 +63,7 @@ def band_fit(args) -> dict:
     if not args.scratch:
         model.load_state_dict(start.state_dict())
     model.train()
-    schedule, scale = model.config.schedule, model.config.state.length_scale
-    lo, hi = (float(schedule.t_of_sigma_tilde(torch.tensor(a / scale, dtype=torch.float64))) for a in args.band)
+    lo, hi = (float(t) for t in model.time_of_noise(args.band))
     data = CrystalDataset(structures, model.config.state)
     report = {"model": str(args.model), "scratch": args.scratch, "structures": len(structures), "band_A": args.band, "steps": args.steps,
               "noise_A": args.noise, "before": _profile(model, structures, args.noise, args.seed), "log": []}
@@ -98,7 +97,7 @@ def relax_denoiser(args) -> dict:
     schedule, gen = model.config.schedule, torch.Generator().manual_seed(args.seed)
     rows = []
     for level in args.noise:
-        t = torch.tensor([float(schedule.t_of_sigma_tilde(torch.tensor(level / model.config.state.length_scale, dtype=torch.float64)))], dtype=torch.float64)
+        t = model.time_of_noise([level])
         relaxed, truth, predicted, steps, t0 = [], [], [], 0, time.perf_counter()
         for atoms in structures:
             system = model.system(atoms.numbers)

@@ -95,7 +95,7 @@ def profile(args) -> None:
     model = CrystalScoreModel.from_checkpoint(args.model)
     structures = load_carbon24(args.data_dir, split=args.split, members=False)
     rel = crystal_denoising_profile(model, structures, args.noise, generator=torch.Generator().manual_seed(args.seed))
-    times = model.config.schedule.t_of_sigma_tilde(torch.tensor(args.noise, dtype=torch.float64) / model.config.state.length_scale)
+    times = model.time_of_noise(args.noise)
     rows = [{"noise_A": a, "t": round(float(t), 5), **{k: round(float(v[i]), 4) for k, v in rel.items()}} for i, (a, t) in enumerate(zip(args.noise, times))]
     report = {"model": str(args.model), "split": args.split, "structures": len(structures), "relative_eps_mse": rows}
     if args.restart:

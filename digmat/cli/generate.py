@@ -30,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", choices=("sde", "ode"), default="sde")
     parser.add_argument("--steps", type=at_least(1), default=200, help="sampler steps (default 200)")
     parser.add_argument("--grid-power", type=positive(float), default=1.0, help="SDE step grid t = u^p (p > 1: more steps at low noise)")
+    parser.add_argument("--corrector", type=non_negative(int), default=0, metavar="MOVES",
+                        help="Langevin corrector moves after each SDE step below --correct-below (default 0: none)")
+    parser.add_argument("--snr", type=positive(float), default=0.2, help="corrector signal-to-noise ratio (default 0.2)")
+    parser.add_argument("--correct-below", type=positive(float), default=0.3, metavar="ANGSTROM",
+                        help="correct only where the positional noise is at most this many Å (default 0.3)")
     parser.add_argument("--oracle", action="store_true", help="tight-binding band gap of every valid sample (carbon)")
     parser.add_argument("--seed", type=int, default=0)
     add_device_option(parser)
@@ -40,15 +45,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from digmat.core import LangevinCorrector
     from digmat.design.evaluate import is_valid, nn_distance_quantiles, space_group
     from digmat.design.generate import GapGuidance, SamplerConfig, sample_crystals
     from digmat.models import CrystalScoreModel
 
     device = resolve_device(args.device)
+    if args.corrector and args.sampler != "sde":
+        raise ValueError("--corrector applies to the SDE sampler only")
     sampler = SamplerConfig(args.sampler, args.steps, args.grid_power)
     check_output_dir(args.out)
     guidance = None if args.gap is None else GapGuidance(args.gap, width=args.width, scale=args.scale, max_noise=args.guide_below)
     model = CrystalScoreModel.from_checkpoint(args.model).to(device)
+    if args.corrector:
+        corrector = LangevinCorrector(args.corrector, args.snr, min(float(model.time_of_noise(args.correct_below)), 1.0))
+        sampler = SamplerConfig(args.sampler, args.steps, args.grid_power, corrector=corrector)
     predictor = None
     if guidance is not None:
         from digmat.design.predictor import BandGapPredictor

@@ -138,8 +138,7 @@ def _score(model: CrystalScoreModel, system: CrystalSystem, predictor, guidance:
     guided = guided_score(base, likelihood, guidance.scale)
     if guidance.max_noise is None:
         return guided
-    schedule = model.config.schedule
-    t_max = float(schedule.t_of_sigma_tilde(torch.tensor(guidance.max_noise / model.config.state.length_scale, dtype=torch.float64)))
+    t_max = float(model.time_of_noise(guidance.max_noise))
 
     def score(x: Tensor, t: Tensor) -> Tensor:
         low = t <= t_max
@@ -243,7 +242,7 @@ def restart_crystals(model: CrystalScoreModel, structures: Sequence[Atoms], nois
         raise ValueError(f"noise must be > 0 Å and repeats >= 1, got {noise}, {repeats}")
     model.eval()
     param = next(model.parameters())
-    t_start = float(model.config.schedule.t_of_sigma_tilde(torch.tensor(noise / model.config.state.length_scale, dtype=torch.float64)))
+    t_start = float(model.time_of_noise(noise))
     generator = torch.Generator().manual_seed(seed)
     out: list[Atoms] = []
     for k, atoms in enumerate(structures):

@@ -354,6 +354,10 @@ class CrystalScoreModel(nn.Module):
 
         return score
 
+    def time_of_noise(self, noise: float | Sequence[float]) -> Tensor:
+        """Diffusion time(s) at which the positional noise is ``noise`` Å (float64, shape of ``noise``)."""
+        return self.config.schedule.t_of_sigma_tilde(torch.as_tensor(noise, dtype=torch.float64) / self.config.state.length_scale)
+
     # ------------------------------------------------------------------ checkpoints
     @classmethod
     def from_payload(cls, ckpt: dict[str, Any], *, ema: bool = True) -> CrystalScoreModel:
@@ -493,15 +497,14 @@ def crystal_denoising_profile(model: CrystalScoreModel, structures: Sequence, no
     """
     from digmat.core import denoising_profile
 
-    schedule = model.config.schedule
-    times = schedule.t_of_sigma_tilde(torch.tensor(noise, dtype=torch.float64) / model.config.state.length_scale)
+    times = model.time_of_noise(list(noise))
     data = CrystalDataset(structures, model.config.state)
     total = None
     for system, x0 in collate_crystals([data[i] for i in range(len(data))]):
         frac = torch.zeros(system.dim, dtype=x0.dtype)
         frac[: 3 * system.num_atoms] = 1.0
         with torch.no_grad():
-            part = denoising_profile(system.diffusion(schedule), lambda x, t, s=system: model.eps(s, x, t), x0.repeat(repeats, 1), times,
+            part = denoising_profile(system.diffusion(model.config.schedule), lambda x, t, s=system: model.eps(s, x, t), x0.repeat(repeats, 1), times,
                                      groups={"fractional": frac, "lattice": 1.0 - frac}, generator=generator)
         total = part if total is None else total.merge(part)
     return total.relative()

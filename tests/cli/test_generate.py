@@ -48,7 +48,23 @@ def test_guidance_raises_the_predicted_gap(tmp_path, capsys):
     assert all("predicted_gap" in a.info for a in guided if a.info["valid"])
 
 
+def test_corrector_moves_are_used_below_the_noise_asked(tmp_path, capsys):
+    from digmat.models import CrystalScoreModel
+
+    common = ["-n", "2", "--num-atoms", "6", "--steps", "20", "--json"]
+    assert main(["generate", *common, "--out", str(tmp_path / "plain")]) == 0
+    assert main(["generate", *common, "--corrector", "2", "--snr", "0.2", "--correct-below", "0.3", "--out", str(tmp_path / "pc")]) == 0
+    capsys.readouterr()
+    corrector = json.loads((tmp_path / "pc" / "generate.json").read_text())["sampler"]["corrector"]
+    t_max = float(CrystalScoreModel.from_checkpoint("carbon24").time_of_noise(0.3))
+    assert corrector == {"steps": 2, "snr": 0.2, "t_max": pytest.approx(t_max)} and 0.05 < t_max < 0.15
+    plain, pc = (read(tmp_path / name / "crystals.extxyz", ":") for name in ("plain", "pc"))
+    assert all(not np.allclose(a.positions, b.positions) for a, b in zip(plain, pc))  # same seed: only the moves differ
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["--sampler", "ode", "--corrector", "2"], "SDE sampler only"),
+    (["--corrector", "-1"], "--corrector: must be >= 0"),
     (["-n", "0"], "--num-samples: must be >= 1"),
     (["--model", "adsorption", "-n", "1"], "not a crystal model"),
     (["--model", "no-such-model"], "shipped models"),
