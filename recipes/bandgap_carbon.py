@@ -31,6 +31,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sampler", choices=("sde", "ode"), default="sde")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--grid-power", type=float, default=1.0, help="SDE step grid t = u^p (p > 1: more steps at low noise)")
+    parser.add_argument("--corrector", type=int, default=0, metavar="MOVES", help="Langevin corrector moves after each SDE step below --correct-below")
+    parser.add_argument("--snr", type=float, default=0.2, help="corrector signal-to-noise ratio")
+    parser.add_argument("--correct-below", type=float, default=0.3, metavar="ANGSTROM", help="correct where the positional noise is at most this")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--relax", default=None, metavar="CALC", help="relax samples with this calculator (e.g. chgnet) before evaluation")
     parser.add_argument("--data-dir", default=None, help="Carbon-24 CSV folder (training set for matching)")
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     from ase.io import write
 
     from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nn_distance_quantiles, plot_gap_histograms, relax
-    from digmat.design.generate import GapGuidance, SamplerConfig, sample_crystals
+    from digmat.design.generate import GapGuidance, SamplerConfig, crystal_corrector, sample_crystals
     from digmat.design.tightbinding import TightBindingGap
 
     out = Path(args.out)
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     targets = args.target if args.target else [0.0, 6.0]
     if args.smoke:
         model, predictor, train = smoke_setup(out, args.seed)
-        n, sampler, source = min(args.n, 3), SamplerConfig(args.sampler, min(args.steps, 6), args.grid_power), "smoke: carbon prototypes"
+        n, steps, source = min(args.n, 3), min(args.steps, 6), "smoke: carbon prototypes"
         train_gaps = [a.info["tb_gap"] for a in train]
     else:
         from digmat.design.carbon24 import carbon24_index, find_carbon24_dir, load_carbon24
@@ -103,16 +107,17 @@ def main(argv: list[str] | None = None) -> dict:
 
         model = CrystalScoreModel.from_checkpoint(args.model)
         predictor = BandGapPredictor.load(args.predictor)
-        n, sampler, source = args.n, SamplerConfig(args.sampler, args.steps, args.grid_power), "carbon24 train representatives"
+        n, steps, source = args.n, args.steps, "carbon24 train representatives"
         train_gaps = [g["tb_gap"] for g in carbon24_index()["groups"] if g["split"] == "train"]  # shipped with the split
         train = load_carbon24(args.data_dir, split="train") if find_carbon24_dir(args.data_dir) else None
         if train is None:
             source = None
             print("Carbon-24 CSVs not found (--data-dir or DIGMAT_CARBON24): samples are not matched to the training set", file=sys.stderr)
     predictor.eval()
+    sampler = SamplerConfig(args.sampler, steps, args.grid_power, corrector=crystal_corrector(model, args.corrector, args.snr, args.correct_below))
     reference = {"loose": Matcher(train, **LOOSE), "strict": Matcher(train, **STRICT)} if train else None
     oracle = TightBindingGap(progress=False, on_error="nan", n_jobs=args.jobs)
-    summary: dict = {"settings": {**vars(args), "targets": targets, "n": n, "steps": sampler.steps, "reference": source,
+    summary: dict = {"settings": {**vars(args), "targets": targets, "n": n, "steps": sampler.steps, "sampler_config": asdict(sampler), "reference": source,
                                   "likelihood": "p(c|x_t) = N(c; f(R(x0_hat)), w^2 + sum_d r_d^2 (df/dx0_d)^2)"},
                      "runs": {}}
     gap_sets = {"training set": train_gaps}

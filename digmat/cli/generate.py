@@ -45,9 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from digmat.core import LangevinCorrector
     from digmat.design.evaluate import is_valid, nn_distance_quantiles, space_group
-    from digmat.design.generate import GapGuidance, SamplerConfig, sample_crystals
+    from digmat.design.generate import GapGuidance, SamplerConfig, crystal_corrector, sample_crystals
     from digmat.models import CrystalScoreModel
 
     device = resolve_device(args.device)
@@ -58,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
     guidance = None if args.gap is None else GapGuidance(args.gap, width=args.width, scale=args.scale, max_noise=args.guide_below)
     model = CrystalScoreModel.from_checkpoint(args.model).to(device)
     if args.corrector:
-        corrector = LangevinCorrector(args.corrector, args.snr, min(float(model.time_of_noise(args.correct_below)), 1.0))
-        sampler = SamplerConfig(args.sampler, args.steps, args.grid_power, corrector=corrector)
+        sampler = SamplerConfig(args.sampler, args.steps, args.grid_power, corrector=crystal_corrector(model, args.corrector, args.snr, args.correct_below))
     predictor = None
     if guidance is not None:
         from digmat.design.predictor import BandGapPredictor

@@ -36,15 +36,30 @@ import torch
 from ase import Atoms
 from torch import Tensor
 
-from digmat.core import SampleConfig, SamplerConfig, ScoreFn, gaussian_property_likelihood, guided_score, resample_sde
+from digmat.core import LangevinCorrector, SampleConfig, SamplerConfig, ScoreFn, gaussian_property_likelihood, guided_score, resample_sde
 from digmat.models.crystal import CrystalDataset, CrystalModelConfig, CrystalScoreModel, collate_crystals, crystal_dsm_loss
 from digmat.systems.crystal import CrystalStateConfig, CrystalSystem
 
-__all__ = ["DEFAULT_STEPS", "GapGuidance", "SampleConfig", "SamplerConfig", "gap_function", "restart_crystals", "sample_crystals", "train_crystal_model"]
+__all__ = ["DEFAULT_STEPS", "GapGuidance", "SampleConfig", "SamplerConfig", "crystal_corrector", "gap_function", "restart_crystals", "sample_crystals",
+           "train_crystal_model"]
 
 DEFAULT_STEPS = {"sde": 200, "ode": 25}
 """Default steps per sampler for crystals: DiG's ancestral SDE, 200 steps, is the default (the
 probability-flow ODE merges atoms: validity 0.15)."""
+
+
+def crystal_corrector(model: CrystalScoreModel, moves: int, snr: float = 0.2, below: float = 0.3) -> LangevinCorrector | None:
+    """A Langevin corrector for ``model``'s SDE in the crystal's own units.
+
+    ``moves`` Langevin moves (signal-to-noise ratio ``snr``) after every step that lands where
+    the positional noise is at most ``below`` Å, where a crystal's bonds are set; ``None`` for
+    ``moves = 0``. See :class:`~digmat.core.LangevinCorrector`.
+    """
+    if not below > 0:
+        raise ValueError(f"below must be > 0 Å, got {below}")
+    if moves == 0:
+        return None
+    return LangevinCorrector(moves, snr, min(float(model.time_of_noise(below)), 1.0))
 
 
 @dataclass(frozen=True)

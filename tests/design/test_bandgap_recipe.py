@@ -44,9 +44,10 @@ def test_shipped_models_run_without_the_carbon24_csvs(tmp_path, monkeypatch, cap
 
     module = load_recipe("bandgap_carbon")
     monkeypatch.setattr(carbon24, "find_carbon24_dir", lambda path=None: None)
-    summary = module.main(["--target", "0", "-n", "2", "--steps", "5", "--out", str(tmp_path)])
+    summary = module.main(["--target", "0", "-n", "2", "--steps", "5", "--corrector", "2", "--out", str(tmp_path)])
     assert "not matched" in capsys.readouterr().err
     assert summary["settings"]["model"] == "carbon24" and summary["training_set"]["n"] == 576
+    assert summary["settings"]["sampler_config"]["corrector"]["steps"] == 2  # the moves reach the sampler
     for run in summary["runs"].values():
         assert run["n"] == 2 and "match_rate_loose" not in run and len(run["samples"]) == 2
     assert (tmp_path / "gap_histograms.png").is_file() and (tmp_path / "summary.json").is_file()
