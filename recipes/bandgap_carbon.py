@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--window", type=float, default=0.5, help="success window around the target, eV")
     parser.add_argument("--sampler", choices=("sde", "ode"), default="sde")
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--grid-power", type=float, default=1.0, help="SDE step grid t = u^p (p > 1: more steps at low noise)")
-    parser.add_argument("--corrector", type=int, default=0, metavar="MOVES", help="Langevin corrector moves after each SDE step below --correct-below")
+    parser.add_argument("--grid-power", type=float, default=None, help="SDE step grid t = u^p (p > 1: more steps at low noise; default 3 for the SDE)")
+    parser.add_argument("--corrector", type=int, default=None, metavar="MOVES",
+                        help="Langevin corrector moves after each SDE step below --correct-below (default 5 for the SDE; 0: none)")
     parser.add_argument("--snr", type=float, default=0.2, help="corrector signal-to-noise ratio")
     parser.add_argument("--correct-below", type=float, default=0.3, metavar="ANGSTROM", help="correct where the positional noise is at most this")
     parser.add_argument("--batch-size", type=int, default=50)
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     from ase.io import write
 
     from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nn_distance_quantiles, plot_gap_histograms, relax
-    from digmat.design.generate import GapGuidance, SamplerConfig, crystal_corrector, sample_crystals
+    from digmat.design.generate import GapGuidance, crystal_sampler, sample_crystals
     from digmat.design.tightbinding import TightBindingGap
 
     out = Path(args.out)
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
             source = None
             print("Carbon-24 CSVs not found (--data-dir or DIGMAT_CARBON24): samples are not matched to the training set", file=sys.stderr)
     predictor.eval()
-    sampler = SamplerConfig(args.sampler, steps, args.grid_power, corrector=crystal_corrector(model, args.corrector, args.snr, args.correct_below))
+    sampler = crystal_sampler(model, args.sampler, steps, grid_power=args.grid_power, corrector=args.corrector, snr=args.snr, correct_below=args.correct_below)
     reference = {"loose": Matcher(train, **LOOSE), "strict": Matcher(train, **STRICT)} if train else None
     oracle = TightBindingGap(progress=False, on_error="nan", n_jobs=args.jobs)
     summary: dict = {"settings": {**vars(args), "targets": targets, "n": n, "steps": sampler.steps, "sampler_config": asdict(sampler), "reference": source,

@@ -29,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="guide only where the positional noise is at most this many Å (default: at every noise level)")
     parser.add_argument("--sampler", choices=("sde", "ode"), default="sde")
     parser.add_argument("--steps", type=at_least(1), default=200, help="sampler steps (default 200)")
-    parser.add_argument("--grid-power", type=positive(float), default=1.0, help="SDE step grid t = u^p (p > 1: more steps at low noise)")
-    parser.add_argument("--corrector", type=non_negative(int), default=0, metavar="MOVES",
-                        help="Langevin corrector moves after each SDE step below --correct-below (default 0: none)")
+    parser.add_argument("--grid-power", type=positive(float), default=None,
+                        help="SDE step grid t = u^p (p > 1: more steps at low noise; default 3 for the SDE, 1 for the ODE)")
+    parser.add_argument("--corrector", type=non_negative(int), default=None, metavar="MOVES",
+                        help="Langevin corrector moves after each SDE step below --correct-below (default 5 for the SDE; 0: none)")
     parser.add_argument("--snr", type=positive(float), default=0.2, help="corrector signal-to-noise ratio (default 0.2)")
     parser.add_argument("--correct-below", type=positive(float), default=0.3, metavar="ANGSTROM",
                         help="correct only where the positional noise is at most this many Å (default 0.3)")
@@ -46,18 +47,19 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from digmat.design.evaluate import is_valid, nn_distance_quantiles, space_group
-    from digmat.design.generate import GapGuidance, SamplerConfig, crystal_corrector, sample_crystals
+    from digmat.design.generate import GapGuidance, crystal_sampler, sample_crystals
     from digmat.models import CrystalScoreModel
 
     device = resolve_device(args.device)
     if args.corrector and args.sampler != "sde":
         raise ValueError("--corrector applies to the SDE sampler only")
-    sampler = SamplerConfig(args.sampler, args.steps, args.grid_power)
+    if args.grid_power not in (None, 1.0) and args.sampler != "sde":
+        raise ValueError(f"--grid-power (grid_power) applies to the SDE sampler only, got {args.grid_power}")
     check_output_dir(args.out)
     guidance = None if args.gap is None else GapGuidance(args.gap, width=args.width, scale=args.scale, max_noise=args.guide_below)
     model = CrystalScoreModel.from_checkpoint(args.model).to(device)
-    if args.corrector:
-        sampler = SamplerConfig(args.sampler, args.steps, args.grid_power, corrector=crystal_corrector(model, args.corrector, args.snr, args.correct_below))
+    sampler = crystal_sampler(model, args.sampler, args.steps, grid_power=args.grid_power, corrector=args.corrector, snr=args.snr,
+                              correct_below=args.correct_below)
     predictor = None
     if guidance is not None:
         from digmat.design.predictor import BandGapPredictor

@@ -195,3 +195,28 @@ def test_train_crystal_model_warm_starts_from_init(tmp_path):
     other = replace(init.config, network=replace(init.config.network, num_layers=1))
     with pytest.raises(ValueError, match="warm-start"):
         train_crystal_model(data, tmp_path / "other", config=other, train_config=tc, init=init)
+
+
+def test_crystal_sampler_defaults_and_the_default_sampling_uses_them(monkeypatch):
+    from digmat.core import LangevinCorrector
+    from digmat.design import generate
+    from digmat.design.generate import crystal_sampler
+
+    model = generator_model()
+    t_max = float(model.time_of_noise(0.3))
+    assert crystal_sampler(model) == SamplerConfig("sde", 200, 3.0, corrector=LangevinCorrector(5, 0.2, t_max))
+    assert crystal_sampler(model, "ode") == SamplerConfig("ode", 25)
+    assert crystal_sampler(model, "sde", 50, grid_power=1.0, corrector=0) == SamplerConfig("sde", 50)
+    with pytest.raises(ValueError, match="SDE sampler only"):
+        crystal_sampler(model, "ode", corrector=2)
+    used = []
+    real = SamplerConfig.sample
+
+    def spy(self, *args, **kwargs):
+        used.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(generate.SamplerConfig, "sample", spy)
+    sample_crystals(model, 1, num_atoms=4, steps=6)
+    sample_crystals(model, 1, num_atoms=4, sampler="sde", steps=6)
+    assert used == [crystal_sampler(model, "sde", 6), SamplerConfig("sde", 6)]  # no sampler: the measured default; by name: DiG's chain
