@@ -61,7 +61,7 @@ def crystal_sampler(model: CrystalScoreModel, method: str = "sde", steps: int | 
     :data:`DEFAULT_STEPS` grid points and no grid power or corrector. On the shipped ``carbon24``
     (100 samples, ``recipes/bench_crystal_sampler.py``, docs/carbon.md §4) the default raised the
     10 % nearest-neighbour distance from 1.13 Å (DiG's uniform grid, no corrector) to 1.28 Å
-    (training set 1.37 Å) at 2.7× the time per sample, validity 1.00.
+    (training set 1.37 Å) at 2.5× the time per sample, validity 1.00.
 
     Parameters
     ----------
