@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--grid-power", type=float, default=None, help="SDE step grid t = u^p (p > 1: more steps at low noise; default 3 for the SDE)")
     parser.add_argument("--corrector", type=int, default=None, metavar="MOVES",
                         help="Langevin corrector moves after each SDE step below --correct-below (default 5 for the SDE; 0: none)")
-    parser.add_argument("--snr", type=float, default=0.2, help="corrector signal-to-noise ratio")
-    parser.add_argument("--correct-below", type=float, default=0.3, metavar="ANGSTROM", help="correct where the positional noise is at most this")
+    parser.add_argument("--snr", type=float, default=None, help="corrector signal-to-noise ratio (default 0.2)")
+    parser.add_argument("--correct-below", type=float, default=None, metavar="ANGSTROM", help="correct where the positional noise is at most this (default 0.3)")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--relax", default=None, metavar="CALC", help="relax samples with this calculator (e.g. chgnet) before evaluation")
     parser.add_argument("--data-dir", default=None, help="Carbon-24 CSV folder (training set for matching)")

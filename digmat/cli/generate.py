@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SDE step grid t = u^p (p > 1: more steps at low noise; default 3 for the SDE, 1 for the ODE)")
     parser.add_argument("--corrector", type=non_negative(int), default=None, metavar="MOVES",
                         help="Langevin corrector moves after each SDE step below --correct-below (default 5 for the SDE; 0: none)")
-    parser.add_argument("--snr", type=positive(float), default=0.2, help="corrector signal-to-noise ratio (default 0.2)")
-    parser.add_argument("--correct-below", type=positive(float), default=0.3, metavar="ANGSTROM",
+    parser.add_argument("--snr", type=positive(float), default=None, help="corrector signal-to-noise ratio (default 0.2)")
+    parser.add_argument("--correct-below", type=positive(float), default=None, metavar="ANGSTROM",
                         help="correct only where the positional noise is at most this many Å (default 0.3)")
     parser.add_argument("--oracle", action="store_true", help="tight-binding band gap of every valid sample (carbon)")
     parser.add_argument("--seed", type=int, default=0)
@@ -51,10 +51,6 @@ def run(args: argparse.Namespace) -> int:
     from digmat.models import CrystalScoreModel
 
     device = resolve_device(args.device)
-    if args.corrector and args.sampler != "sde":
-        raise ValueError("--corrector applies to the SDE sampler only")
-    if args.grid_power not in (None, 1.0) and args.sampler != "sde":
-        raise ValueError(f"--grid-power (grid_power) applies to the SDE sampler only, got {args.grid_power}")
     check_output_dir(args.out)
     guidance = None if args.gap is None else GapGuidance(args.gap, width=args.width, scale=args.scale, max_noise=args.guide_below)
     model = CrystalScoreModel.from_checkpoint(args.model).to(device)

@@ -67,7 +67,7 @@ class LangevinCorrector:
         """Score evaluations it adds to a reverse chain from grid point ``start`` on ``chain_t``."""
         if self.steps == 0:
             return 0
-        landed = chain_t[: start][1:]  # t_{i-1} for i = start..2 (the last step lands at t_0 = 0: no move)
+        landed = chain_t[1:start]  # t_{i-1} for i = start..2 (the last step lands at t_0 = 0: no move)
         return self.steps * int((landed <= self.t_max).sum())
 
 
@@ -130,9 +130,7 @@ def langevin_step(diffusion: Diffusion, x: Tensor, score: Tensor, t: Tensor, snr
     ``x`` and ``score`` (B, *shape) at ``t``. See :class:`LangevinCorrector`.
     """
     step = 2.0 * (snr * diffusion.noise_std(t, x)) ** 2
-    gen_device = generator.device if generator is not None else x.device
-    z = torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
-    return diffusion.space.wrap(x + step * score + (2.0 * step).sqrt() * z)
+    return diffusion.space.wrap(x + step * score + (2.0 * step).sqrt() * _standard_normal(x, generator))
 
 
 @torch.no_grad()
@@ -185,7 +183,11 @@ def ancestral_step(diffusion: Diffusion, x: Tensor, score: Tensor, chain: dict[s
         mean = torch.where(mask, x + dv * score, mean)
         var = torch.where(mask, dv.expand_as(x), var)
     if i > 1:
-        gen_device = generator.device if generator is not None else x.device
-        z = torch.randn(x.shape, generator=generator, device=gen_device, dtype=x.dtype).to(x.device)
-        mean = mean + var.sqrt() * z
+        mean = mean + var.sqrt() * _standard_normal(x, generator)
     return space.wrap(mean)
+
+
+def _standard_normal(like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """N(0, 1) noise of ``like``'s shape, dtype and device, drawn on the generator's device."""
+    gen_device = generator.device if generator is not None else like.device
+    return torch.randn(like.shape, generator=generator, device=gen_device, dtype=like.dtype).to(like.device)

@@ -53,7 +53,7 @@ DEFAULT_CORRECTOR = {"moves": 5, "snr": 0.2, "below": 0.3}
 
 
 def crystal_sampler(model: CrystalScoreModel, method: str = "sde", steps: int | None = None, *, grid_power: float | None = None,
-                    corrector: int | None = None, snr: float = 0.2, correct_below: float = 0.3) -> SamplerConfig:
+                    corrector: int | None = None, snr: float | None = None, correct_below: float | None = None) -> SamplerConfig:
     """A crystal sampler with the measured defaults for whatever is not given.
 
     The default is the SDE with 200 steps on the grid t = u^3 and 5 Langevin moves (``snr``
@@ -72,6 +72,8 @@ def crystal_sampler(model: CrystalScoreModel, method: str = "sde", steps: int | 
         SDE step grid t = u^p; None: 3 for the SDE, 1 for the ODE.
     corrector : int or None
         Langevin moves per step (:func:`crystal_corrector`); None: 5 for the SDE, 0 for the ODE.
+    snr, correct_below : float or None
+        The corrector's signal-to-noise ratio and noise bound (Å); None: :data:`DEFAULT_CORRECTOR`.
     """
     sde = method == "sde"
     if corrector and not sde:
@@ -82,13 +84,16 @@ def crystal_sampler(model: CrystalScoreModel, method: str = "sde", steps: int | 
                          corrector=crystal_corrector(model, moves, snr, correct_below))
 
 
-def crystal_corrector(model: CrystalScoreModel, moves: int, snr: float = 0.2, below: float = 0.3) -> LangevinCorrector | None:
+def crystal_corrector(model: CrystalScoreModel, moves: int, snr: float | None = None, below: float | None = None) -> LangevinCorrector | None:
     """A Langevin corrector for ``model``'s SDE in the crystal's own units.
 
     ``moves`` Langevin moves (signal-to-noise ratio ``snr``) after every step that lands where
     the positional noise is at most ``below`` Å, where a crystal's bonds are set; ``None`` for
-    ``moves = 0``. See :class:`~digmat.core.LangevinCorrector`.
+    ``moves = 0``. ``snr`` and ``below`` default to :data:`DEFAULT_CORRECTOR`'s. See
+    :class:`~digmat.core.LangevinCorrector`.
     """
+    snr = DEFAULT_CORRECTOR["snr"] if snr is None else snr
+    below = DEFAULT_CORRECTOR["below"] if below is None else below
     if not below > 0:
         raise ValueError(f"the corrector's noise bound must be > 0 Å, got {below}")
     if moves == 0:
