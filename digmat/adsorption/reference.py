@@ -430,11 +430,11 @@ def recompute_vibrations(
     result.require_vibrations("recompute_vibrations")
     if not delta > 0:
         raise ValueError(f"delta must be positive (Å), got {delta}")
-    check_calculator(calculator)
-    execution = execution or ExecutionConfig()
     calc_name = calculator_name(calculator)
     if isinstance(calculator, str) and calc_name != result.calculator:  # an instance or factory is the caller's word
         raise ValueError(f"{result.system_id} was searched with {result.calculator}, not {calc_name}")
+    check_calculator(calculator)  # after the name check: the wrong calculator is the error, installed or not
+    execution = execution or ExecutionConfig()
     out = copy.deepcopy(result)
     vib_surface = bool(out.settings.get("vib_surface", False))
     with TaskRunner(calculator, cache=Path(work_dir) if work_dir is not None else None, workers=execution.workers,
