@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--cutoff", type=float, default=LigandModelConfig.cutoff, help="Å, ligand–pocket interaction range")
     parser.add_argument("--time-power", type=float, default=1.0)
+    parser.add_argument("--vector-features", action="store_true",
+                        help="equivariant vector channels per ligand atom (with --init: added to the initial "
+                             "model, starting as it)")
     parser.add_argument("--samples-per-complex", type=int, default=12800)
     parser.add_argument("--weights", default=None, metavar="CALC",
                         help="train on the references' modes as CALC weighed them (weights_CALC.npz of "
@@ -55,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         from digmat.pretrained import load_model
 
         model = load_model(args.init)
+        if args.vector_features and not model.config.vector_features:
+            model = model.with_vector_features()
     else:
         model = LigandScoreModel(LigandModelConfig(width=args.width, layers=args.layers, cutoff=args.cutoff,
-                                                        time_power=args.time_power))
+                                                   time_power=args.time_power, vector_features=args.vector_features))
     start = time.perf_counter()
     complexes = []
     for name in args.train:

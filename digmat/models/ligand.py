@@ -20,6 +20,11 @@ the projection that turns atomic forces into a rigid body's force, torque and to
   plus a torsion token: an MLP of the bond atoms' features, harmonics of τ_m and the noise level
   (the ligand's own torsional preferences, which the force read-out learns slowly).
 
+With ``vector_features`` each ligand atom also carries equivariant vector channels (PaiNN-style
+messages from pocket and ligand atoms, :class:`~digmat.nn.painn.EquivariantUpdate`), read out as a
+fourth term of every head's atomic vector: the pairwise read-out sees only distances, the vectors
+also the angles between an atom's contacts.
+
 Each is scaled by a learned function of the noise level. The outputs are therefore exactly
 E(3)-equivariant (translations and rotations of pocket and ligand together), and at low noise
 they have the form of the true score of a Boltzmann density, whose components are these
@@ -29,7 +34,7 @@ projections of the forces −∇E/kT.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -37,6 +42,7 @@ from torch import Tensor, nn
 
 from digmat.core import NoiseSchedule, RigidDiffusion, RigidLoss, RigidState, rigid_dsm_loss
 from digmat.ligand.system import LigandSystem
+from digmat.nn.painn import EquivariantUpdate
 
 __all__ = ["LigandModelConfig", "LigandScoreModel", "ligand_dsm_loss"]
 
@@ -75,6 +81,10 @@ class LigandModelConfig:
         K, the temperature of the training ensembles (the model samples only this one).
     training_complexes : tuple of str
         Names of the complexes trained on.
+    vector_features : bool
+        Carry ``width`` equivariant vector channels per ligand atom (PaiNN-style messages and
+        update, read out as a fourth contribution to each head's atomic vectors). Off: the
+        distance-only network of the first shipped models.
     """
 
     width: int = 64
@@ -89,6 +99,7 @@ class LigandModelConfig:
     time_power: float = 1.0
     temperature: float = 300.0
     training_complexes: tuple[str, ...] = ()
+    vector_features: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rotation_sigma", tuple(float(v) for v in self.rotation_sigma))
@@ -118,21 +129,46 @@ def _radial(d: Tensor, num: int, top: float) -> Tensor:
 
 
 class _Layer(nn.Module):
-    """Messages from pocket atoms (edge list) and ligand atoms (dense), then a residual update."""
+    """Messages from pocket atoms (edge list) and ligand atoms (dense), then a residual update.
 
-    def __init__(self, width: int, rbf: int):
+    With ``vectors``, each ligand atom also carries F vector channels v (PaiNN): pocket atoms send
+    c_ij u_ij, ligand atoms c_ij u_ij + b_ij ⊙ v_j (u_ij the unit vector from j to i, c and b
+    radial filters times the sender's features), then :class:`~digmat.nn.painn.EquivariantUpdate`
+    mixes scalars and vectors. That is what lets an atom see the angles between its contacts —
+    the pairwise read-out alone only sees distances.
+    """
+
+    def __init__(self, width: int, rbf: int, vectors: bool = False):
         super().__init__()
         self.filter_pocket = nn.Linear(rbf, width, bias=False)
         self.filter_ligand = nn.Linear(rbf, width, bias=False)
         self.value = nn.Linear(width, width, bias=False)
         self.update = nn.Sequential(nn.LayerNorm(3 * width), nn.Linear(3 * width, width), nn.SiLU(), nn.Linear(width, width))
+        self.vectors = vectors
+        if vectors:
+            self.vector_pocket = nn.Linear(rbf, width, bias=False)
+            self.vector_ligand = nn.Linear(rbf, 2 * width, bias=False)
+            self.vector_value = nn.Linear(width, 2 * width, bias=False)
+            self.mix = EquivariantUpdate(width, zero_init=True)
 
-    def forward(self, h: Tensor, q: Tensor, edges: tuple[Tensor, Tensor, Tensor], e_lp: Tensor, e_ll: Tensor) -> Tensor:
+    def forward(self, h: Tensor, v: Tensor | None, q: Tensor, edges: tuple[Tensor, Tensor, Tensor], e_lp: Tensor,
+                e_ll: Tensor, unit_lp: Tensor, unit_ll: Tensor) -> tuple[Tensor, Tensor | None]:
         b, i, j = edges
         msg = self.filter_pocket(e_lp) * q[j]
         m_p = torch.zeros_like(h).index_put_((b, i), msg, accumulate=True)
         m_l = torch.einsum("bijf,bjf->bif", self.filter_ligand(e_ll), self.value(h))
-        return h + self.update(torch.cat([h, m_p / 8.0, m_l / 8.0], -1))
+        if self.vectors:
+            B, n, w = h.shape
+            c_p = self.vector_pocket(e_lp) * q[j]  # (E, F)
+            dv = torch.zeros(B * n, 3, w, dtype=h.dtype, device=h.device).index_add(
+                0, b * n + i, unit_lp[:, :, None] * c_p[:, None, :]).reshape(B, n, 3, w)
+            c_l, b_l = (self.vector_ligand(e_ll) * self.vector_value(h)[:, None]).split(w, dim=-1)  # (B, n, n, F)
+            dv = dv + torch.einsum("bijf,bijx->bixf", c_l, unit_ll) + torch.einsum("bijf,bjxf->bixf", b_l, v)
+            v = v + dv / 8.0
+        h = h + self.update(torch.cat([h, m_p / 8.0, m_l / 8.0], -1))
+        if self.vectors:
+            h, v = self.mix(h, v)
+        return h, v
 
 
 class LigandScoreModel(nn.Module):
@@ -147,7 +183,7 @@ class LigandScoreModel(nn.Module):
         self.time = nn.Sequential(nn.Linear(2 * config.time_features, w), nn.SiLU(), nn.Linear(w, w))
         self.register_buffer("frequencies", torch.exp(torch.linspace(0.0, math.log(50.0), config.time_features)),
                              persistent=False)
-        self.layers = nn.ModuleList(_Layer(w, k) for _ in range(config.layers))
+        self.layers = nn.ModuleList(_Layer(w, k, config.vector_features) for _ in range(config.layers))
         self.norm = nn.LayerNorm(w)
         self.head_atom = nn.Linear(w, 3 * k)
         self.head_pocket = nn.Linear(w, 3 * k)
@@ -158,6 +194,11 @@ class LigandScoreModel(nn.Module):
                                      nn.Linear(w, 1))
         nn.init.zeros_(self.out_scale.weight)
         nn.init.constant_(self.out_scale.bias, 0.1)
+        if config.vector_features:
+            # vectors (B, n, 3, F) → one atomic vector per head; zero at first, so that a model
+            # warm-started from a distance-only one (strict=False) starts as that model
+            self.head_vector = nn.Linear(w, 3, bias=False)
+            nn.init.zeros_(self.head_vector.weight)
 
     @classmethod
     def from_payload(cls, ckpt: dict[str, Any], *, ema: bool = True) -> LigandScoreModel:
@@ -165,6 +206,22 @@ class LigandScoreModel(nn.Module):
         from digmat.checkpoint import model_from_payload
 
         return model_from_payload(cls, LigandModelConfig, ckpt, ema=ema, what="ligand model")
+
+    def with_vector_features(self) -> LigandScoreModel:
+        """A copy of this distance-only model with vector channels added (``vector_features=True``).
+
+        Every new output path starts at zero, so the copy computes the same ε as this model until
+        training moves it: the way to give a trained model angular features without starting over.
+        """
+        if self.config.vector_features:
+            raise ValueError("this model already has vector features")
+        wider = LigandScoreModel(replace(self.config, vector_features=True)).to(next(self.parameters()))
+        missing, unexpected = wider.load_state_dict(self.state_dict(), strict=False)
+        new = ("head_vector.", ".vector_", ".mix.")
+        if unexpected or not all(any(tag in key or key.startswith(tag) for tag in new) for key in missing):
+            raise RuntimeError(f"unexpected state-dict difference: missing {missing}, unexpected {unexpected}")
+        wider.metadata = dict(getattr(self, "metadata", {}))
+        return wider.train(self.training)
 
     def system(self, mol, pocket, center) -> LigandSystem:
         """The :class:`LigandSystem` this model's diffusion uses (its length scale and SO(3) schedule)."""
@@ -202,19 +259,23 @@ class LigandScoreModel(nn.Module):
         tfeat = self.time(torch.cat([torch.sin(z), torch.cos(z)], -1))  # (B, w)
         h = self.embed_ligand(torch.as_tensor(system.ligand_features, dtype=dt, device=dev))[None] + tfeat[:, None]
         q = self.embed_pocket(torch.as_tensor(system.pocket_features, dtype=dt, device=dev))
+        unit_lp = vec_lp / dist_lp[:, None]
+        unit_ll = vec_ll / dist_ll.clamp_min(1e-6)[..., None]
+        v = torch.zeros(B, n, 3, cfg.width, dtype=dt, device=dev) if cfg.vector_features else None
         for layer in self.layers:
-            h = layer(h, q, (b, i, j), e_lp, e_ll)
+            h, v = layer(h, v, q, (b, i, j), e_lp, e_ll, unit_lp, unit_ll)
         h = self.norm(h)
         # per-atom vectors of three heads: pairwise scalars times unit vectors
         k = cfg.rbf
         A = self.head_atom(h).reshape(B, n, 3, k)
         a_lp = (A[b, i] * self.head_pocket(q).reshape(-1, 3, k)[j] * e_lp[:, None]).sum(-1)  # (E, 3)
         f = torch.zeros(B, n, 3, 3, dtype=dt, device=dev).index_put_(
-            (b, i), a_lp[:, :, None] * (vec_lp / dist_lp[:, None])[:, None], accumulate=True)
+            (b, i), a_lp[:, :, None] * unit_lp[:, None], accumulate=True)
         Hl = self.head_ligand(h).reshape(B, n, 3, k)
         a_ll = torch.einsum("bick,bjck,bijk->bijc", A, Hl, e_ll)
-        unit_ll = vec_ll / dist_ll.clamp_min(1e-6)[..., None]
         f = f + torch.einsum("bijc,bijx->bicx", a_ll, unit_ll)  # (B, n, head, 3)
+        if v is not None:
+            f = f + self.head_vector(v).transpose(-1, -2)
         scale = self.out_scale(tfeat)  # (B, 3)
         centroid = r.mean(dim=1, keepdim=True)
         # the pull towards the site centre: only it can tell a ligand far from every pocket atom

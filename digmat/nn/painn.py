@@ -40,7 +40,7 @@ from digmat.nn.graphormer import GraphormerOutput
 from digmat.nn.neighbors import Neighbors, periodic_neighbors
 from digmat.nn.radial import GaussianRBF, smooth_cutoff
 
-__all__ = ["PaiNN", "PaiNNConfig"]
+__all__ = ["EquivariantUpdate", "PaiNN", "PaiNNConfig"]
 
 
 @dataclass(frozen=True)
@@ -124,19 +124,37 @@ class _Message(nn.Module):
         return s + ds, v + dv
 
 
-class _Update(nn.Module):
-    def __init__(self, hidden: int) -> None:
+class EquivariantUpdate(nn.Module):
+    """PaiNN's update block: scalars and vectors of each atom exchange information.
+
+    ``(a_vv, a_sv, a_ss) = MLP(s, ‖V v‖)``, ``v += a_vv ⊙ U v``, ``s += a_sv ⊙ ⟨U v, V v⟩ + a_ss``
+    for scalars s (..., F) and vectors v (..., 3, F); U and V mix channels only, so v stays
+    equivariant and s invariant. Any leading shape: atoms (N,) or a batch of ligands (B, n).
+
+    Parameters
+    ----------
+    hidden
+        F, channels of s and of v.
+    zero_init
+        Start as the identity (the MLP's last layer zero): a block added to a trained network
+        leaves its function unchanged until training moves it.
+    """
+
+    def __init__(self, hidden: int, *, zero_init: bool = False) -> None:
         super().__init__()
         self.hidden = hidden
         self.u = nn.Linear(hidden, hidden, bias=False)
         self.v = nn.Linear(hidden, hidden, bias=False)
         self.mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, 3 * hidden))
+        if zero_init:
+            nn.init.zeros_(self.mlp[-1].weight)
+            nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         uv, vv = self.u(v), self.v(v)
-        norm = torch.sqrt((vv * vv).sum(dim=1) + 1e-8)
+        norm = torch.sqrt((vv * vv).sum(dim=-2) + 1e-8)
         a_vv, a_sv, a_ss = torch.split(self.mlp(torch.cat([s, norm], dim=-1)), self.hidden, dim=-1)
-        return s + a_sv * (uv * vv).sum(dim=1) + a_ss, v + a_vv[:, None, :] * uv
+        return s + a_sv * (uv * vv).sum(dim=-2) + a_ss, v + a_vv.unsqueeze(-2) * uv
 
 
 class PaiNN(nn.Module):
@@ -169,7 +187,7 @@ class PaiNN(nn.Module):
         self.element = nn.Embedding(config.max_z + 1, f)
         self.time = SinusoidalTimeEmbedding(config.time_embed_dim, f)
         self.messages = nn.ModuleList(_Message(f, config.num_rbf) for _ in range(config.num_layers))
-        self.updates = nn.ModuleList(_Update(f) for _ in range(config.num_layers))
+        self.updates = nn.ModuleList(EquivariantUpdate(f) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(f)
         self.vector_mix = nn.Linear(f, f, bias=False)
         self.vector_gate = nn.Linear(f, f)

@@ -16,12 +16,16 @@ from digmat.models.ligand import LigandModelConfig, LigandScoreModel, ligand_dsm
 F64 = torch.float64
 
 
-@pytest.fixture(scope="module")
-def model_and_system(pocket_1uou):
+@pytest.fixture(scope="module", params=[False, True], ids=["distances", "vectors"])
+def model_and_system(pocket_1uou, request):
     torch.manual_seed(0)
-    model = LigandScoreModel(LigandModelConfig(width=32, layers=2, rbf=12)).double().eval()
-    with torch.no_grad():  # make every output non-trivial (the output scales start small)
-        model.out_scale.bias.fill_(1.0)
+    model = LigandScoreModel(LigandModelConfig(width=32, layers=2, rbf=12, vector_features=request.param)).double().eval()
+    with torch.no_grad():  # make every output non-trivial (the output scales start small,
+        model.out_scale.bias.fill_(1.0)  # the vector read-out and updates at zero)
+        if request.param:
+            model.head_vector.weight.normal_(0.0, 0.3)
+            for layer in model.layers:
+                layer.mix.mlp[-1].weight.normal_(0.0, 0.1)
     pocket, mol = pocket_1uou
     heavy = np.array([a.GetAtomicNum() > 1 for a in mol.GetAtoms()])
     centre = mol.GetConformer().GetPositions()[heavy].mean(axis=0)
@@ -99,3 +103,25 @@ def test_loss_backpropagates_and_checkpoint_round_trips(model_and_system, tmp_pa
     with torch.no_grad():
         a, b = model.eps(system, state, t), loaded.eps(system, state, t)
     torch.testing.assert_close(a, b)
+
+
+def test_vector_features_start_as_the_distance_only_model(model_and_system):
+    """``with_vector_features`` adds channels whose outputs start at zero: same ε to round-off,
+    and the new parameters do get gradients."""
+    model, system = model_and_system
+    if model.config.vector_features:
+        with pytest.raises(ValueError, match="already has vector features"):
+            model.with_vector_features()
+        return
+    wider = model.with_vector_features()
+    assert wider.config.vector_features and wider.training == model.training
+    g = torch.Generator().manual_seed(3)
+    prior = system.diffusion().sample_prior(4, generator=g, dtype=F64)
+    state = RigidState(0.4 * prior.x, prior.R)
+    t = torch.tensor([0.05, 0.1, 0.3, 0.6], dtype=F64)
+    with torch.no_grad():
+        a, b = model.eps(system, state, t), wider.eps(system, state, t)
+    torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+    ex, eR = wider.eps(system, state, t)
+    ((ex ** 2).sum() + (eR ** 2).sum()).backward()
+    assert wider.head_vector.weight.grad.abs().max() > 0

@@ -17,7 +17,7 @@ def test_train_then_benchmark(load_recipe, tmp_path, capsys):
     train = load_recipe("train_ligand")
     run = tmp_path / "run"
     assert train.main(["--data", str(DATA), "--train", "1uou", "--out", str(run), "--steps", "2", "--batch-size", "8",
-                       "--width", "16", "--layers", "1", "--samples-per-complex", "64"]) == 0
+                       "--width", "16", "--layers", "1", "--samples-per-complex", "64", "--vector-features"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["complexes"] == ["1uou"] and summary["step"] == 2
     capsys.readouterr()
