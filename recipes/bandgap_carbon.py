@@ -7,7 +7,9 @@ and pymatgen's default tolerances), uniqueness, novelty, spglib space groups, th
 oracle's gap of every sample, nearest-neighbour distances beside the training set's, and the
 share of samples within c ± 0.5 eV against the unguided share. Writes
 ``<out>/<run>/sample_XXX.cif``, ``<out>/summary.json`` and ``<out>/gap_histograms.png``
-(training set, unguided, each target).
+(training set, unguided, each target). Each finished run (samples judged, CIFs written) is kept in
+``<out>/runs.json``; rerunning the same command skips those runs, so a full run (about 1.5 CPU-hours
+here) survives an interruption.
 
 The shipped models ``carbon24`` and ``carbon24_gap`` (``digmat/pretrained/carbon24.md``) are the
 defaults; without the Carbon-24 CSVs (``--data-dir`` or ``$DIGMAT_CARBON24``) everything but the
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from ase.io import write
 
+    from digmat.files import atomic_path
+
     from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nn_distance_quantiles, plot_gap_histograms, relax
     from digmat.design.generate import GapGuidance, crystal_sampler, sample_crystals
     from digmat.design.tightbinding import TightBindingGap
@@ -126,7 +130,20 @@ def main(argv: list[str] | None = None) -> dict:
     if train:
         summary["training_set"]["nn_distance_quantiles"] = nn_distance_quantiles(train)
     runs = [("unguided", None)] + [(f"target_{c:g}", GapGuidance(c, width=args.width, scale=args.scale, max_noise=args.guide_below)) for c in targets]
+    # resumable: each finished run is kept in OUT/runs.json; a rerun with the same settings skips it
+    done_path = out / "runs.json"
+    key = json.loads(json.dumps({k: v for k, v in vars(args).items() if k not in ("out", "jobs")}, default=str))
+    done = json.loads(done_path.read_text()) if done_path.is_file() else {}
+    done = done.get("runs", {}) if done.get("settings") == key else {}
     for name, guidance in runs:
+        label = name.replace("_", " ") + " eV" if guidance else name
+        if name in done:
+            result = summary["runs"][name] = done[name]
+            gap_sets[label] = [np.nan if d["gap"] is None else d["gap"] for d in result["samples"]]
+            if "relaxed" in result:
+                gap_sets[f"{label} ({args.relax}-relaxed)"] = [np.nan if d["gap"] is None else d["gap"] for d in result["relaxed"]["samples"]]
+            print(f"{name}: kept from {done_path}", file=sys.stderr)
+            continue
         t0 = time.perf_counter()
         generated = sample_crystals(model, n, predictor=predictor, guidance=guidance, sampler=sampler, batch_size=args.batch_size, seed=args.seed)
         seconds = time.perf_counter() - t0
@@ -145,7 +162,6 @@ def main(argv: list[str] | None = None) -> dict:
 
         result, gaps = judge(generated)
         result["sampling_seconds"] = round(seconds, 1)
-        label = name.replace("_", " ") + " eV" if guidance else name
         gap_sets[label] = gaps
         sets = {name: generated}
         if args.relax:  # the relaxed samples are judged too; the unrelaxed figures stay the run's headline
@@ -161,6 +177,10 @@ def main(argv: list[str] | None = None) -> dict:
             folder.mkdir(exist_ok=True)
             for i, atoms in enumerate(structures):
                 write(folder / f"sample_{i:03d}.cif", atoms, format="cif")
+        done[name] = result
+        with atomic_path(done_path) as tmp:
+            tmp.write_text(json.dumps({"settings": key, "runs": done}, default=float))
+        print(f"{name}: {n} samples in {seconds:.0f} s, judged and kept in {done_path}", file=sys.stderr, flush=True)
     def share(samples: list[dict], c: float) -> float:
         """Share of all samples whose oracle gap lies within c ± window."""
         return float(np.mean([s["gap"] is not None and abs(s["gap"] - c) <= args.window for s in samples]))
@@ -180,7 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
                                                       "match_rate_loose": run["relaxed"].get("match_rate_loose")}
     plot_gap_histograms(gap_sets, out / "gap_histograms.png", targets={f"{c:g}": c for c in targets})
     summary["seconds"] = round(time.perf_counter() - t_start, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    with atomic_path(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
     keys = ("validity", "match_rate_loose", "mean_rms_loose", "match_rate_strict", "mean_rms_strict", "uniqueness", "novelty", "gap_mean",
             "nn_distance_quantiles", "self_match_rate_loose", "self_mean_rms_loose")
     brief = {}

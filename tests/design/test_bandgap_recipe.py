@@ -51,3 +51,13 @@ def test_shipped_models_run_without_the_carbon24_csvs(tmp_path, monkeypatch, cap
     for run in summary["runs"].values():
         assert run["n"] == 2 and "match_rate_loose" not in run and len(run["samples"]) == 2
     assert (tmp_path / "gap_histograms.png").is_file() and (tmp_path / "summary.json").is_file()
+    # a rerun with the same settings keeps the finished runs (runs.json) instead of sampling again
+    import digmat.design.generate as generate
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was sampled again")
+
+    monkeypatch.setattr(generate, "sample_crystals", refuse)
+    again = module.main(["--target", "0", "-n", "2", "--steps", "5", "--corrector", "2", "--out", str(tmp_path)])
+    assert again["runs"] == json.loads(json.dumps(summary["runs"], default=float))
+    assert "kept from" in capsys.readouterr().err
