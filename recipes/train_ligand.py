@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vector-features", action="store_true",
                         help="equivariant vector channels per ligand atom (with --init: added to the initial "
                              "model, starting as it)")
+    parser.add_argument("--time", type=float, default=None, metavar="T",
+                        help="train at this one diffusion time only (diagnostic: can the network reach the floor there?)")
     parser.add_argument("--samples-per-complex", type=int, default=12800)
     parser.add_argument("--weights", default=None, metavar="CALC",
                         help="train on the references' modes as CALC weighed them (weights_CALC.npz of "
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                             weights=args.weights)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=min(200, args.steps // 10),
                         ema_decay=0.995, log_every=50, checkpoint_every=250, seed=args.seed)
-    last = train_ligand_model(dataset, model, args.out, train_config=train,
+    last = train_ligand_model(dataset, model, args.out, train_config=train, time=args.time,
                               metadata={"data": str(args.data), "name": "ligand",
                                                                  "reference_weights": args.weights or "vina",
                                                                  "init": args.init}, progress=True)

@@ -328,9 +328,11 @@ class LigandScoreModel(nn.Module):
         return score
 
 
-def ligand_dsm_loss(model: nn.Module, system: LigandSystem, state0: RigidState, *, weights: Tensor | None = None,
-                    rotation_weight: float = 1.0, generator: torch.Generator | None = None) -> RigidLoss:
-    """Denoising score matching (ε form) of clean poses ``state0`` of one complex."""
+def ligand_dsm_loss(model: nn.Module, system: LigandSystem, state0: RigidState, *, t: Tensor | None = None,
+                    weights: Tensor | None = None, rotation_weight: float = 1.0,
+                    generator: torch.Generator | None = None) -> RigidLoss:
+    """Denoising score matching (ε form) of clean poses ``state0`` of one complex (at times ``t`` (B,)
+    if given, else drawn from the model's ``time_power``)."""
     core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    return rigid_dsm_loss(core.diffusion(system), lambda s, t: model(system, s, t), state0, time_power=core.config.time_power, rotation_weight=rotation_weight,
-                          weights=weights, generator=generator)
+    return rigid_dsm_loss(core.diffusion(system), lambda s, tt: model(system, s, tt), state0, t=t, time_power=core.config.time_power,
+                          rotation_weight=rotation_weight, weights=weights, generator=generator)

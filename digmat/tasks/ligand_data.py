@@ -13,6 +13,8 @@ or those a calculator gave its modes (``weights_<calculator>.npz`` of
 
 from __future__ import annotations
 
+import functools
+
 import json
 import os
 from collections.abc import Sequence
@@ -200,21 +202,32 @@ class LigandDataset:
         return out
 
 
-def ligand_batch_loss(model, groups, generator: torch.Generator) -> torch.Tensor:
-    """Mean DSM loss over the poses of every complex in the batch (each pose weighs the same)."""
+def ligand_batch_loss(model, groups, generator: torch.Generator, *, time: float | None = None) -> torch.Tensor:
+    """Mean DSM loss over the poses of every complex in the batch (each pose weighs the same).
+
+    ``time``: train at this one diffusion time instead of the model's time distribution (a
+    diagnostic: can the network reach the denoising floor at one noise level?).
+    """
     total = sum(len(s.x) for _, s in groups)
-    return sum(ligand_dsm_loss(model, system, s, generator=generator).loss * (len(s.x) / total) for system, s in groups)
+
+    def times(s: RigidState) -> torch.Tensor | None:
+        return None if time is None else torch.full((len(s.x),), float(time), dtype=s.x.dtype, device=s.x.device)
+
+    return sum(ligand_dsm_loss(model, system, s, t=times(s), generator=generator).loss * (len(s.x) / total) for system, s in groups)
 
 
 def train_ligand_model(dataset: LigandDataset, model: LigandScoreModel, out_dir: str | os.PathLike, *,
                        train_config: TrainConfig = TrainConfig(), metadata: dict[str, Any] | None = None,
-                       progress: bool = True) -> dict[str, Any]:
-    """Train ``model`` on ``dataset`` (resumable from ``out_dir``); returns the last log record."""
+                       progress: bool = True, time: float | None = None) -> dict[str, Any]:
+    """Train ``model`` on ``dataset`` (resumable from ``out_dir``); returns the last log record.
+
+    ``time``: train at one diffusion time only (:func:`ligand_batch_loss`)."""
     config = LigandModelConfig(**{**model.config.to_dict(), "schedule": model.config.schedule,
                                   "training_complexes": tuple(dataset.names)})
     model.config = config
     meta = {"kind": "ligand", "complexes": dataset.names,
             "effective_samples": [round(n, 1) for n in dataset.effective_samples], **(metadata or {})}
-    trainer = Trainer(model, ligand_batch_loss, dataset, dataset.collate, train_config, out_dir,
+    loss = ligand_batch_loss if time is None else functools.partial(ligand_batch_loss, time=time)
+    trainer = Trainer(model, loss, dataset, dataset.collate, train_config, out_dir,
                       model_config=config.to_dict(), metadata=meta, progress=progress, deterministic=False)
     return trainer.fit()

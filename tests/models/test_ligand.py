@@ -94,6 +94,8 @@ def test_loss_backpropagates_and_checkpoint_round_trips(model_and_system, tmp_pa
     out = ligand_dsm_loss(train, system, batch, generator=torch.Generator().manual_seed(0))
     out.loss.backward()
     assert torch.isfinite(out.loss) and all(p.grad is not None for p in train.parameters() if p.requires_grad)
+    fixed = ligand_dsm_loss(train, system, batch, t=torch.full((16,), 0.15), generator=torch.Generator().manual_seed(0))
+    assert torch.all(fixed.t == 0.15) and not torch.all(out.t == out.t[0])  # one time when asked, else spread
     path = tmp_path / "ligand.pt"
     save_checkpoint(path, config=model.config.to_dict(), state_dict=model.state_dict(), kind="ligand")
     loaded = load_model(path).double()
