@@ -62,6 +62,11 @@ def smoke_setup(out: Path, seed: int):
     return model, predictor, train
 
 
+def stored_gaps(samples: list[dict]) -> list[float]:
+    """The oracle gaps (eV) of a kept run's samples, NaN where there is none (invalid samples)."""
+    return [np.nan if s["gap"] is None else s["gap"] for s in samples]
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="carbon24", help="crystal score model checkpoint (default: the shipped carbon24)")
@@ -91,11 +96,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     from ase.io import write
 
-    from digmat.files import atomic_path
-
     from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nn_distance_quantiles, plot_gap_histograms, relax
     from digmat.design.generate import GapGuidance, crystal_sampler, sample_crystals
     from digmat.design.tightbinding import TightBindingGap
+    from digmat.files import atomic_path
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,9 +143,9 @@ def main(argv: list[str] | None = None) -> dict:
         label = name.replace("_", " ") + " eV" if guidance else name
         if name in done:
             result = summary["runs"][name] = done[name]
-            gap_sets[label] = [np.nan if d["gap"] is None else d["gap"] for d in result["samples"]]
+            gap_sets[label] = stored_gaps(result["samples"])
             if "relaxed" in result:
-                gap_sets[f"{label} ({args.relax}-relaxed)"] = [np.nan if d["gap"] is None else d["gap"] for d in result["relaxed"]["samples"]]
+                gap_sets[f"{label} ({args.relax}-relaxed)"] = stored_gaps(result["relaxed"]["samples"])
             print(f"{name}: kept from {done_path}", file=sys.stderr)
             continue
         t0 = time.perf_counter()
@@ -181,6 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
         with atomic_path(done_path) as tmp:
             tmp.write_text(json.dumps({"settings": key, "runs": done}, default=float))
         print(f"{name}: {n} samples in {seconds:.0f} s, judged and kept in {done_path}", file=sys.stderr, flush=True)
+
     def share(samples: list[dict], c: float) -> float:
         """Share of all samples whose oracle gap lies within c ± window."""
         return float(np.mean([s["gap"] is not None and abs(s["gap"] - c) <= args.window for s in samples]))

@@ -218,7 +218,7 @@ class LigandScoreModel(nn.Module):
         wider = LigandScoreModel(replace(self.config, vector_features=True)).to(next(self.parameters()))
         missing, unexpected = wider.load_state_dict(self.state_dict(), strict=False)
         new = ("head_vector.", ".vector_", ".mix.")
-        if unexpected or not all(any(tag in key or key.startswith(tag) for tag in new) for key in missing):
+        if unexpected or not all(any(tag in key for tag in new) for key in missing):
             raise RuntimeError(f"unexpected state-dict difference: missing {missing}, unexpected {unexpected}")
         wider.metadata = dict(getattr(self, "metadata", {}))
         return wider.train(self.training)

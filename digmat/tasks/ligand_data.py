@@ -14,7 +14,6 @@ or those a calculator gave its modes (``weights_<calculator>.npz`` of
 from __future__ import annotations
 
 import functools
-
 import json
 import os
 from collections.abc import Sequence
@@ -227,7 +226,6 @@ def train_ligand_model(dataset: LigandDataset, model: LigandScoreModel, out_dir:
     model.config = config
     meta = {"kind": "ligand", "complexes": dataset.names,
             "effective_samples": [round(n, 1) for n in dataset.effective_samples], **(metadata or {})}
-    loss = ligand_batch_loss if time is None else functools.partial(ligand_batch_loss, time=time)
-    trainer = Trainer(model, loss, dataset, dataset.collate, train_config, out_dir,
+    trainer = Trainer(model, functools.partial(ligand_batch_loss, time=time), dataset, dataset.collate, train_config, out_dir,
                       model_config=config.to_dict(), metadata=meta, progress=progress, deterministic=False)
     return trainer.fit()
