@@ -1,4 +1,4 @@
-"""Why a crystal score model loses carbon's bonds: two diagnostics of its denoiser (JSON).
+"""Why a crystal score model loses carbon's bonds: diagnostics of its denoiser and of the oracle (JSON).
 
 ``band-fit``
     Fine-tune a model only at positional noise levels in ``--band LO HI`` (Å) on the first
@@ -12,6 +12,12 @@
     fixed. A local
     physical minimiser is a denoiser that knows the bonds; where it is no better than the
     network, the noise level is locally ambiguous.
+``oracle-tolerance``
+    How ordered a carbon structure must be for the tight-binding oracle to keep its gap: the
+    split's gapped structures (TB gap above ``--gapped`` eV) with Gaussian displacements of
+    each noise level (Å per Cartesian coordinate, fixed cell), their TB gaps and
+    nearest-neighbour distance quantiles. No model; the scale against which samples' bond
+    spread (``nn_distance_quantiles``) can be read.
 
 Relative error is ``||eps_hat - eps||^2 / ||eps||^2`` over fractional coordinates (0 = exact,
 1 = predicting zero), as in ``train_carbon.py profile``.
@@ -20,6 +26,7 @@ Examples::
 
     python recipes/diagnose_carbon_denoiser.py band-fit --model carbon24 --subset 32 --band 0.15 0.35 --steps 3000
     python recipes/diagnose_carbon_denoiser.py relax-denoiser --model carbon24 --split heldout -n 24 --noise 0.1 0.2 --calculator chgnet
+    python recipes/diagnose_carbon_denoiser.py oracle-tolerance -n 64 --noise 0 0.01 0.02 0.03 0.05 0.1
 """
 
 from __future__ import annotations
@@ -128,6 +135,38 @@ def relax_denoiser(args) -> dict:
     return {"model": str(args.model), "calculator": args.calculator, "structures": len(structures), "rows": rows}
 
 
+def oracle_tolerance(args) -> dict:
+    """The TB gap of gapped structures under Gaussian displacements of each level (fixed cell)."""
+    from digmat.design import TightBindingGap
+    from digmat.design.evaluate import nn_distance_quantiles
+
+    oracle = TightBindingGap(progress=False, n_jobs=args.jobs)
+    structures = _structures(args)
+    known = np.array([a.info.get("tb_gap", np.nan) for a in structures], dtype=float)
+    if np.isnan(known).any():
+        known = oracle(structures)
+    gapped = [a for a, g in zip(structures, known) if g > args.gapped][: args.n]
+    if not gapped:
+        raise SystemExit(f"no structure of the split has a TB gap above {args.gapped} eV")
+    rng = np.random.default_rng(args.seed)
+    rows = []
+    for level in args.noise:
+        t0 = time.perf_counter()
+        noised = []
+        for atoms in gapped:
+            moved = atoms.copy()
+            moved.positions = atoms.positions + rng.normal(0.0, level, atoms.positions.shape)
+            noised.append(moved)
+        gaps = oracle(noised)
+        rows.append({"noise_A": level, "gapped_share": round(float(np.mean(gaps > args.gapped)), 4),
+                     "gap_quantiles_ev": [round(float(q), 3) for q in np.nanquantile(gaps, [0.1, 0.5, 0.9])],
+                     "nn_distance_quantiles_A": [round(float(q), 3) for q in nn_distance_quantiles(noised)],
+                     "seconds": round(time.perf_counter() - t0, 1)})
+    return {"structures": len(gapped), "gapped_above_ev": args.gapped,
+            "clean_gap_quantiles_ev": [round(float(q), 3) for q in np.quantile(known[known > args.gapped][: args.n], [0.1, 0.5, 0.9])],
+            "rows": rows}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -150,6 +189,14 @@ def main(argv=None) -> dict:
     relax.set_defaults(func=relax_denoiser)
     for p in (fit, relax):
         p.add_argument("--model", default="carbon24", help="crystal checkpoint or shipped model name")
+    oracle = sub.add_parser("oracle-tolerance", help="the TB oracle's gap under displacement noise (no model)")
+    oracle.add_argument("-n", type=int, default=64, help="gapped structures")
+    oracle.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.01, 0.02, 0.03, 0.05, 0.1],
+                        help="Gaussian displacement per Cartesian coordinate, Å")
+    oracle.add_argument("--gapped", type=float, default=0.5, help="eV: what counts as gapped")
+    oracle.add_argument("--jobs", type=int, default=1, help="processes for the oracle")
+    oracle.set_defaults(func=oracle_tolerance)
+    for p in (fit, relax, oracle):
         p.add_argument("--structures", default=None, help="structures file (ASE-readable) instead of Carbon-24")
         p.add_argument("--split", choices=("train", "heldout"), default="train")
         p.add_argument("--data-dir", default=None, help="folder with Carbon-24 val.csv/test.csv")

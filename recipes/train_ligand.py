@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from digmat.checkpoint import SHIPPED_DIR, load_checkpoint, save_checkpoint
-from digmat.models.ligand import LigandModelConfig, LigandScoreModel
+from digmat.models.ligand import ORIENTATION_READOUTS, LigandModelConfig, LigandScoreModel
 from digmat.tasks.ligand_data import LigandDataset, load_complex, train_ligand_model
 from digmat.train import TrainConfig
 
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vector-features", action="store_true",
                         help="equivariant vector channels per ligand atom (with --init: added to the initial "
                              "model, starting as it)")
+    parser.add_argument("--orientation", choices=ORIENTATION_READOUTS, default=None,
+                        help="orientation read-out: torque of the atomic vectors, or the least-squares rotation "
+                             "they describe (inertia-weighted); default: torque, or the initial model's")
     parser.add_argument("--time", type=float, default=None, metavar="T",
                         help="train at this one diffusion time only (diagnostic: can the network reach the floor there?)")
     parser.add_argument("--samples-per-complex", type=int, default=12800)
@@ -62,9 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(args.init)
         if args.vector_features and not model.config.vector_features:
             model = model.with_vector_features()
+        if args.orientation not in (None, model.config.orientation):
+            parser.error(f"--orientation {args.orientation}: the initial model reads out {model.config.orientation!r}")
     else:
         model = LigandScoreModel(LigandModelConfig(width=args.width, layers=args.layers, cutoff=args.cutoff,
-                                                   time_power=args.time_power, vector_features=args.vector_features))
+                                                   time_power=args.time_power, vector_features=args.vector_features,
+                                                   orientation=args.orientation or "torque"))
     start = time.perf_counter()
     complexes = []
     for name in args.train:

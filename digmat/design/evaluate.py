@@ -13,6 +13,10 @@
 * **Uniqueness**: distinct valid samples (loose matcher) / valid samples.
   **Novelty**: distinct valid samples without a loose match in the reference / distinct valid samples.
 * **Space groups**: spglib (``symprec=0.1`` Å).
+* **Gaps**: the share of samples whose oracle gap exceeds ``GAPPED`` (0.5 eV); with the reference
+  set's gaps, also the gap of each sample's closest loose match — the structure the sample is
+  a (noisy) copy of — which separates *which* structures a model generates from *how precisely*
+  it generates them (a tight-binding gap closes under a few hundredths of an Å of disorder).
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-__all__ = ["LOOSE", "STRICT", "Matcher", "evaluate_samples", "is_valid", "nearest_neighbor_distances", "nn_distance_quantiles", "plot_gap_histograms", "relax", "space_group"]
+__all__ = ["GAPPED", "LOOSE", "STRICT", "Matcher", "evaluate_samples", "is_valid", "nearest_neighbor_distances", "nn_distance_quantiles", "plot_gap_histograms", "relax", "space_group"]
 
 LOOSE = {"ltol": 0.3, "stol": 0.5, "angle_tol": 10.0}
 """CDVAE's StructureMatcher tolerances."""
 STRICT = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5.0}
 """pymatgen's default StructureMatcher tolerances."""
+GAPPED = 0.5
+"""eV: a band gap above this counts as gapped (non-metallic)."""
 
 
 def is_valid(atoms: Atoms, *, min_distance: float = 0.5, density_range: tuple[float, float] = (1.0, 5.0)) -> tuple[bool, str]:
@@ -91,8 +97,8 @@ class Matcher:
         self._reduce_with = StructureMatcher(ltol=ltol, stol=stol, angle_tol=angle_tol)
         self.matcher = StructureMatcher(ltol=ltol, stol=stol, angle_tol=angle_tol, primitive_cell=False)
         self.buckets: dict[tuple, list] = {}
-        for s in map(self.reduce, reference):
-            self.buckets.setdefault(self._key(s), []).append(s)
+        for index, s in enumerate(map(self.reduce, reference)):
+            self.buckets.setdefault(self._key(s), []).append((index, s))
 
     def reduce(self, atoms: Atoms):
         """Primitive, Niggli-reduced pymatgen Structure (once per structure)."""
@@ -106,17 +112,23 @@ class Matcher:
     def _key(structure) -> tuple:
         return structure.composition.reduced_formula, len(structure)
 
-    def best_rms(self, atoms: Atoms) -> float | None:
-        """Smallest normalised r.m.s. distance to a matching reference structure, None if none matches."""
+    def best_match(self, atoms: Atoms) -> tuple[float, int] | None:
+        """(normalised r.m.s. distance, index in the reference set) of the closest matching
+        reference structure; None if none matches."""
         s = self.reduce(atoms)
         best = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for ref in self.buckets.get(self._key(s), []):
+            for index, ref in self.buckets.get(self._key(s), []):
                 result = self.matcher.get_rms_dist(s, ref)
-                if result is not None and (best is None or result[0] < best):
-                    best = float(result[0])
+                if result is not None and (best is None or result[0] < best[0]):
+                    best = (float(result[0]), index)
         return best
+
+    def best_rms(self, atoms: Atoms) -> float | None:
+        """Smallest normalised r.m.s. distance to a matching reference structure, None if none matches."""
+        best = self.best_match(atoms)
+        return None if best is None else best[0]
 
 
 def space_group(atoms: Atoms, symprec: float = 0.1) -> tuple[int, str]:
@@ -154,7 +166,8 @@ def relax(structures: Sequence[Atoms], calculator: str, *, fmax: float = 0.05, s
 
 
 def evaluate_samples(samples: Sequence[Atoms], gaps: Sequence[float], *, reference: dict[str, Matcher] | None = None, target: float | None = None,
-                     window: float = 0.5, generated: Sequence[Atoms] | None = None) -> dict[str, Any]:
+                     window: float = 0.5, generated: Sequence[Atoms] | None = None,
+                     reference_gaps: Sequence[float] | None = None) -> dict[str, Any]:
     """Summary figures of one set of samples.
 
     Parameters
@@ -170,13 +183,19 @@ def evaluate_samples(samples: Sequence[Atoms], gaps: Sequence[float], *, referen
     generated
         The unrelaxed samples when ``samples`` were relaxed: adds the match rate and r.m.s.
         distance between each sample and its own relaxed structure (DiG's criterion).
+    reference_gaps
+        Oracle gap of every reference structure, eV (same order as the matchers' reference):
+        adds per sample ``matched_gap`` (that of its closest loose match) and the shares below.
 
     Returns
     -------
     dict with validity, ``match_rate_<name>`` / ``mean_rms_<name>`` per reference, uniqueness,
     novelty, space groups, gap statistics, ``nn_distance_quantiles`` (10/50/90 % of the valid
-    samples' nearest-neighbour distances, Å), the share within ``target ± window`` and
-    ``samples`` (one dict per sample).
+    samples' nearest-neighbour distances, Å), ``gapped_share`` (gap > :data:`GAPPED`, of all
+    samples), the share within ``target ± window`` and ``samples`` (one dict per sample). With
+    ``reference_gaps``: ``matched_gapped_share`` (loose-matched samples whose match is gapped),
+    ``gapped_share_of_gapped_matches`` (of those, the ones gapped themselves) and, with a target,
+    ``matched_share_within_window`` (all samples whose match lies within ``target ± window``).
     """
     from digmat.design.structures import distinct_structures
 
@@ -190,12 +209,21 @@ def evaluate_samples(samples: Sequence[Atoms], gaps: Sequence[float], *, referen
     for i, a in enumerate(samples):
         per_sample[i].update(num_atoms=len(a), volume_per_atom=float(a.get_volume() / len(a)) if checks[i][0] else None)
     for name, matcher in (reference or {}).items():
-        rms = [matcher.best_rms(samples[i]) if i in set(valid) else None for i in range(n)]
-        matched = [r for r in rms if r is not None]
+        best = [matcher.best_match(samples[i]) if i in set(valid) else None for i in range(n)]
+        matched = [b[0] for b in best if b is not None]
         out[f"match_rate_{name}"] = len(matched) / n if n else 0.0
         out[f"mean_rms_{name}"] = float(np.mean(matched)) if matched else None
-        for i, r in enumerate(rms):
-            per_sample[i][f"rms_{name}"] = r
+        for i, b in enumerate(best):
+            per_sample[i][f"rms_{name}"] = None if b is None else b[0]
+        if name == "loose" and reference_gaps is not None:
+            for i, b in enumerate(best):
+                per_sample[i]["matched_gap"] = None if b is None else float(reference_gaps[b[1]])
+            pairs = np.array([(per_sample[i]["matched_gap"], gaps[i]) for i in range(n) if best[i] is not None]).reshape(-1, 2)
+            intends = pairs[:, 0] > GAPPED
+            out["matched_gapped_share"] = float(intends.mean()) if len(pairs) else None
+            out["gapped_share_of_gapped_matches"] = float((pairs[intends, 1] > GAPPED).mean()) if intends.any() else None
+            if target is not None:
+                out["matched_share_within_window"] = float(np.sum(np.abs(pairs[:, 0] - target) <= window)) / n if n else 0.0
     if generated is not None:
         pairs = [Matcher([generated[i]], **LOOSE).best_rms(samples[i]) if i in set(valid) else None for i in range(n)]
         done = [r for r in pairs if r is not None]
@@ -215,6 +243,7 @@ def evaluate_samples(samples: Sequence[Atoms], gaps: Sequence[float], *, referen
     out["space_groups"] = {f"{sym} ({num})": c for (num, sym), c in Counter(spg).most_common()}
     finite = gaps[np.isfinite(gaps)]
     out["gap_mean"] = float(finite.mean()) if len(finite) else None
+    out["gapped_share"] = float(np.sum(finite > GAPPED)) / n if n else 0.0
     out["gap_quantiles"] = [float(q) for q in np.quantile(finite, [0.1, 0.5, 0.9])] if len(finite) else None
     if target is not None:
         out["target"] = target

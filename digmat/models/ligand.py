@@ -14,7 +14,11 @@ the projection that turns atomic forces into a rigid body's force, torque and to
   frame, so it rotates with the complex; the second term, a learned radial pull, is what tells a
   ligand far from every pocket atom where the site is);
 * orientation ε_R = Σ_i (r_i − c) × f_i^rot (a world-frame axial vector, the left-action frame of
-  :mod:`digmat.core.so3`);
+  :mod:`digmat.core.so3`) — the torque; or, with ``orientation="inertia"``, the least-squares
+  angular displacement ω = (I + δ)⁻¹ ⟨(r_i − c) × f_i^rot⟩ of the atomic vectors read as
+  displacements (:func:`least_squares_rotation`, I the heavy atoms' inertia tensor per atom):
+  the torque alone is I ω, so an elongated ligand's rotation about its long axis (I 3–9× smaller
+  on the PoseBusters ligands) reads out that much weaker than the others;
 * torsion m ε_m = Σ_i f_i^tor · ∂r_i/∂τ_m, with ∂r_i/∂τ_m = â_m × (r_i − r_k) on the moving side of
   bond j–k minus its mean over heavy atoms (the centroid stays fixed; :class:`~digmat.ligand.PoseSpace`),
   plus a torsion token: an MLP of the bond atoms' features, harmonics of τ_m and the noise level
@@ -44,11 +48,13 @@ from digmat.core import NoiseSchedule, RigidDiffusion, RigidLoss, RigidState, ri
 from digmat.ligand.system import LigandSystem
 from digmat.nn.painn import EquivariantUpdate
 
-__all__ = ["LigandModelConfig", "LigandScoreModel", "ligand_dsm_loss"]
+__all__ = ["LigandModelConfig", "LigandScoreModel", "least_squares_rotation", "ligand_dsm_loss"]
 
 LIGAND_FEATURES = 20
 POCKET_FEATURES = 9
 TORSION_HARMONICS = 3
+ORIENTATION_READOUTS = ("torque", "inertia")
+INERTIA_DAMPING = 0.1  # Å², keeps (I + δ)⁻¹ finite for (near-)linear ligands
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,9 @@ class LigandModelConfig:
         Carry ``width`` equivariant vector channels per ligand atom (PaiNN-style messages and
         update, read out as a fourth contribution to each head's atomic vectors). Off: the
         distance-only network of the first shipped models.
+    orientation : {"torque", "inertia"}
+        Orientation read-out: the torque of the atomic vectors (the first shipped models), or
+        the least-squares rotation they describe (:func:`least_squares_rotation`).
     """
 
     width: int = 64
@@ -100,12 +109,15 @@ class LigandModelConfig:
     temperature: float = 300.0
     training_complexes: tuple[str, ...] = ()
     vector_features: bool = False
+    orientation: str = "torque"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rotation_sigma", tuple(float(v) for v in self.rotation_sigma))
         object.__setattr__(self, "training_complexes", tuple(self.training_complexes))
         if not 0 < self.rotation_sigma[0] < self.rotation_sigma[1]:
             raise ValueError(f"rotation_sigma must be 0 < min < max, got {self.rotation_sigma}")
+        if self.orientation not in ORIENTATION_READOUTS:
+            raise ValueError(f"orientation must be one of {ORIENTATION_READOUTS}, got {self.orientation!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -118,6 +130,29 @@ class LigandModelConfig:
         data = dict(data)
         data["schedule"] = NoiseSchedule(**data["schedule"])
         return cls(**data)
+
+
+def least_squares_rotation(arms: Tensor, vectors: Tensor, damping: float = INERTIA_DAMPING) -> Tensor:
+    """The small rotation ω (..., 3) that best explains per-atom displacements ``vectors``.
+
+    Minimises Σ_i |vectors_i − ω × arms_i|² + n δ |ω|²: ω = (I + δ)⁻¹ ⟨arms_i × vectors_i⟩ with
+    I = ⟨|a|² 1 − a aᵀ⟩ the inertia tensor per atom (Å²). Rotation-equivariant; exact (δ → 0) for a
+    rigid rotation field.
+
+    Parameters
+    ----------
+    arms : Tensor (..., n, 3)
+        Å, atom positions relative to the centre of rotation.
+    vectors : Tensor (..., n, 3)
+        Displacements (any unit; ω is in that unit per Å).
+    damping : float
+        δ, Å².
+    """
+    torque = torch.cross(arms, vectors, dim=-1).mean(-2)
+    sq = (arms * arms).sum(-1)[..., None, None]
+    eye = torch.eye(3, dtype=arms.dtype, device=arms.device)
+    inertia = (sq * eye - arms[..., :, None] * arms[..., None, :]).mean(-3) + damping * eye
+    return torch.linalg.solve(inertia, torque[..., None])[..., 0]
 
 
 def _radial(d: Tensor, num: int, top: float) -> Tensor:
@@ -283,7 +318,10 @@ class LigandScoreModel(nn.Module):
         offset = x[:, :3]
         site = self.site(torch.cat([tfeat, _radial(offset.norm(dim=1) * cfg.length_scale, k, 4 * cfg.ligand_range)], -1))
         eps_t = f[:, :, 0].sum(1) * scale[:, :1] + site * offset
-        eps_R = torch.cross(r - centroid, f[:, :, 1], dim=-1).sum(1) * scale[:, 1:2]
+        if cfg.orientation == "inertia":
+            eps_R = least_squares_rotation(r - centroid, f[:, :, 1]) * scale[:, 1:2]
+        else:
+            eps_R = torch.cross(r - centroid, f[:, :, 1], dim=-1).sum(1) * scale[:, 1:2]
         eps_tau = self._torsion_forces(system, r, f[:, :, 2]) * scale[:, 2:3] + self._torsion_tokens(system, h, x, tfeat)
         eps_x = torch.cat([eps_t, eps_tau], dim=1)
         return eps_x * self.diffusion(system).flat.uniform_gate(t, eps_x), eps_R

@@ -10,7 +10,7 @@ pytest.importorskip("matgl")
 
 
 @pytest.mark.slow  # ~60 s on CI; the recipe's default path runs in test_shipped_models_run_without_the_carbon24_csvs
-def test_smoke_run_writes_cifs_summary_and_plot(tmp_path, load_recipe):
+def test_smoke_run_writes_cifs_summary_and_plot(tmp_path, monkeypatch, load_recipe):
     module = load_recipe("bandgap_carbon")
     summary = module.main(["--smoke", "--target", "0", "--target", "6", "--relax", "emt", "--out", str(tmp_path)])
     on_disk = json.loads((tmp_path / "summary.json").read_text())
@@ -36,6 +36,28 @@ def test_smoke_run_writes_cifs_summary_and_plot(tmp_path, load_recipe):
 
     atoms = read(sorted((tmp_path / "unguided").glob("*.cif"))[0])
     assert set(atoms.get_chemical_symbols()) == {"C"} and atoms.pbc.all()
+    for run in on_disk["runs"].values():  # each sample's closest training match and that match's gap
+        assert {"gapped_share", "matched_gapped_share"} <= set(run) and all("matched_gap" in s for s in run["samples"])
+    # runs kept by the recipe before the matched-gap figures are re-judged from their CIFs, not resampled
+    kept = json.loads((tmp_path / "runs.json").read_text())
+    for run in kept["runs"].values():
+        for part in (run, run["relaxed"]):
+            for k in ("gapped_share", "matched_gapped_share", "gapped_share_of_gapped_matches"):
+                part.pop(k, None)
+            for sample in part["samples"]:
+                sample.pop("matched_gap", None)
+    (tmp_path / "runs.json").write_text(json.dumps(kept))
+    import digmat.design.generate as generate
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was sampled again")
+
+    monkeypatch.setattr(generate, "sample_crystals", refuse)
+    again = module.main(["--smoke", "--target", "0", "--target", "6", "--relax", "emt", "--out", str(tmp_path)])
+    for name, run in again["runs"].items():
+        for part, before in ((run, on_disk["runs"][name]), (run["relaxed"], on_disk["runs"][name]["relaxed"])):
+            assert part["matched_gapped_share"] == before["matched_gapped_share"] and part["gapped_share"] == before["gapped_share"]
+            assert [s["matched_gap"] for s in part["samples"]] == [s["matched_gap"] for s in before["samples"]]
 
 
 def test_shipped_models_run_without_the_carbon24_csvs(tmp_path, monkeypatch, capsys, load_recipe):

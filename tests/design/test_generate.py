@@ -150,6 +150,27 @@ def test_validity_matching_and_space_groups():
     assert 1.5 < summary["nn_distance_quantiles"][0] <= summary["nn_distance_quantiles"][2] < 1.6  # diamond's and lonsdaleite's bonds
 
 
+def test_matched_reference_gaps_separate_which_structure_from_how_precisely():
+    """Each sample carries the gap of its closest loose match (index from ``best_match``): a rattled
+    diamond whose own gap closed still 'intends' the gapped reference structure."""
+    diamond = bulk("C", "diamond", a=3.567, cubic=True)
+    protos = carbon_prototypes()
+    reference = [diamond] + protos[3:]
+    ref = {"loose": Matcher(reference, **LOOSE)}
+    reference_gaps = [5.0] + [0.0] * (len(reference) - 1)
+    rattled = equivalent_copy(diamond, 0)
+    rattled.rattle(0.05, seed=1)
+    assert ref["loose"].best_match(rattled)[1] == 0 and ref["loose"].best_match(protos[3])[1] == 1
+    summary = evaluate_samples([rattled, protos[2], protos[3]], [0.1, 6.2, 0.0], reference=ref, target=5.0,
+                               reference_gaps=reference_gaps)
+    assert [s["matched_gap"] for s in summary["samples"]] == [5.0, None, 0.0]  # lonsdaleite matches nothing
+    assert summary["gapped_share"] == pytest.approx(1 / 3)  # own gaps: only lonsdaleite's is open
+    assert summary["matched_gapped_share"] == pytest.approx(1 / 2)  # of the two matched, the diamond
+    assert summary["gapped_share_of_gapped_matches"] == 0.0  # ... whose own gap closed
+    assert summary["matched_share_within_window"] == pytest.approx(1 / 3)
+    assert "matched_gapped_share" not in evaluate_samples([rattled], [0.1], reference=ref)  # only with reference gaps
+
+
 def test_nearest_neighbor_distances_are_bond_lengths():
     """Diamond: a sqrt(3) / 4 for every atom (through periodic images, also in the primitive cell);
     an isolated atom has none."""

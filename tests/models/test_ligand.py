@@ -11,18 +11,21 @@ pytest.importorskip("rdkit", reason="needs the ligand extra (rdkit)")
 
 from digmat.core import RigidState  # noqa: E402
 from digmat.core.so3 import exp_map  # noqa: E402
-from digmat.models.ligand import LigandModelConfig, LigandScoreModel, ligand_dsm_loss  # noqa: E402
+from digmat.models.ligand import LigandModelConfig, LigandScoreModel, least_squares_rotation, ligand_dsm_loss  # noqa: E402
 
 F64 = torch.float64
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["distances", "vectors"])
+@pytest.fixture(scope="module", params=[(False, "torque"), (True, "torque"), (False, "inertia")],
+                ids=["distances", "vectors", "inertia"])
 def model_and_system(pocket_1uou, request):
     torch.manual_seed(0)
-    model = LigandScoreModel(LigandModelConfig(width=32, layers=2, rbf=12, vector_features=request.param)).double().eval()
+    vectors, orientation = request.param
+    model = LigandScoreModel(LigandModelConfig(width=32, layers=2, rbf=12, vector_features=vectors,
+                                               orientation=orientation)).double().eval()
     with torch.no_grad():  # make every output non-trivial (the output scales start small,
         model.out_scale.bias.fill_(1.0)  # the vector read-out and updates at zero)
-        if request.param:
+        if vectors:
             model.head_vector.weight.normal_(0.0, 0.3)
             for layer in model.layers:
                 layer.mix.mlp[-1].weight.normal_(0.0, 0.1)
@@ -127,3 +130,33 @@ def test_vector_features_start_as_the_distance_only_model(model_and_system):
     ex, eR = wider.eps(system, state, t)
     ((ex ** 2).sum() + (eR ** 2).sum()).backward()
     assert wider.head_vector.weight.grad.abs().max() > 0
+
+
+def test_least_squares_rotation_recovers_a_rigid_rotation_where_the_torque_does_not():
+    """Displacements ω × a of an elongated body: the fit returns ω (exactly without damping, and
+    the damped normal equations' solution with it); the torque ⟨a × d⟩ = I ω points elsewhere."""
+    g = torch.Generator().manual_seed(4)
+    arms = torch.randn(2, 12, 3, generator=g, dtype=F64) * torch.tensor([4.0, 1.0, 0.5], dtype=F64)
+    arms = arms - arms.mean(1, keepdim=True)
+    omega = torch.tensor([[0.3, -0.2, 0.5], [1.0, 0.0, 0.0]], dtype=F64)
+    d = torch.cross(omega[:, None].expand_as(arms), arms, dim=-1)
+    torch.testing.assert_close(least_squares_rotation(arms, d, damping=0.0), omega, atol=1e-10, rtol=1e-10)
+    torque = torch.cross(arms, d, dim=-1).mean(1)
+    cosine = (torque * omega).sum(-1) / (torque.norm(dim=-1) * omega.norm(dim=-1))
+    assert cosine.min() < 0.95  # the torque is not along ω for an anisotropic body
+    # with damping: the minimiser of ⟨|d − ω × a|²⟩ + δ|ω|² (its gradient vanishes there)
+    target = d + 0.1 * torch.randn(arms.shape, generator=g, dtype=F64)
+    w = least_squares_rotation(arms, target, damping=0.3).requires_grad_(True)
+    residual = target - torch.cross(w[:, None].expand_as(arms), arms, dim=-1)
+    objective = (residual ** 2).sum(-1).mean(1) + 0.3 * (w ** 2).sum(-1)
+    (grad,) = torch.autograd.grad(objective.sum(), w)
+    assert grad.abs().max() < 1e-10
+
+
+def test_orientation_read_out_is_validated_and_old_configs_read_torque():
+    with pytest.raises(ValueError, match="orientation must be one of"):
+        LigandModelConfig(orientation="kabsch")
+    data = LigandModelConfig(orientation="inertia").to_dict()
+    assert LigandModelConfig.from_dict(data).orientation == "inertia"
+    del data["orientation"]  # checkpoints written before the option existed
+    assert LigandModelConfig.from_dict(data).orientation == "torque"

@@ -1,4 +1,4 @@
-"""recipes/diagnose_carbon_denoiser.py: smoke runs of both diagnostics on a tiny model, EMT and the carbon prototypes."""
+"""recipes/diagnose_carbon_denoiser.py: smoke runs of the diagnostics on a tiny model, EMT and the carbon prototypes."""
 
 from __future__ import annotations
 
@@ -42,3 +42,14 @@ def test_relax_denoiser_scores_a_relaxation_against_the_drawn_noise(diagnose, fi
     assert row["noise_A"] == 0.05 and row["relaxation"] > 0 and row["model"] > 0
     assert row["relaxation_scaled"] <= row["relaxation"] + 1e-9  # the least-squares scale can only help
     assert row["mean_relax_steps"] <= 20
+
+
+def test_oracle_tolerance_keeps_the_gap_without_noise_and_loses_it_with_much(diagnose, files):
+    """The prototypes' gapped ones (diamond, ...): noise 0 is the clean oracle (all gapped), 0.3 Å per
+    coordinate makes an amorphous, metallic network."""
+    _, structures = files
+    out = diagnose.main(["oracle-tolerance", "--structures", structures, "--noise", "0", "0.3"])
+    assert out["structures"] >= 1
+    clean, noisy = out["rows"]
+    assert clean["gapped_share"] == 1.0 and clean["nn_distance_quantiles_A"][1] > 1.3
+    assert noisy["gapped_share"] < 1.0 and noisy["nn_distance_quantiles_A"][0] < clean["nn_distance_quantiles_A"][0]
