@@ -88,7 +88,9 @@ def denoising_profile(model, system, data: RigidState, weights: torch.Tensor, ti
                       seed: int = 0) -> list[dict]:
     """Per time in ``times``: σ̃ (in units of the length scale), σ_R (rad), and the mean squared
     noise-prediction error per entry of the model and of the oracle on the centroid, orientation
-    and torsion blocks, over ``num`` poses drawn by weight from ``data`` and noised.
+    and torsion blocks, over ``num`` poses drawn by weight from ``data`` and noised; and
+    ``orientation_detail``: mean squares per entry of the drawn ε_R, the oracle's and the model's
+    predictions, and the mean cosine between the model's and the oracle's.
 
     ``pool`` (states, weights) is the oracle's knowledge of the ensemble; ``data`` itself by default.
     """
@@ -111,5 +113,10 @@ def denoising_profile(model, system, data: RigidState, weights: torch.Tensor, ti
             err_x = (px - eps_x) ** 2
             row[who] = {"centroid": float(err_x[:, :3].mean()), "orientation": float(((pR - eps_R) ** 2).mean()),
                         "torsions": float(err_x[:, 3:].mean()) if system.num_torsions else None}
+        # how the orientation prediction fails: too small (|model|² < |oracle|²) or pointing elsewhere
+        pR = pred_R.double()
+        cosine = (pR * best_R).sum(-1) / (pR.norm(dim=-1) * best_R.norm(dim=-1)).clamp_min(1e-12)
+        row["orientation_detail"] = {"target_sq": float((eps_R ** 2).mean()), "oracle_sq": float((best_R ** 2).mean()),
+                                     "model_sq": float((pR ** 2).mean()), "cosine_model_oracle": float(cosine.mean())}
         rows.append(row)
     return rows

@@ -37,3 +37,7 @@ def test_train_then_benchmark(load_recipe, tmp_path, capsys):
     for rows in row["denoising_profile"].values():
         (only,) = rows
         assert only["t"] == 0.2 and set(only["model"]) == set(only["oracle"]) == {"centroid", "orientation", "torsions"}
+        detail = only["orientation_detail"]
+        assert -1 <= detail["cosine_model_oracle"] <= 1 and min(detail["target_sq"], detail["oracle_sq"], detail["model_sq"]) >= 0
+        # |m − ε|² = |m|² + |ε|² − 2 m·ε: the error is bounded by the two norms
+        assert only["model"]["orientation"] <= (detail["model_sq"] ** 0.5 + detail["target_sq"] ** 0.5) ** 2 + 1e-9
