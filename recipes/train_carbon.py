@@ -14,6 +14,9 @@ Usage::
     python recipes/train_carbon.py predictor --out runs/carbon/predictor.pt --epochs 6 --members --time-limit 840
     # ... that also sees displaced copies labelled with their own TB gaps (disorder closes the gap)
     python recipes/train_carbon.py predictor --out runs/carbon/predictor_noised.pt --epochs 6 --members --noised 0.02 0.05 0.1 0.2 --jobs 2
+    # predictors' errors on displaced held-out copies and on a band-gap run's samples
+    python recipes/train_carbon.py predictor-error --predictor carbon24_gap runs/carbon/predictor_noised.pt \
+        --copies runs/carbon/predictor_noised.noised_heldout.extxyz --samples runs/carbon/bandgap_full
     # the score model's denoising error per positional noise level (JSON; 0 = exact, 1 = none)
     python recipes/train_carbon.py profile --model runs/carbon/score/model.pt --split heldout
 """
@@ -98,6 +101,44 @@ def noised_copies(structures, levels, *, seed: int, jobs: int, cache: Path):
     return kept
 
 
+def mae_by_level(predictor, structures) -> dict[str, float]:
+    """Mean absolute error (eV) of ``predictor`` against ``info["tb_gap"]`` per ``info["noise_A"]``."""
+    truth = np.array([a.info["tb_gap"] for a in structures])
+    error = np.abs(predictor.predict_atoms(structures) - truth)
+    levels = np.array([a.info["noise_A"] for a in structures])
+    return {f"{v:g}": round(float(error[levels == v].mean()), 4) for v in sorted(set(levels.tolist()))}
+
+
+def predictor_error(args) -> None:
+    """Each predictor's error on the held-out representatives, on displaced copies (a ``--noised``
+    training run's cache) and on a band-gap run's samples (their stored oracle gaps)."""
+    from ase.io import read
+
+    from digmat.design.carbon24 import load_carbon24
+    from digmat.design.predictor import BandGapPredictor
+
+    held = load_carbon24(args.data_dir, split="heldout")
+    copies = read(args.copies, index=":") if args.copies else []
+    runs = {}
+    if args.samples:
+        kept = json.loads(Path(args.samples, "runs.json").read_text())["runs"]
+        for name, run in kept.items():
+            idx = [i for i, s in enumerate(run["samples"]) if s["valid"] and s["gap"] is not None]
+            runs[name] = ([read(Path(args.samples, name, f"sample_{i:03d}.cif")) for i in idx], np.array([run["samples"][i]["gap"] for i in idx]))
+    report = {"copies": args.copies, "samples": args.samples, "predictors": {}}
+    for name in args.predictor:
+        predictor = BandGapPredictor.load(name).eval()
+        row = {"heldout_mae_ev": round(float(np.abs(predictor.predict_atoms(held) - [a.info["tb_gap"] for a in held]).mean()), 4)}
+        if copies:
+            row["copies_mae_ev"] = mae_by_level(predictor, copies)
+        for run, (structures, gaps) in runs.items():
+            pred = predictor.predict_atoms(structures)
+            row[f"samples_{run}"] = {"n": len(gaps), "mae_ev": round(float(np.abs(pred - gaps).mean()), 4),
+                                     "mean_predicted_ev": round(float(pred.mean()), 3), "mean_oracle_ev": round(float(gaps.mean()), 3)}
+        report["predictors"][name] = row
+    print(json.dumps(report, indent=1))
+
+
 def train_predictor(args) -> None:
     from digmat.design.carbon24 import load_carbon24
     from digmat.design.predictor import BandGapPredictor, FitConfig, default_m3gnet, fit_predictor
@@ -124,10 +165,7 @@ def train_predictor(args) -> None:
     summary = fit_predictor(predictor, train, [a.info["tb_gap"] for a in train], heldout=held, heldout_gaps=[a.info["tb_gap"] for a in held],
                             config=FitConfig(args.epochs, args.batch_size, args.lr, args.seed, args.time_limit), log=log)
     if noised_held:
-        truth = np.array([a.info["tb_gap"] for a in noised_held])
-        pred = predictor.predict_atoms(noised_held)
-        levels = np.array([a.info["noise_A"] for a in noised_held])
-        summary["noised_heldout_mae_ev"] = {f"{v:g}": float(np.abs(pred - truth)[levels == v].mean()) for v in args.noised}
+        summary["noised_heldout_mae_ev"] = mae_by_level(predictor, noised_held)
     summary.update(data="carbon24 " + ("train members" if args.members else "train representatives")
                    + (f" + one displaced copy of each representative per level {args.noised} Å (own TB gaps)" if args.noised else ""),
                    heldout="64 held-out representatives",
@@ -192,6 +230,11 @@ def main() -> None:
                            "labelled with its own TB gap; held-out MAE reported per level too")
     pred.add_argument("--jobs", type=int, default=1, help="processes for the TB labels of --noised copies")
     pred.set_defaults(func=train_predictor)
+    err = sub.add_parser("predictor-error", help="band-gap predictors' errors off the relaxed cells (JSON)")
+    err.add_argument("--predictor", nargs="+", default=["carbon24_gap"], help="checkpoints or shipped names")
+    err.add_argument("--copies", default=None, help="displaced copies with their own TB gaps (a --noised run's .noised_heldout.extxyz)")
+    err.add_argument("--samples", default=None, help="a bandgap_carbon.py output folder: error on its runs' valid samples")
+    err.set_defaults(func=predictor_error)
     prof = sub.add_parser("profile", help="denoising error of a score model per noise level")
     prof.add_argument("--model", required=True)
     prof.add_argument("--split", choices=("train", "heldout"), default="heldout")
@@ -200,7 +243,7 @@ def main() -> None:
                       help="also noise N structures to each level and denoise them with the reverse SDE: 10/50/90 %% nearest-neighbour distances")
     prof.set_defaults(func=profile)
 
-    for p in (score, pred, prof):
+    for p in (score, pred, err, prof):
         p.add_argument("--data-dir", default=None, help="folder with Carbon-24 val.csv/test.csv")
         p.add_argument("--members", action="store_true", help="train on every member of the training groups, not only representatives")
         p.add_argument("--seed", type=int, default=0)
