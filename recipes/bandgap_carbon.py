@@ -30,6 +30,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -60,6 +61,15 @@ def smoke_setup(out: Path, seed: int):
     predictor = BandGapPredictor(default_m3gnet(("C",), cutoff=4.0, width=16, blocks=1))
     fit_predictor(predictor, train, [a.info["tb_gap"] for a in train], config=FitConfig(epochs=10, batch_size=8, lr=5e-3, seed=seed))
     return model, predictor, train
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """A short digest of a network's weights: kept runs are reused only with the same weights."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def read_run(folder: Path, n: int) -> list:
@@ -144,13 +154,18 @@ def main(argv: list[str] | None = None) -> dict:
     # resumable: each finished run is kept in OUT/runs.json; a rerun with the same settings skips it
     done_path = out / "runs.json"
     key = json.loads(json.dumps({k: v for k, v in vars(args).items() if k not in ("out", "jobs")}, default=str))
-    done = json.loads(done_path.read_text()) if done_path.is_file() else {}
-    done = done.get("runs", {}) if done.get("settings") == key else {}
+    # the settings name the models; the digests say which weights those names had (smoke: trained in memory)
+    weights = None if args.smoke else {"model": weights_digest(model), "predictor": weights_digest(predictor)}
+    stored = json.loads(done_path.read_text()) if done_path.is_file() else {}
+    done = stored.get("runs", {}) if stored.get("settings") == key else {}
+    if done and stored.get("weights", weights) != weights:  # files from before the digests carry none
+        print(f"{done_path} holds runs of other weights of the same models: sampling them again", file=sys.stderr)
+        done = {}
     reference_gaps = [a.info["tb_gap"] for a in train] if train else None
 
     def keep():
         with atomic_path(done_path) as tmp:
-            tmp.write_text(json.dumps({"settings": key, "runs": done}, default=float))
+            tmp.write_text(json.dumps({"settings": key, "weights": weights, "runs": done}, default=float))
 
     def judge(samples, target, gaps=None, **kwargs):
         """Oracle gaps (unless given), predictor gaps and every figure of one set of samples."""

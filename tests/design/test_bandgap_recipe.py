@@ -83,3 +83,11 @@ def test_shipped_models_run_without_the_carbon24_csvs(tmp_path, monkeypatch, cap
     again = module.main(["--target", "0", "-n", "2", "--steps", "5", "--corrector", "2", "--out", str(tmp_path)])
     assert again["runs"] == json.loads(json.dumps(summary["runs"], default=float))
     assert "kept from" in capsys.readouterr().err
+    # ... but not when they were made with other weights under the same model names
+    kept = json.loads((tmp_path / "runs.json").read_text())
+    assert set(kept["weights"]) == {"model", "predictor"}
+    kept["weights"]["predictor"] = "0" * 16
+    (tmp_path / "runs.json").write_text(json.dumps(kept))
+    with pytest.raises(AssertionError, match="sampled again"):
+        module.main(["--target", "0", "-n", "2", "--steps", "5", "--corrector", "2", "--out", str(tmp_path)])
+    assert "other weights" in capsys.readouterr().err
