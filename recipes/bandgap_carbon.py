@@ -8,8 +8,9 @@ oracle's gap of every sample, nearest-neighbour distances beside the training se
 share of samples within c ± 0.5 eV against the unguided share. Writes
 ``<out>/<run>/sample_XXX.cif``, ``<out>/summary.json`` and ``<out>/gap_histograms.png``
 (training set, unguided, each target). Each finished run (samples judged, CIFs written) is kept in
-``<out>/runs.json``; rerunning the same command skips those runs, so a full run (about 1.5 CPU-hours
-here) survives an interruption.
+``<out>/runs.json`` with digests of the two networks' weights; rerunning the same command with the
+same weights skips those runs, so a full run (about 4 CPU-hours here with the default sampler)
+survives an interruption.
 
 The shipped models ``carbon24`` and ``carbon24_gap`` (``digmat/pretrained/carbon24.md``) are the
 defaults; without the Carbon-24 CSVs (``--data-dir`` or ``$DIGMAT_CARBON24``) everything but the
