@@ -181,9 +181,9 @@ def main(argv: list[str] | None = None) -> dict:
             result["samples"][i]["predicted_gap"] = float(p)
         return result, gaps
 
-    def rejudge(folder: Path, kept: dict, target, **kwargs) -> dict:
-        """A kept run's figures recomputed from its CIFs and stored oracle gaps (no sampling, no oracle)."""
-        result, _ = judge(read_run(folder, len(kept["samples"])), target, gaps=np.array(stored_gaps(kept["samples"])), **kwargs)
+    def rejudge(samples: list, kept: dict, target, **kwargs) -> dict:
+        """A kept run's figures recomputed from its samples and stored oracle gaps (no sampling, no oracle)."""
+        result, _ = judge(samples, target, gaps=np.array(stored_gaps(kept["samples"])), **kwargs)
         return {**kept, **result}
     for name, guidance in runs:
         label = name.replace("_", " ") + " eV" if guidance else name
@@ -191,9 +191,11 @@ def main(argv: list[str] | None = None) -> dict:
         if name in done:
             result = summary["runs"][name] = done[name]
             if reference and "gapped_share" not in result:  # kept by a recipe before the matched-gap figures
-                result = summary["runs"][name] = done[name] = rejudge(out / name, result, target)
+                generated = read_run(out / name, len(result["samples"]))
+                result = summary["runs"][name] = done[name] = rejudge(generated, result, target)
                 if "relaxed" in result:
-                    result["relaxed"] = rejudge(out / f"{name}_relaxed", result["relaxed"], target, generated=read_run(out / name, n))
+                    relaxed = read_run(out / f"{name}_relaxed", len(result["relaxed"]["samples"]))
+                    result["relaxed"] = rejudge(relaxed, result["relaxed"], target, generated=generated)
                 keep()
             gap_sets[label] = stored_gaps(result["samples"])
             if "relaxed" in result:
@@ -224,13 +226,10 @@ def main(argv: list[str] | None = None) -> dict:
         keep()
         print(f"{name}: {n} samples in {seconds:.0f} s, judged and kept in {done_path}", file=sys.stderr, flush=True)
 
-    def share(samples: list[dict], c: float) -> float:
-        """Share of all samples whose oracle gap lies within c ± window."""
-        return float(np.mean([s["gap"] is not None and abs(s["gap"] - c) <= args.window for s in samples]))
-
-    def matched_share(samples: list[dict], c: float) -> float:
-        """Share of all samples whose closest loose training match has a gap within c ± window."""
-        return float(np.mean([s.get("matched_gap") is not None and abs(s["matched_gap"] - c) <= args.window for s in samples]))
+    def share(samples: list[dict], c: float, gap: str = "gap") -> float:
+        """Share of all samples whose ``gap`` (the oracle's, or ``"matched_gap"``: that of the closest
+        loose training match) lies within c ± window."""
+        return float(np.mean([s.get(gap) is not None and abs(s[gap] - c) <= args.window for s in samples]))
 
     unguided = summary["runs"]["unguided"]
     summary["targets"] = {}
@@ -241,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
                                         "ratio": run["share_within_window"] / base if base > 0 else None,
                                         "match_rate_loose": run.get("match_rate_loose"), "match_rate_strict": run.get("match_rate_strict")}
         if "matched_share_within_window" in run:  # which structures guidance chose, whatever their precision
-            intent = matched_share(unguided["samples"], c)
+            intent = share(unguided["samples"], c, "matched_gap")
             summary["targets"][f"{c:g}"].update(matched_share_within_window=run["matched_share_within_window"], unguided_matched_share=intent,
                                                 matched_ratio=run["matched_share_within_window"] / intent if intent > 0 else None)
         if "relaxed" in run:

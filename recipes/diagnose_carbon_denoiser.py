@@ -152,11 +152,9 @@ def oracle_tolerance(args) -> dict:
     rows = []
     for level in args.noise:
         t0 = time.perf_counter()
-        noised = []
-        for atoms in gapped:
-            moved = atoms.copy()
-            moved.positions = atoms.positions + rng.normal(0.0, level, atoms.positions.shape)
-            noised.append(moved)
+        noised = [atoms.copy() for atoms in gapped]
+        for atoms in noised:
+            atoms.rattle(level, rng=rng)
         gaps = oracle(noised)
         rows.append({"noise_A": level, "gapped_share": round(float(np.mean(gaps > args.gapped)), 4),
                      "gap_quantiles_ev": [round(float(q), 3) for q in np.nanquantile(gaps, [0.1, 0.5, 0.9])],

@@ -87,7 +87,7 @@ def noised_copies(structures, levels, *, seed: int, jobs: int, cache: Path):
     for level in levels:
         for atoms in structures:
             moved = atoms.copy()
-            moved.positions = atoms.positions + rng.normal(0.0, level, atoms.positions.shape)
+            moved.rattle(level, rng=rng)
             moved.info = {"noise_A": float(level), "source": str(atoms.info.get("id", ""))}
             copies.append(moved)
     gaps = TightBindingGap(n_jobs=jobs, on_error="nan")(copies)
