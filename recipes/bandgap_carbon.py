@@ -10,7 +10,8 @@ share of samples within c ± 0.5 eV against the unguided share. Writes
 (training set, unguided, each target). Each finished run (samples judged, CIFs written) is kept in
 ``<out>/runs.json`` with digests of the two networks' weights; rerunning the same command with the
 same weights skips those runs, so a full run (about 4 CPU-hours here with the default sampler)
-survives an interruption.
+survives an interruption. ``--relax`` on a rerun relaxes the kept runs' samples instead of drawing
+new ones, writing each relaxed CIF as it finishes (``<out>/<run>_relaxed/``), so it resumes too.
 
 The shipped models ``carbon24`` and ``carbon24_gap`` (``digmat/pretrained/carbon24.md``) are the
 defaults; without the Carbon-24 CSVs (``--data-dir`` or ``$DIGMAT_CARBON24``) everything but the
@@ -80,6 +81,33 @@ def read_run(folder: Path, n: int) -> list:
     return [read(folder / f"sample_{i:03d}.cif") for i in range(n)]
 
 
+def relax_into(structures: list, folder: Path, calculator, name: str) -> list:
+    """Relaxed copies of ``structures``, each written to ``folder/sample_XXX.cif`` as it finishes.
+
+    Relaxations already in ``folder`` are read back instead of repeated, so an interrupted
+    relaxation resumes; ``folder/relaxed.json`` names the calculator ``name`` that made them.
+    """
+    from ase.io import read, write
+
+    from digmat.design.evaluate import relax
+    from digmat.files import atomic_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / "relaxed.json"
+    if stamp.is_file() and json.loads(stamp.read_text())["calculator"] != name:
+        raise SystemExit(f"error: {folder} holds relaxations by {json.loads(stamp.read_text())['calculator']}, not {name}: use another --out")
+    with atomic_path(stamp) as tmp:
+        tmp.write_text(json.dumps({"calculator": name}))
+    relaxed = []
+    for i, atoms in enumerate(structures):
+        path = folder / f"sample_{i:03d}.cif"
+        if not path.is_file():
+            with atomic_path(path) as tmp:
+                write(tmp, relax([atoms], calculator)[0], format="cif")
+        relaxed.append(read(path))
+    return relaxed
+
+
 def stored_gaps(samples: list[dict]) -> list[float]:
     """The oracle gaps (eV) of a kept run's samples, NaN where there is none (invalid samples)."""
     return [np.nan if s["gap"] is None else s["gap"] for s in samples]
@@ -104,7 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--snr", type=float, default=None, help="corrector signal-to-noise ratio (default 0.2)")
     parser.add_argument("--correct-below", type=float, default=None, metavar="ANGSTROM", help="correct where the positional noise is at most this (default 0.3)")
     parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--relax", default=None, metavar="CALC", help="relax samples with this calculator (e.g. chgnet) before evaluation")
+    parser.add_argument("--relax", default=None, metavar="CALC",
+                        help="also judge the samples relaxed with this calculator (e.g. chgnet); a rerun with --relax relaxes kept runs, resumably")
     parser.add_argument("--data-dir", default=None, help="Carbon-24 CSV folder (training set for matching)")
     parser.add_argument("--jobs", type=int, default=1, help="processes for the tight-binding oracle")
     parser.add_argument("--smoke", action="store_true", help="tiny model + predictor trained on built-in prototypes, few samples")
@@ -114,7 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from ase.io import write
 
-    from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nn_distance_quantiles, plot_gap_histograms, relax
+    from digmat.calculators import get_calculator
+    from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nn_distance_quantiles, plot_gap_histograms
     from digmat.design.generate import GapGuidance, crystal_sampler, sample_crystals
     from digmat.design.tightbinding import TightBindingGap
     from digmat.files import atomic_path
@@ -154,15 +184,20 @@ def main(argv: list[str] | None = None) -> dict:
     runs = [("unguided", None)] + [(f"target_{c:g}", GapGuidance(c, width=args.width, scale=args.scale, max_noise=args.guide_below)) for c in targets]
     # resumable: each finished run is kept in OUT/runs.json; a rerun with the same settings skips it
     done_path = out / "runs.json"
-    key = json.loads(json.dumps({k: v for k, v in vars(args).items() if k not in ("out", "jobs")}, default=str))
+    # --relax is not part of the key: relaxing is added to kept runs (older files name it in their settings)
+    key = json.loads(json.dumps({k: v for k, v in vars(args).items() if k not in ("out", "jobs", "relax")}, default=str))
     # the settings name the models; the digests say which weights those names had (smoke: trained in memory)
     weights = None if args.smoke else {"model": weights_digest(model), "predictor": weights_digest(predictor)}
     stored = json.loads(done_path.read_text()) if done_path.is_file() else {}
-    done = stored.get("runs", {}) if stored.get("settings") == key else {}
+    done = stored.get("runs", {}) if {k: v for k, v in stored.get("settings", {}).items() if k != "relax"} == key else {}
     if done and stored.get("weights", weights) != weights:  # files from before the digests carry none
         print(f"{done_path} holds runs of other weights of the same models: sampling them again", file=sys.stderr)
         done = {}
     reference_gaps = [a.info["tb_gap"] for a in train] if train else None
+    for name, run in done.items():  # before any work: kept relaxations by another calculator are not mixed in
+        if args.relax and run.get("relaxed", {}).get("calculator", args.relax) != args.relax:
+            raise SystemExit(f"error: {done_path} holds {name} relaxed with {run['relaxed']['calculator']}, not {args.relax}: use another --out")
+    calculator = None
 
     def keep():
         with atomic_path(done_path) as tmp:
@@ -188,6 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, guidance in runs:
         label = name.replace("_", " ") + " eV" if guidance else name
         target = None if guidance is None else guidance.target
+        generated = None
         if name in done:
             result = summary["runs"][name] = done[name]
             if reference and "gapped_share" not in result:  # kept by a recipe before the matched-gap figures
@@ -197,34 +233,33 @@ def main(argv: list[str] | None = None) -> dict:
                     relaxed = read_run(out / f"{name}_relaxed", len(result["relaxed"]["samples"]))
                     result["relaxed"] = rejudge(relaxed, result["relaxed"], target, generated=generated)
                 keep()
-            gap_sets[label] = stored_gaps(result["samples"])
-            if "relaxed" in result:
-                gap_sets[f"{label} ({args.relax}-relaxed)"] = stored_gaps(result["relaxed"]["samples"])
             print(f"{name}: kept from {done_path}", file=sys.stderr)
-            continue
-        t0 = time.perf_counter()
-        generated = sample_crystals(model, n, predictor=predictor, guidance=guidance, sampler=sampler, batch_size=args.batch_size, seed=args.seed)
-        seconds = time.perf_counter() - t0
-        result, gaps = judge(generated, target)
-        result["sampling_seconds"] = round(seconds, 1)
-        gap_sets[label] = gaps
-        sets = {name: generated}
-        if args.relax:  # the relaxed samples are judged too; the unrelaxed figures stay the run's headline
-            t1 = time.perf_counter()
-            relaxed = relax(generated, args.relax)
-            result["relaxed"], relaxed_gaps = judge(relaxed, target, generated=generated)
-            result["relaxed"]["relax_seconds"] = round(time.perf_counter() - t1, 1)
-            sets[f"{name}_relaxed"] = relaxed
-            gap_sets[f"{label} ({args.relax}-relaxed)"] = relaxed_gaps
-        summary["runs"][name] = result
-        for folder_name, structures in sets.items():
-            folder = out / folder_name
+        else:
+            t0 = time.perf_counter()
+            generated = sample_crystals(model, n, predictor=predictor, guidance=guidance, sampler=sampler, batch_size=args.batch_size, seed=args.seed)
+            seconds = time.perf_counter() - t0
+            result, _ = judge(generated, target)
+            result["sampling_seconds"] = round(seconds, 1)
+            summary["runs"][name] = done[name] = result
+            folder = out / name
             folder.mkdir(exist_ok=True)
-            for i, atoms in enumerate(structures):
+            for i, atoms in enumerate(generated):
                 write(folder / f"sample_{i:03d}.cif", atoms, format="cif")
-        done[name] = result
-        keep()
-        print(f"{name}: {n} samples in {seconds:.0f} s, judged and kept in {done_path}", file=sys.stderr, flush=True)
+            keep()
+            print(f"{name}: {n} samples in {seconds:.0f} s, judged and kept in {done_path}", file=sys.stderr, flush=True)
+        if args.relax and "relaxed" not in result:  # the relaxed samples are judged too; the unrelaxed figures stay the run's headline
+            if calculator is None:
+                calculator = get_calculator(args.relax)
+            generated = generated if generated is not None else read_run(out / name, len(result["samples"]))
+            t1 = time.perf_counter()
+            relaxed = relax_into(generated, out / f"{name}_relaxed", calculator, args.relax)
+            result["relaxed"], _ = judge(relaxed, target, generated=generated)
+            result["relaxed"].update(relax_seconds=round(time.perf_counter() - t1, 1), calculator=args.relax)
+            keep()
+            print(f"{name}: relaxed with {args.relax}, judged and kept", file=sys.stderr, flush=True)
+        gap_sets[label] = stored_gaps(result["samples"])
+        if "relaxed" in result:
+            gap_sets[f"{label} ({result['relaxed'].get('calculator', args.relax)}-relaxed)"] = stored_gaps(result["relaxed"]["samples"])
 
     def share(samples: list[dict], c: float, gap: str = "gap") -> float:
         """Share of all samples whose ``gap`` (the oracle's, or ``"matched_gap"``: that of the closest

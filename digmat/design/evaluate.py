@@ -147,14 +147,18 @@ def space_group(atoms: Atoms, symprec: float = 0.1) -> tuple[int, str]:
     return int(dataset.number), str(dataset.international)
 
 
-def relax(structures: Sequence[Atoms], calculator: str, *, fmax: float = 0.05, steps: int = 200) -> list[Atoms]:
-    """Relax positions and cell (FIRE on a FrechetCellFilter) with a digmat calculator by name."""
+def relax(structures: Sequence[Atoms], calculator, *, fmax: float = 0.05, steps: int = 200) -> list[Atoms]:
+    """Relax positions and cell (FIRE on a FrechetCellFilter, ``fmax`` in eV/Å, at most ``steps``).
+
+    ``calculator`` is a digmat calculator name (``"chgnet"``, ``"emt"``...) or an ASE
+    ``Calculator`` to reuse. The inputs are not modified; the relaxed copies carry no calculator.
+    """
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
 
     from digmat.calculators import get_calculator
 
-    calc = get_calculator(calculator)
+    calc = get_calculator(calculator) if isinstance(calculator, str) else calculator
     out = []
     for atoms in structures:
         a = atoms.copy()

@@ -9,9 +9,20 @@ import pytest
 pytest.importorskip("matgl")
 
 
-@pytest.mark.slow  # ~60 s on CI; the recipe's default path runs in test_shipped_models_run_without_the_carbon24_csvs
+@pytest.mark.slow  # ~2-3 min; the recipe's default path runs in test_shipped_models_run_without_the_carbon24_csvs
 def test_smoke_run_writes_cifs_summary_and_plot(tmp_path, monkeypatch, load_recipe):
     module = load_recipe("bandgap_carbon")
+    import digmat.design.evaluate as evaluate
+    import digmat.design.generate as generate
+
+    module.main(["--smoke", "--target", "0", "--target", "6", "--out", str(tmp_path)])
+    assert not list(tmp_path.glob("*_relaxed"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was sampled again")
+
+    # --relax on a rerun relaxes the kept samples instead of drawing new ones
+    monkeypatch.setattr(generate, "sample_crystals", refuse)
     summary = module.main(["--smoke", "--target", "0", "--target", "6", "--relax", "emt", "--out", str(tmp_path)])
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["targets"] == summary["targets"]
@@ -26,7 +37,7 @@ def test_smoke_run_writes_cifs_summary_and_plot(tmp_path, monkeypatch, load_reci
         assert len(run["samples"]) == 3 and all("gap" in s and "valid" in s for s in run["samples"])
         relaxed = run["relaxed"]  # --relax: the relaxed samples are judged as well, against their own sample too
         assert relaxed["n"] == 3 and {"self_match_rate_loose", "match_rate_loose", "relax_seconds"} <= set(relaxed)
-        assert len(sorted((tmp_path / f"{name}_relaxed").glob("sample_*.cif"))) == 3
+        assert len(sorted((tmp_path / f"{name}_relaxed").glob("sample_*.cif"))) == 3 and relaxed["calculator"] == "emt"
     for c in ("0", "6"):
         assert {"share_within_window", "unguided_share", "ratio"} <= set(on_disk["targets"][c])
         assert {"share_within_window", "unguided_share", "ratio"} <= set(on_disk["targets"][c]["relaxed"])
@@ -47,17 +58,24 @@ def test_smoke_run_writes_cifs_summary_and_plot(tmp_path, monkeypatch, load_reci
             for sample in part["samples"]:
                 sample.pop("matched_gap", None)
     (tmp_path / "runs.json").write_text(json.dumps(kept))
-    import digmat.design.generate as generate
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a finished run was sampled again")
-
-    monkeypatch.setattr(generate, "sample_crystals", refuse)
     again = module.main(["--smoke", "--target", "0", "--target", "6", "--relax", "emt", "--out", str(tmp_path)])
     for name, run in again["runs"].items():
         for part, before in ((run, on_disk["runs"][name]), (run["relaxed"], on_disk["runs"][name]["relaxed"])):
             assert part["matched_gapped_share"] == before["matched_gapped_share"] and part["gapped_share"] == before["gapped_share"]
             assert [s["matched_gap"] for s in part["samples"]] == [s["matched_gap"] for s in before["samples"]]
+    # an interrupted relaxation resumes: only the missing relaxed structure is relaxed again
+    kept = json.loads((tmp_path / "runs.json").read_text())
+    del kept["runs"]["target_6"]["relaxed"]
+    (tmp_path / "runs.json").write_text(json.dumps(kept))
+    (tmp_path / "target_6_relaxed" / "sample_001.cif").unlink()
+    calls = []
+    relax = evaluate.relax
+    monkeypatch.setattr(evaluate, "relax", lambda structures, calc, **kw: calls.append(len(structures)) or relax(structures, calc, **kw))
+    resumed = module.main(["--smoke", "--target", "0", "--target", "6", "--relax", "emt", "--out", str(tmp_path)])
+    assert calls == [1] and resumed["runs"]["target_6"]["relaxed"]["n"] == 3
+    # relaxations by another calculator are refused before any work, not mixed in
+    with pytest.raises(SystemExit, match="relaxed with emt"):
+        module.main(["--smoke", "--target", "0", "--target", "6", "--relax", "chgnet", "--out", str(tmp_path)])
 
 
 def test_shipped_models_run_without_the_carbon24_csvs(tmp_path, monkeypatch, capsys, load_recipe):
