@@ -48,7 +48,7 @@ def smoke_setup(out: Path, seed: int):
     from digmat.design.carbon24 import carbon_prototypes
     from digmat.design.generate import train_crystal_model
     from digmat.design.predictor import BandGapPredictor, FitConfig, default_m3gnet, fit_predictor
-    from digmat.design.tightbinding import TightBindingGap
+    from digmat.design.bandgap import TightBindingGap
     from digmat.models import CrystalModelConfig
     from digmat.nn import GraphormerConfig
     from digmat.train import TrainConfig
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     from digmat.calculators import get_calculator
     from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nn_distance_quantiles, plot_gap_histograms
     from digmat.design.generate import GapGuidance, crystal_sampler, sample_crystals
-    from digmat.design.tightbinding import TightBindingGap
+    from digmat.design.bandgap import TightBindingGap
     from digmat.files import atomic_path
 
     out = Path(args.out)

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     matchers = {"loose": Matcher(reference, **LOOSE), "strict": Matcher(reference, **STRICT)}
     oracle = None
     if args.gaps:
-        from digmat.design.tightbinding import TightBindingGap
+        from digmat.design.bandgap import TightBindingGap
 
         oracle = TightBindingGap(progress=False, on_error="nan")
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from digmat.design.structures import distinct_structures, read_cdvae_csv
-from digmat.design.tightbinding import DEFAULT_KPT_DENSITY, band_gap
+from digmat.design.bandgap import band_gap
+from digmat.design.tightbinding import DEFAULT_KPT_DENSITY
 
 MATCHER = {"ltol": 0.3, "stol": 0.5, "angle_tol": 10.0}
 

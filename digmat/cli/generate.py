@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         for atoms, gap in zip(good, predictor.predict_atoms(good)):
             atoms.info["predicted_gap"] = float(gap)
     if args.oracle and good:
-        from digmat.design.tightbinding import TightBindingGap
+        from digmat.design.bandgap import TightBindingGap
 
         for atoms, gap in zip(good, TightBindingGap(progress=False, on_error="nan")(good)):
             atoms.info["tb_gap"] = float(gap)

@@ -2,7 +2,7 @@
 structure-collection loading/de-duplication.
 
 :mod:`digmat.design.tightbinding`: the Xu–Wang–Chan–Ho (1992) sp³ carbon tight-binding
-model, band structures and band gaps (eV).  :mod:`digmat.design.structures`: readers for
+model and band structures; :mod:`digmat.design.bandgap`: its band gaps (eV), one structure or many.  :mod:`digmat.design.structures`: readers for
 CDVAE CSV / extxyz / ASE db / CIF folders, Niggli reduction and StructureMatcher-based
 de-duplication.  :mod:`digmat.design.carbon24`: the shipped Carbon-24 split.
 :mod:`digmat.design.predictor`: a differentiable matgl M3GNet band-gap predictor.
@@ -26,13 +26,11 @@ from digmat.design.structures import (
     read_extxyz,
     read_structures,
 )
+from digmat.design.bandgap import BandGap, TightBindingGap, band_gap
 from digmat.design.tightbinding import (
     XU_CARBON,
-    BandGap,
     CarbonTightBinding,
-    TightBindingGap,
     XuCarbonParameters,
-    band_gap,
     carbon_band_structure,
     hopping_scaling,
     kmesh,
