@@ -16,7 +16,7 @@ pytest.importorskip("matgl")
 
 
 def test_unguided_crystals_are_written_with_oracle_gaps(tmp_path, capsys):
-    from digmat.design.tightbinding import TightBindingGap
+    from digmat.design.bandgap import TightBindingGap
 
     out = tmp_path / "gen"
     assert main(["generate", "-n", "3", "--num-atoms", "8", "--steps", "20", "--oracle", "--out", str(out), "--json"]) == 0

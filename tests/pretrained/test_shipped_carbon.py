@@ -14,7 +14,7 @@ from ase.build import make_supercell
 from digmat.design.carbon24 import carbon_prototypes
 from digmat.design.evaluate import is_valid, nearest_neighbor_distances
 from digmat.design.generate import SamplerConfig, sample_crystals
-from digmat.design.tightbinding import TightBindingGap
+from digmat.design.bandgap import TightBindingGap
 from digmat.models import CrystalScoreModel, crystal_denoising_profile
 from digmat.pretrained import resolve_checkpoint, shipped_models
 
