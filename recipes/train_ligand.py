@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vector-features", action="store_true",
                         help="equivariant vector channels per ligand atom (with --init: added to the initial "
                              "model, starting as it)")
+    parser.add_argument("--alignment", type=int, default=0, metavar="K",
+                        help="K frame-vector pairs of an alignment torque between the ligand and the pocket around the "
+                             "site (with --init: added to the initial model, starting as it)")
     parser.add_argument("--orientation", choices=ORIENTATION_READOUTS, default=None,
                         help="orientation read-out: torque of the atomic vectors, or the least-squares rotation "
                              "they describe (inertia-weighted); default: torque, or the initial model's")
@@ -63,14 +66,16 @@ def main(argv: list[str] | None = None) -> int:
         from digmat.pretrained import load_model
 
         model = load_model(args.init)
-        if args.vector_features and not model.config.vector_features:
-            model = model.with_vector_features()
+        added = {name: value for name, value in (("vector_features", args.vector_features), ("alignment", args.alignment))
+                 if value and not getattr(model.config, name)}
+        if added:
+            model = model.extended(**added)
         if args.orientation not in (None, model.config.orientation):
             parser.error(f"--orientation {args.orientation}: the initial model reads out {model.config.orientation!r}")
     else:
         model = LigandScoreModel(LigandModelConfig(width=args.width, layers=args.layers, cutoff=args.cutoff,
                                                    time_power=args.time_power, vector_features=args.vector_features,
-                                                   orientation=args.orientation or "torque"))
+                                                   orientation=args.orientation or "torque", alignment=args.alignment))
     start = time.perf_counter()
     complexes = []
     for name in args.train:

@@ -18,7 +18,12 @@ the projection that turns atomic forces into a rigid body's force, torque and to
   angular displacement ω = (I + δ)⁻¹ ⟨(r_i − c) × f_i^rot⟩ of the atomic vectors read as
   displacements (:func:`least_squares_rotation`, I the heavy atoms' inertia tensor per atom):
   the torque alone is I ω, so an elongated ligand's rotation about its long axis (I 3–9× smaller
-  on the PoseBusters ligands) reads out that much weaker than the others;
+  on the PoseBusters ligands) reads out that much weaker than the others; with ``alignment`` K > 0
+  plus an alignment torque Σ_k α_k(t) u_k × v_k between K ligand frame vectors
+  u_k = ⟨c_k(h_i) (r_i − c)⟩ and K pocket frame vectors v_k = ⟨g_k(q_j, |p_j − s|) (p_j − s)⟩ over
+  pocket atoms within ``alignment_range`` of the site centre s: the whole pocket's preferred
+  orientation of the whole ligand, where the atomic vectors see only contacts within ``cutoff``
+  (α starts at zero, so a model warm-started without it starts as that model);
 * torsion m ε_m = Σ_i f_i^tor · ∂r_i/∂τ_m, with ∂r_i/∂τ_m = â_m × (r_i − r_k) on the moving side of
   bond j–k minus its mean over heavy atoms (the centroid stays fixed; :class:`~digmat.ligand.PoseSpace`),
   plus a torsion token: an MLP of the bond atoms' features, harmonics of τ_m and the noise level
@@ -55,6 +60,8 @@ POCKET_FEATURES = 9
 TORSION_HARMONICS = 3
 ORIENTATION_READOUTS = ("torque", "inertia")
 INERTIA_DAMPING = 0.1  # Å², keeps (I + δ)⁻¹ finite for (near-)linear ligands
+# options whose output paths start at zero (parameter-name tags): LigandScoreModel.extended adds them
+EXTENSIONS = {"vector_features": ("head_vector.", ".vector_", ".mix."), "alignment": ("align_",)}
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,11 @@ class LigandModelConfig:
     orientation : {"torque", "inertia"}
         Orientation read-out: the torque of the atomic vectors (the first shipped models), or
         the least-squares rotation they describe (:func:`least_squares_rotation`).
+    alignment : int
+        K frame-vector pairs of the alignment torque (module docstring); 0: none (the first
+        shipped models).
+    alignment_range : float
+        Å, pocket atoms within this distance of the site centre define its frame vectors.
     """
 
     width: int = 64
@@ -110,12 +122,16 @@ class LigandModelConfig:
     training_complexes: tuple[str, ...] = ()
     vector_features: bool = False
     orientation: str = "torque"
+    alignment: int = 0
+    alignment_range: float = 12.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rotation_sigma", tuple(float(v) for v in self.rotation_sigma))
         object.__setattr__(self, "training_complexes", tuple(self.training_complexes))
         if not 0 < self.rotation_sigma[0] < self.rotation_sigma[1]:
             raise ValueError(f"rotation_sigma must be 0 < min < max, got {self.rotation_sigma}")
+        if self.alignment < 0 or self.alignment_range <= 0:
+            raise ValueError(f"alignment must be >= 0 and alignment_range > 0, got {self.alignment}, {self.alignment_range}")
         if self.orientation not in ORIENTATION_READOUTS:
             raise ValueError(f"orientation must be one of {ORIENTATION_READOUTS}, got {self.orientation!r}")
 
@@ -234,6 +250,13 @@ class LigandScoreModel(nn.Module):
             # warm-started from a distance-only one (strict=False) starts as that model
             self.head_vector = nn.Linear(w, 3, bias=False)
             nn.init.zeros_(self.head_vector.weight)
+        if config.alignment:
+            K = config.alignment
+            self.align_ligand = nn.Linear(w, K)
+            self.align_pocket = nn.Sequential(nn.Linear(w + k, w), nn.SiLU(), nn.Linear(w, K))
+            self.align_gain = nn.Linear(w, K)  # α_k(t), zero at first
+            nn.init.zeros_(self.align_gain.weight)
+            nn.init.zeros_(self.align_gain.bias)
 
     @classmethod
     def from_payload(cls, ckpt: dict[str, Any], *, ema: bool = True) -> LigandScoreModel:
@@ -242,21 +265,26 @@ class LigandScoreModel(nn.Module):
 
         return model_from_payload(cls, LigandModelConfig, ckpt, ema=ema, what="ligand model")
 
-    def with_vector_features(self) -> LigandScoreModel:
-        """A copy of this distance-only model with vector channels added (``vector_features=True``).
+    def extended(self, **changes) -> LigandScoreModel:
+        """A copy of this model with output paths added: ``vector_features=True`` and/or ``alignment=K``.
 
-        Every new output path starts at zero, so the copy computes the same ε as this model until
-        training moves it: the way to give a trained model angular features without starting over.
+        Every new path starts at zero, so the copy computes the same ε as this model until training
+        moves it: the way to give a trained model new features without starting over.
         """
-        if self.config.vector_features:
-            raise ValueError("this model already has vector features")
-        wider = LigandScoreModel(replace(self.config, vector_features=True)).to(next(self.parameters()))
-        missing, unexpected = wider.load_state_dict(self.state_dict(), strict=False)
-        new = ("head_vector.", ".vector_", ".mix.")
+        for name, value in changes.items():
+            if name not in EXTENSIONS:
+                raise ValueError(f"a trained model can be extended by {sorted(EXTENSIONS)}, not {name!r}")
+            if getattr(self.config, name):
+                raise ValueError(f"this model already has {name} ({getattr(self.config, name)})")
+            if not value:
+                raise ValueError(f"{name}={value!r} adds nothing")
+        bigger = LigandScoreModel(replace(self.config, **changes)).to(next(self.parameters()))
+        missing, unexpected = bigger.load_state_dict(self.state_dict(), strict=False)
+        new = tuple(tag for name in changes for tag in EXTENSIONS[name])
         if unexpected or not all(any(tag in key for tag in new) for key in missing):
             raise RuntimeError(f"unexpected state-dict difference: missing {missing}, unexpected {unexpected}")
-        wider.metadata = dict(getattr(self, "metadata", {}))
-        return wider.train(self.training)
+        bigger.metadata = dict(getattr(self, "metadata", {}))
+        return bigger.train(self.training)
 
     def system(self, mol, pocket, center) -> LigandSystem:
         """The :class:`LigandSystem` this model's diffusion uses (its length scale and SO(3) schedule)."""
@@ -322,9 +350,26 @@ class LigandScoreModel(nn.Module):
             eps_R = least_squares_rotation(r - centroid, f[:, :, 1]) * scale[:, 1:2]
         else:
             eps_R = torch.cross(r - centroid, f[:, :, 1], dim=-1).sum(1) * scale[:, 1:2]
+        if cfg.alignment:
+            eps_R = eps_R + self._alignment_torque(system, h, q, r - centroid, tfeat)
         eps_tau = self._torsion_forces(system, r, f[:, :, 2]) * scale[:, 2:3] + self._torsion_tokens(system, h, x, tfeat)
         eps_x = torch.cat([eps_t, eps_tau], dim=1)
         return eps_x * self.diffusion(system).flat.uniform_gate(t, eps_x), eps_R
+
+    def _alignment_torque(self, system: LigandSystem, h: Tensor, q: Tensor, arms: Tensor, tfeat: Tensor) -> Tensor:
+        """Σ_k α_k(t) u_k × v_k (B, 3): K learned ligand frame vectors u_k (B, K, 3), Å, from the arms
+        r_i − c weighted by the atoms' features, against K pocket frame vectors v_k (K, 3), Å, from
+        pocket atoms' offsets to the site centre weighted by their features and distance."""
+        cfg = self.config
+        centre = torch.as_tensor(system.center, dtype=arms.dtype, device=arms.device)
+        offsets = torch.as_tensor(system.pocket_positions, dtype=arms.dtype, device=arms.device) - centre
+        dist = offsets.norm(dim=-1)
+        near = dist < cfg.alignment_range
+        radial = _radial(dist[near], cfg.rbf, cfg.alignment_range)  # (P', k), zero at the range
+        g = self.align_pocket(torch.cat([q[near], radial], -1)) * radial.sum(-1, keepdim=True)  # (P', K)
+        v = torch.einsum("pk,px->kx", g, offsets[near]) / max(int(near.sum()), 1)
+        u = torch.einsum("bik,bix->bkx", self.align_ligand(h), arms) / arms.shape[1]
+        return torch.einsum("bk,bkx->bx", self.align_gain(tfeat), torch.cross(u, v[None].expand_as(u), dim=-1))
 
     def _torsion_tokens(self, system: LigandSystem, h: Tensor, x: Tensor, tfeat: Tensor) -> Tensor:
         """Per torsion (B, M): an MLP of the bond's two atoms' features, harmonics of its angle and the

@@ -16,19 +16,21 @@ from digmat.models.ligand import LigandModelConfig, LigandScoreModel, least_squa
 F64 = torch.float64
 
 
-@pytest.fixture(scope="module", params=[(False, "torque"), (True, "torque"), (False, "inertia")],
-                ids=["distances", "vectors", "inertia"])
+@pytest.fixture(scope="module", params=[(False, "torque", 0), (True, "torque", 0), (False, "inertia", 0), (False, "torque", 4)],
+                ids=["distances", "vectors", "inertia", "alignment"])
 def model_and_system(pocket_1uou, request):
     torch.manual_seed(0)
-    vectors, orientation = request.param
+    vectors, orientation, alignment = request.param
     model = LigandScoreModel(LigandModelConfig(width=32, layers=2, rbf=12, vector_features=vectors,
-                                               orientation=orientation)).double().eval()
+                                               orientation=orientation, alignment=alignment)).double().eval()
     with torch.no_grad():  # make every output non-trivial (the output scales start small,
-        model.out_scale.bias.fill_(1.0)  # the vector read-out and updates at zero)
+        model.out_scale.bias.fill_(1.0)  # the vector read-out, updates and alignment gains at zero)
         if vectors:
             model.head_vector.weight.normal_(0.0, 0.3)
             for layer in model.layers:
                 layer.mix.mlp[-1].weight.normal_(0.0, 0.1)
+        if alignment:
+            model.align_gain.bias.normal_(0.0, 1.0)
     pocket, mol = pocket_1uou
     heavy = np.array([a.GetAtomicNum() > 1 for a in mol.GetAtoms()])
     centre = mol.GetConformer().GetPositions()[heavy].mean(axis=0)
@@ -110,26 +112,30 @@ def test_loss_backpropagates_and_checkpoint_round_trips(model_and_system, tmp_pa
     torch.testing.assert_close(a, b)
 
 
-def test_vector_features_start_as_the_distance_only_model(model_and_system):
-    """``with_vector_features`` adds channels whose outputs start at zero: same ε to round-off,
-    and the new parameters do get gradients."""
+@pytest.mark.parametrize("added, tag", [({"vector_features": True}, "head_vector"), ({"alignment": 3}, "align_gain")])
+def test_extensions_start_as_the_model_they_extend(model_and_system, added, tag):
+    """``extended`` adds output paths that start at zero: same ε to round-off, and the new
+    parameters do get gradients; an option the model already has, or cannot add, is refused."""
     model, system = model_and_system
-    if model.config.vector_features:
-        with pytest.raises(ValueError, match="already has vector features"):
-            model.with_vector_features()
+    name = next(iter(added))
+    if getattr(model.config, name):
+        with pytest.raises(ValueError, match=f"already has {name}"):
+            model.extended(**added)
         return
-    wider = model.with_vector_features()
-    assert wider.config.vector_features and wider.training == model.training
+    with pytest.raises(ValueError, match="not 'width'"):
+        model.extended(width=64)
+    bigger = model.extended(**added)
+    assert getattr(bigger.config, name) == added[name] and bigger.training == model.training
     g = torch.Generator().manual_seed(3)
     prior = system.diffusion().sample_prior(4, generator=g, dtype=F64)
     state = RigidState(0.4 * prior.x, prior.R)
     t = torch.tensor([0.05, 0.1, 0.3, 0.6], dtype=F64)
     with torch.no_grad():
-        a, b = model.eps(system, state, t), wider.eps(system, state, t)
+        a, b = model.eps(system, state, t), bigger.eps(system, state, t)
     torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
-    ex, eR = wider.eps(system, state, t)
+    ex, eR = bigger.eps(system, state, t)
     ((ex ** 2).sum() + (eR ** 2).sum()).backward()
-    assert wider.head_vector.weight.grad.abs().max() > 0
+    assert getattr(bigger, tag).weight.grad.abs().max() > 0
 
 
 def test_least_squares_rotation_recovers_a_rigid_rotation_where_the_torque_does_not():
