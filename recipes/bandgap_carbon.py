@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     from ase.io import write
 
     from digmat.calculators import get_calculator
-    from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nn_distance_quantiles, plot_gap_histograms
+    from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nn_distance_quantiles, plot_gap_histograms, sp3_share
     from digmat.design.generate import GapGuidance, crystal_sampler, sample_crystals
     from digmat.design.bandgap import TightBindingGap
     from digmat.files import atomic_path
@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary["training_set"] = {"n": len(train_gaps)}
     if train:
         summary["training_set"]["nn_distance_quantiles"] = nn_distance_quantiles(train)
+        summary["training_set"]["sp3_share"] = float(np.mean([sp3_share(a) for a in train]))
     runs = [("unguided", None)] + [(f"target_{c:g}", GapGuidance(c, width=args.width, scale=args.scale, max_noise=args.guide_below)) for c in targets]
     # resumable: each finished run is kept in OUT/runs.json; a rerun with the same settings skips it
     done_path = out / "runs.json"
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
         generated = None
         if name in done:
             result = summary["runs"][name] = done[name]
-            if reference and "gapped_share" not in result:  # kept by a recipe before the matched-gap figures
+            if reference and "sp3_share_of_matched" not in result:  # kept by a recipe before the matched-gap or sp3 figures
                 generated = read_run(out / name, len(result["samples"]))
                 result = summary["runs"][name] = done[name] = rejudge(generated, result, target)
                 if "relaxed" in result:
@@ -288,7 +289,8 @@ def main(argv: list[str] | None = None) -> dict:
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     keys = ("validity", "match_rate_loose", "mean_rms_loose", "match_rate_strict", "mean_rms_strict", "uniqueness", "novelty", "gap_mean",
-            "gapped_share", "matched_gapped_share", "gapped_share_of_gapped_matches", "nn_distance_quantiles", "self_match_rate_loose",
+            "gapped_share", "matched_gapped_share", "gapped_share_of_gapped_matches", "nn_distance_quantiles", "sp3_share",
+            "sp3_share_of_matched", "matched_sp3_share", "self_match_rate_loose",
             "self_mean_rms_loose")
     brief = {}
     for k, v in summary["runs"].items():

@@ -12,7 +12,7 @@ space groups.  Lengths in Å, energies in eV; inputs are never modified.
 """
 
 from digmat.design.carbon24 import carbon_prototypes, find_carbon24_dir, load_carbon24
-from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nn_distance_quantiles, plot_gap_histograms, space_group
+from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nn_distance_quantiles, plot_gap_histograms, sp3_share, space_group
 from digmat.design.generate import GapGuidance, SampleConfig, SamplerConfig, gap_function, restart_crystals, sample_crystals, train_crystal_model
 from digmat.design.predictor import BandGapPredictor, FitConfig, default_m3gnet, fit_predictor
 
@@ -65,6 +65,7 @@ __all__ = [
     "plot_gap_histograms",
     "restart_crystals",
     "sample_crystals",
+    "sp3_share",
     "space_group",
     "train_crystal_model",
     "XuCarbonParameters",

@@ -27,6 +27,7 @@ def test_smoke_run_writes_cifs_summary_and_plot(tmp_path, monkeypatch, load_reci
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["targets"] == summary["targets"]
     assert set(on_disk["runs"]) == {"unguided", "target_0", "target_6"}
+    assert 0 < on_disk["training_set"]["sp3_share"] <= 1  # the prototypes include diamond and graphite
     low, mid, high = on_disk["training_set"]["nn_distance_quantiles"]
     assert 1.0 < low <= mid <= high < 2.0  # bond lengths of the built-in prototypes
     for name, run in on_disk["runs"].items():
@@ -53,16 +54,20 @@ def test_smoke_run_writes_cifs_summary_and_plot(tmp_path, monkeypatch, load_reci
     kept = json.loads((tmp_path / "runs.json").read_text())
     for run in kept["runs"].values():
         for part in (run, run["relaxed"]):
-            for k in ("gapped_share", "matched_gapped_share", "gapped_share_of_gapped_matches"):
+            for k in ("gapped_share", "matched_gapped_share", "gapped_share_of_gapped_matches", "sp3_share", "sp3_share_of_matched",
+                      "matched_sp3_share"):
                 part.pop(k, None)
             for sample in part["samples"]:
-                sample.pop("matched_gap", None)
+                for k in ("matched_gap", "sp3_share", "matched_sp3_share"):
+                    sample.pop(k, None)
     (tmp_path / "runs.json").write_text(json.dumps(kept))
     again = module.main(["--smoke", "--target", "0", "--target", "6", "--relax", "emt", "--out", str(tmp_path)])
     for name, run in again["runs"].items():
         for part, before in ((run, on_disk["runs"][name]), (run["relaxed"], on_disk["runs"][name]["relaxed"])):
             assert part["matched_gapped_share"] == before["matched_gapped_share"] and part["gapped_share"] == before["gapped_share"]
             assert [s["matched_gap"] for s in part["samples"]] == [s["matched_gap"] for s in before["samples"]]
+            assert all(part.get(k) == before.get(k) for k in ("sp3_share", "sp3_share_of_matched", "matched_sp3_share"))
+            assert "sp3_share_of_matched" in part
     # an interrupted relaxation resumes: only the missing relaxed structure is relaxed again
     kept = json.loads((tmp_path / "runs.json").read_text())
     del kept["runs"]["target_6"]["relaxed"]

@@ -5,7 +5,7 @@ from ase import Atoms
 from ase.build import bulk
 
 from digmat.design.carbon24 import carbon_prototypes
-from digmat.design.evaluate import LOOSE, STRICT, Matcher, evaluate_samples, is_valid, nearest_neighbor_distances, space_group
+from digmat.design.evaluate import LOOSE, STRICT, Matcher, coordination_numbers, evaluate_samples, is_valid, nearest_neighbor_distances, sp3_share, space_group
 from digmat.design.generate import GapGuidance, SamplerConfig, gap_function, sample_crystals
 from tests.models.test_crystal import tiny_model
 from tests.systems.test_crystal import equivalent_copy
@@ -169,6 +169,23 @@ def test_matched_reference_gaps_separate_which_structure_from_how_precisely():
     assert summary["gapped_share_of_gapped_matches"] == 0.0  # ... whose own gap closed
     assert summary["matched_share_within_window"] == pytest.approx(1 / 3)
     assert "matched_gapped_share" not in evaluate_samples([rattled], [0.1], reference=ref)  # only with reference gaps
+    # bonding beside the matched structure's: the rattled diamond keeps its four bonds per atom
+    assert summary["samples"][0]["sp3_share"] == summary["samples"][0]["matched_sp3_share"] == 1.0
+    assert summary["samples"][1]["matched_sp3_share"] is None
+    assert summary["matched_sp3_share"] == pytest.approx((1.0 + sp3_share(protos[3])) / 2)
+    assert summary["sp3_share"] == pytest.approx((1.0 + sp3_share(protos[2]) + sp3_share(protos[3])) / 3)
+
+
+def test_sp3_share_counts_four_bonded_atoms():
+    """Diamond: every atom has four bonds (sp3 share 1); graphite: three (0); a diamond stretched by
+    30 % has no bond left within the cutoff."""
+    from tests.design.test_tightbinding import graphite
+
+    diamond = bulk("C", "diamond", a=3.567, cubic=True)
+    assert (coordination_numbers(diamond) == 4).all() and sp3_share(diamond) == 1.0
+    assert (coordination_numbers(graphite()) == 3).all() and sp3_share(graphite()) == 0.0
+    stretched = bulk("C", "diamond", a=3.567 * 1.3)
+    assert (coordination_numbers(stretched) == 0).all() and sp3_share(stretched) == 0.0
 
 
 def test_nearest_neighbor_distances_are_bond_lengths():
