@@ -94,17 +94,19 @@ def relax_into(structures: list, folder: Path, calculator, name: str) -> list:
 
     folder.mkdir(parents=True, exist_ok=True)
     stamp = folder / "relaxed.json"
-    if stamp.is_file() and json.loads(stamp.read_text())["calculator"] != name:
-        raise SystemExit(f"error: {folder} holds relaxations by {json.loads(stamp.read_text())['calculator']}, not {name}: use another --out")
-    with atomic_path(stamp) as tmp:
-        tmp.write_text(json.dumps({"calculator": name}))
+    made_by = json.loads(stamp.read_text())["calculator"] if stamp.is_file() else None
+    if made_by not in (None, name):
+        raise SystemExit(f"error: {folder} holds relaxations by {made_by}, not {name}: use another --out")
+    if made_by is None:
+        with atomic_path(stamp) as tmp:
+            tmp.write_text(json.dumps({"calculator": name}))
     relaxed = []
     for i, atoms in enumerate(structures):
         path = folder / f"sample_{i:03d}.cif"
         if not path.is_file():
             with atomic_path(path) as tmp:
                 write(tmp, relax([atoms], calculator)[0], format="cif")
-        relaxed.append(read(path))
+        relaxed.append(read(path))  # read back: new and resumed relaxations are judged alike (CIF precision)
     return relaxed
 
 

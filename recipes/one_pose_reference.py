@@ -3,8 +3,9 @@
 With one reference pose the Bayes-optimal denoiser is exact (its error, the floor that
 ``bench_ligand.py --profile`` prints, is zero), so whatever error a model trained on it keeps is
 the network's own: its representation or read-out, not the ensemble's ambiguity. The pose is the
-reference's most probable one among chains 0 to 7 (by its own or a calculator's weights); it is
-also written into chain 8, so each half of the chains that ``--profile`` compares holds it. The
+reference's most probable one in the first half of its chains (by its own or a calculator's
+weights); it is also written into the first chain of the second half, so each half of the chains
+that ``--profile`` compares (``bench_ligand.py``: chains ``[0, C/2)`` and ``[C/2, C)``) holds it. The
 new ``samples.npz`` weighs those two records 0.5 each, everything else 0; train and profile
 without ``--weights``/``--reference-weights``.
 
@@ -27,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 POSE_FIELDS = ("t", "rotation", "tau", "energy_maps", "energy_direct")  # per-pose arrays of samples.npz
-HALF = 8  # chains 0..7 and 8..15: the two halves of a reference's 16 chains
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="new reference folder (OUT/COMPLEX is written)")
     args = parser.parse_args(argv)
 
-    from digmat.files import atomic_path
+    from digmat.files import atomic_write_bytes
     from digmat.tasks.ligand_data import reference_weights
 
     source = args.data / args.complex
@@ -46,12 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no reference at {source} (samples.npz)")
     samples = dict(np.load(source / "samples.npz"))
     weights = reference_weights(source, args.weights)
-    if weights.ndim != 2 or weights.shape[1] <= HALF:
-        parser.error(f"{source}: expected weights of shape (records, > {HALF} chains), got {weights.shape}")
-    first = weights.copy()
-    first[:, HALF:] = 0.0
-    pick = np.unravel_index(int(np.argmax(first)), weights.shape)
-    copy = (pick[0], HALF)
+    if weights.ndim != 2 or weights.shape[1] < 2:
+        parser.error(f"{source}: expected weights of shape (records, >= 2 chains), got {weights.shape}")
+    half = weights.shape[1] // 2
+    pick = np.unravel_index(int(np.argmax(weights[:, :half])), (weights.shape[0], half))
+    copy = (pick[0], half)
     for name in POSE_FIELDS:
         samples[name][copy] = samples[name][pick]
     one = np.zeros_like(weights)
@@ -62,10 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     for path in source.iterdir():  # summary and modes as they are; no calculator weights
         if path.is_file() and not path.name.startswith(("samples", "weights_")):
             shutil.copy2(path, target / path.name)
-    with atomic_path(target / "samples.npz") as tmp:  # train and profile with its own weights (no --weights)
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **samples)
-    print(f"{target}: record {pick[0]}, chain {pick[1]} (weight {weights[pick]:.3g}), copied to chain {HALF}", file=sys.stderr)
+    # train and profile with its own weights (no --weights)
+    atomic_write_bytes(target / "samples.npz", lambda handle: np.savez(handle, **samples))
+    print(f"{target}: record {pick[0]}, chain {pick[1]} (weight {weights[pick]:.3g}), copied to chain {half}", file=sys.stderr)
     return 0
 
 

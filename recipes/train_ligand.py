@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                  if value and not getattr(model.config, name)}
         if added:
             model = model.extended(**added)
+        if args.alignment and model.config.alignment not in (0, args.alignment):
+            parser.error(f"--alignment {args.alignment}: the initial model has alignment {model.config.alignment}")
         if args.orientation not in (None, model.config.orientation):
             parser.error(f"--orientation {args.orientation}: the initial model reads out {model.config.orientation!r}")
     else:

@@ -2,7 +2,8 @@
 structure-collection loading/de-duplication.
 
 :mod:`digmat.design.tightbinding`: the Xu–Wang–Chan–Ho (1992) sp³ carbon tight-binding
-model and band structures; :mod:`digmat.design.bandgap`: its band gaps (eV), one structure or many.  :mod:`digmat.design.structures`: readers for
+model and band structures; :mod:`digmat.design.bandgap`: its band gaps (eV), one structure or
+many.  :mod:`digmat.design.structures`: readers for
 CDVAE CSV / extxyz / ASE db / CIF folders, Niggli reduction and StructureMatcher-based
 de-duplication.  :mod:`digmat.design.carbon24`: the shipped Carbon-24 split.
 :mod:`digmat.design.predictor`: a differentiable matgl M3GNet band-gap predictor.

@@ -17,9 +17,13 @@ def test_train_then_benchmark(load_recipe, tmp_path, capsys):
     train = load_recipe("train_ligand")
     run = tmp_path / "run"
     assert train.main(["--data", str(DATA), "--train", "1uou", "--out", str(run), "--steps", "2", "--batch-size", "8",
-                       "--width", "16", "--layers", "1", "--samples-per-complex", "64", "--vector-features"]) == 0
+                       "--width", "16", "--layers", "1", "--samples-per-complex", "64", "--vector-features", "--alignment", "2"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["complexes"] == ["1uou"] and summary["step"] == 2
+    with pytest.raises(SystemExit):  # another K than the initial model's is refused, not ignored
+        train.main(["--data", str(DATA), "--train", "1uou", "--out", str(tmp_path / "again"), "--init", str(run / "model.pt"),
+                    "--alignment", "3"])
+    assert "has alignment 2" in capsys.readouterr().err
     capsys.readouterr()
     bench = load_recipe("bench_ligand")
     out = tmp_path / "bench.json"
