@@ -37,7 +37,8 @@ from ase import Atoms
 from torch import Tensor
 
 from digmat.core import LangevinCorrector, SampleConfig, SamplerConfig, ScoreFn, gaussian_property_likelihood, guided_score, resample_sde
-from digmat.models.crystal import CrystalDataset, CrystalModelConfig, CrystalScoreModel, collate_crystals, crystal_dsm_loss
+from digmat.models.crystal import CrystalModelConfig, CrystalScoreModel
+from digmat.models.crystal_training import CrystalDataset, collate_crystals, crystal_dsm_loss
 from digmat.systems.crystal import CrystalStateConfig, CrystalSystem
 
 __all__ = ["DEFAULT_CORRECTOR", "DEFAULT_GRID_POWER", "DEFAULT_STEPS", "GapGuidance", "SampleConfig", "SamplerConfig", "crystal_corrector", "crystal_sampler", "gap_function", "restart_crystals", "sample_crystals",

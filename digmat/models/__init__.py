@@ -3,7 +3,8 @@ system's state (:mod:`digmat.systems`)."""
 
 from .adsorption import AdsorptionModelConfig, AdsorptionScoreModel, adsorption_dsm_loss
 from .peptide import PeptideModelConfig, PeptideScoreModel, peptide_dsm_loss
-from .crystal import CrystalDataset, CrystalModelConfig, CrystalOutput, CrystalScoreModel, collate_crystals, crystal_denoising_profile, crystal_dsm_loss
+from .crystal import CrystalModelConfig, CrystalOutput, CrystalScoreModel
+from .crystal_training import CrystalDataset, collate_crystals, crystal_denoising_profile, crystal_dsm_loss
 
 __all__ = [
     "AdsorptionModelConfig",
