@@ -22,7 +22,9 @@ def test_ships_with_a_model_card(model):
     for needed in ("recipes/train_ligand.py", "recipes/reference_ligands.py", "recipes/bench_ligand.py", "held out",
                    "PoseBusters"):
         assert needed in card
-    assert set(model.config.training_complexes) == {"1uou", "1s3v", "1of6"}
+    trained = set(model.config.training_complexes)
+    assert {"1uou", "1s3v", "1of6"} <= trained and "1ia1" not in trained  # the PoseBusters four, one held out
+    assert all(name in card for name in trained)
 
 
 def test_poses_in_1of6_gather_at_the_crystal_pose(model):
