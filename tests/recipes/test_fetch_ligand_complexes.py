@@ -72,3 +72,32 @@ def test_missing_residue_and_unknown_name_are_one_line(load_recipe, complex_text
         recipe.split_complex(complex_text[0], entry)
     assert recipe.main(["9xyz", "--out", str(tmp_path)]) == 2
     assert "unknown complex 9xyz" in capsys.readouterr().err
+
+
+def test_protein_and_sdf_members_make_one_structure(load_recipe):
+    """An entry whose ligand ships as an SDF beside the protein (PoseBusters' test data): the SDF's
+    molecule becomes residue UNL 1 without a chain, and a file whose last line has no newline does
+    not swallow the next file's first atom."""
+    from rdkit import Chem
+
+    from digmat.ligand.checks import posebusters_example
+
+    recipe = load_recipe("fetch_ligand_complexes")
+    protein, sdf = posebusters_example("1of6")
+    crystal = next(iter(Chem.SDMolSupplier(str(sdf), removeHs=False)))
+    atoms = [line for line in protein.read_text().splitlines() if line.startswith("ATOM")]
+    half = len(atoms) // 2  # the protein in two files, the first without a final newline
+    text = recipe.structure_text([("\n".join(atoms[:half]).encode(), "chain_a.pdb"),
+                                  ("\n".join(atoms[half:] + ["END"]).encode(), "chain_b.pdb"),
+                                  (sdf.read_bytes(), "ligand.sdf")])
+    template = Chem.MolToSmiles(Chem.RemoveHs(crystal), isomericSmiles=False)
+    entry = recipe.Entry("pip:none==0", ("chain_a.pdb", "chain_b.pdb", "ligand.sdf"), ("UNL", " ", 1), template, "1of6")
+    protein_text, block = recipe.split_complex(text, entry)
+    assert sum(line.startswith("ATOM") for line in protein_text.splitlines()) == len(atoms)
+    mol = Chem.MolFromMolBlock(recipe.ligand_sdf(block, template).decode(), removeHs=False)
+    ref = Chem.RemoveHs(crystal)
+    assert Chem.MolToSmiles(Chem.RemoveHs(mol)) == Chem.MolToSmiles(ref)
+    heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
+    match = ref.GetSubstructMatch(Chem.RemoveHs(mol))
+    np.testing.assert_allclose(mol.GetConformer().GetPositions()[heavy],
+                               ref.GetConformer().GetPositions()[list(match)], atol=1e-3)
