@@ -23,6 +23,21 @@ def _hetatm_lines(mol, resname: str, chain: str, number: int) -> list[str]:
     return [line for line in Chem.MolToPDBBlock(heavy, flavor=2 | 8).splitlines() if line.startswith("HETATM")]
 
 
+def _assert_crystal_ligand(sdf: bytes, crystal):
+    """The written ligand is the crystal's molecule (bond orders and stereo) at its heavy atoms'
+    coordinates (to 1e-3 Å); returns it."""
+    from rdkit import Chem
+
+    mol = Chem.MolFromMolBlock(sdf.decode(), removeHs=False)
+    ref = Chem.RemoveHs(crystal)
+    assert Chem.MolToSmiles(Chem.RemoveHs(mol)) == Chem.MolToSmiles(ref)  # bond orders and stereo
+    heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
+    match = ref.GetSubstructMatch(Chem.RemoveHs(mol))
+    np.testing.assert_allclose(mol.GetConformer().GetPositions()[heavy],
+                               ref.GetConformer().GetPositions()[list(match)], atol=1e-3)
+    return mol
+
+
 @pytest.fixture(scope="module")
 def complex_text():
     from rdkit import Chem
@@ -55,14 +70,8 @@ def test_ligand_keeps_the_crystal_chemistry_and_pose(load_recipe, complex_text):
     protein, block = recipe.split_complex(text, entry)
     assert protein.count("ATOM") == num_atoms and "HOH" not in protein and "LIG" not in protein
     assert "99.000" not in protein  # the alternate location B is dropped, A kept
-    mol = Chem.MolFromMolBlock(recipe.ligand_sdf(block, template).decode(), removeHs=False)
-    ref = Chem.RemoveHs(crystal)
-    assert Chem.MolToSmiles(Chem.RemoveHs(mol)) == Chem.MolToSmiles(ref)  # bond orders and stereo
-    assert mol.GetNumAtoms() == Chem.AddHs(ref).GetNumAtoms()  # hydrogens placed
-    heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
-    x = mol.GetConformer().GetPositions()[heavy]
-    match = ref.GetSubstructMatch(Chem.RemoveHs(mol))
-    np.testing.assert_allclose(x, ref.GetConformer().GetPositions()[list(match)], atol=1e-3)
+    mol = _assert_crystal_ligand(recipe.ligand_sdf(block, template), crystal)
+    assert mol.GetNumAtoms() == Chem.AddHs(Chem.RemoveHs(crystal)).GetNumAtoms()  # hydrogens placed
 
 
 def test_missing_residue_and_unknown_name_are_one_line(load_recipe, complex_text, tmp_path, capsys):
@@ -94,10 +103,4 @@ def test_protein_and_sdf_members_make_one_structure(load_recipe):
     entry = recipe.Entry("pip:none==0", ("chain_a.pdb", "chain_b.pdb", "ligand.sdf"), ("UNL", " ", 1), template, "1of6")
     protein_text, block = recipe.split_complex(text, entry)
     assert sum(line.startswith("ATOM") for line in protein_text.splitlines()) == len(atoms)
-    mol = Chem.MolFromMolBlock(recipe.ligand_sdf(block, template).decode(), removeHs=False)
-    ref = Chem.RemoveHs(crystal)
-    assert Chem.MolToSmiles(Chem.RemoveHs(mol)) == Chem.MolToSmiles(ref)
-    heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
-    match = ref.GetSubstructMatch(Chem.RemoveHs(mol))
-    np.testing.assert_allclose(mol.GetConformer().GetPositions()[heavy],
-                               ref.GetConformer().GetPositions()[list(match)], atol=1e-3)
+    _assert_crystal_ligand(recipe.ligand_sdf(block, template), crystal)
