@@ -7,7 +7,8 @@ symmetry-aware RMSD) and reports each mode's population with a 95 % interval, it
 and its RMSD to the input pose. ``--minimize`` first quenches every pose to its local minimum
 (Vina, plus a hard core below 0.8 of the van der Waals sum), so that the poses written are valid structures
 (:mod:`digmat.ligand.minimize`). PoseBusters judges the modes' representatives (``--check-all``:
-every pose). ``--reweight gfnff`` relaxes the most populated modes with GFN-FF in the fixed
+every pose). ``--log-prob STEPS`` adds each pose's log-density under the model (and the input
+pose's), by the probability-flow ODE (:mod:`digmat.tasks.ligand_density`). ``--reweight gfnff`` relaxes the most populated modes with GFN-FF in the fixed
 pocket and reports each one's harmonic free energy and population beside the model's
 (:mod:`digmat.ligand.mode_energies`). Writes ``poses.sdf`` and ``modes.sdf`` (the protein's
 frame), ``modes_relaxed.sdf`` (with ``--reweight``), ``modes.png`` and ``ligand.json``.
@@ -57,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reweight-starts", type=at_least(1), default=2, metavar="K",
                         help="poses relaxed per mode by --reweight, lowest Vina energy first; the mode's minimum is "
                              "the lowest reached (default 2)")
+    parser.add_argument("--log-prob", type=at_least(0), default=0, metavar="STEPS",
+                        help="log-density of every pose (and of the input pose) under the model, by the probability-flow "
+                             "ODE with STEPS Heun steps (100 is ~0.2 nats from converged; nats per Å^3 of centroid, "
+                             "rad^M of torsions and unit Haar measure of orientations; default 0: off)")
     parser.add_argument("--check-all", action="store_true", help="run PoseBusters on every pose (about 0.1-1 s each)")
     parser.add_argument("--no-checks", action="store_true", help="skip PoseBusters")
     parser.add_argument("--seed", type=at_least(0), default=0)
@@ -115,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
                             seed=args.seed, device=device, progress=None if bar is None else (lambda done, total: bar.update(done - bar.n)))
     if bar is not None:
         bar.close()
+    if args.log_prob:
+        if not args.json:
+            print(f"log-densities of {len(ensemble.positions)} poses ({args.log_prob} ODE steps) ...", flush=True)
+        ensemble.compute_log_density(model, steps=args.log_prob, device=device)
     if args.reweight is not None:
         from digmat.ligand import ModeEnergyConfig
 
@@ -126,6 +135,12 @@ def run(args: argparse.Namespace) -> int:
                "center_A": [float(v) for v in found.system.center], "temperature_K": float(args.temperature),
                "pocket_residues": len(found.system.pocket.residues), "torsions": found.system.num_torsions,
                **ensemble.summary(reference)}
+    if args.log_prob and reference is not None:
+        from digmat.core import RigidFlowConfig
+        from digmat.tasks.ligand_density import pose_log_density
+
+        summary["input_log_p"] = float(pose_log_density(model, found.system, reference[None],
+                                                        config=RigidFlowConfig(steps=args.log_prob), device=device)[0])
     if not args.no_checks:
         from digmat.ligand.checks import mols_at, posebusters_checks
 
@@ -162,6 +177,13 @@ def run(args: argparse.Namespace) -> int:
         if summary.get("clash_free_fraction") is not None:
             print(f"{100 * summary['clash_free_fraction']:.1f} % of poses keep every heavy-atom contact with the pocket at "
                   "≥ 0.75 of the van der Waals sum (PoseBusters' clash criterion; per pose: contact_ratio in poses.sdf)")
+        if summary["modes"] and "log_p_mean" in summary["modes"][0]:
+            best = max(summary["modes"], key=lambda row: row["log_p_max"])
+            line = (f"model log-density (nats per Å³ rad^{summary['torsions']}, unit Haar): highest {best['log_p_max']:.2f} "
+                    f"in mode {best['mode']}")
+            if "input_log_p" in summary:
+                line += f"; input pose {summary['input_log_p']:.2f}"
+            print(line + " (per pose: log_p in poses.sdf)")
         if "posebusters_pass_fraction" in summary:
             print(f"PoseBusters: {100 * summary['posebusters_pass_fraction']:.1f} % of all poses pass")
         if weighed:

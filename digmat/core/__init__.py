@@ -15,7 +15,8 @@ Euclidean entries, a wrapped variance-exploding SDE on periodic ones). On top of
 - :func:`log_prob` — log-densities with the exact trace or Hutchinson's estimator;
 - :func:`interpolate` — paths through latent space;
 - :class:`RigidDiffusion` — a flat state times rotations in SO(3) (ligand poses), with
-  :func:`rigid_dsm_loss` and :func:`sample_rigid_sde`;
+  :func:`rigid_dsm_loss` and :func:`sample_rigid_sde`; :func:`rigid_log_prob` — their log-densities
+  by the probability-flow ODE on the group;
 - :func:`guided_score` — score + lambda grad log p(c | x_t);
 - :func:`log_density_residual`, :func:`score_residual` — the forward process's Fokker–Planck
   equation for a model; :func:`fit_pidp` / :func:`pidp_loss` — physics-informed diffusion
@@ -41,6 +42,7 @@ from .pidp import PIDPConfig, PIDPHistory, PIDPLoss, fit_pidp, metropolis_correc
 from .loss import (DenoisingProfile, DSMLoss, NoisedBatch, denoising_profile, dsm_loss, noise_batch, pooled_target, score_matching_error,
                    target_score_blend, target_score_loss)
 from .rigid import RigidDiffusion, RigidLoss, RigidScoreFn, RigidState, rigid_dsm_loss, sample_rigid_sde
+from .rigid_flow import RigidFlowConfig, RigidLogProb, rigid_log_prob
 from .schedule import NoiseSchedule
 from .sampler import SAMPLERS, SampleConfig, SamplerConfig
 from .sde import LangevinCorrector, SDEResult, langevin_step, resample_sde, sample_sde
@@ -67,6 +69,8 @@ __all__ = [
     "ProductMixture",
     "SAMPLERS",
     "RigidDiffusion",
+    "RigidFlowConfig",
+    "RigidLogProb",
     "RigidLoss",
     "RigidScoreFn",
     "RigidState",
@@ -98,6 +102,7 @@ __all__ = [
     "replica_exchange_mala",
     "ReplicaExchangeResult",
     "rigid_dsm_loss",
+    "rigid_log_prob",
     "target_score_blend",
     "target_score_loss",
     "sample_ode",

@@ -84,6 +84,29 @@ class RigidDiffusion:
                                                                                  self.rotation.sigma_max)
         return torch.where(t64 > 0, tied, torch.zeros_like(tied)).to(t.dtype)
 
+    def rotation_variance_rate(self, s: Tensor) -> Tensor:
+        """d sigma_R^2 / ds (rad^2 per unit s) at the flat schedule's noise-to-signal ratio ``s``
+        (float64, any shape): the rotation's clock in the variable of the probability-flow ODE.
+
+        Tied (``rotation_scale`` c): 2 c^2 s where c s lies strictly inside [sigma_min, sigma_max],
+        0 where the clip holds sigma_R fixed. Own schedule: g_R(t)^2 dt/ds with
+        dt/ds = 2 s / (beta(t) (1 + s^2)) (from s^2 = exp(-2 log alpha(t)) - 1).
+        """
+        s = torch.as_tensor(s, dtype=torch.float64)
+        if self.rotation_scale is not None:
+            c = self.rotation_scale
+            inside = (c * s > self.rotation.sigma_min) & (c * s < self.rotation.sigma_max)
+            return torch.where(inside, 2 * c * c * s, torch.zeros_like(s))
+        sched = self.flat.schedule
+        t = sched.t_of_sigma_tilde(s)
+        return self.rotation.g2(t) * 2 * s / (sched.beta(t) * (1 + s * s))
+
+    def rotation_kinks(self) -> tuple[float, ...]:
+        """Noise levels s where :meth:`rotation_variance_rate` jumps (the clip's ends, tied clock only)."""
+        if self.rotation_scale is None:
+            return ()
+        return (self.rotation.sigma_min / self.rotation_scale, self.rotation.sigma_max / self.rotation_scale)
+
     def perturb(self, state: RigidState, t: Tensor, *, generator: torch.Generator | None = None
                 ) -> tuple[RigidState, Tensor, Tensor]:
         """Draw x_t, R_t given (x_0, R_0) at times ``t`` (B,).

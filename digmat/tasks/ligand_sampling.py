@@ -58,6 +58,9 @@ class PoseEnsemble:
     contact_ratio : numpy.ndarray or None
         (S,) each pose's smallest ligand–pocket heavy-atom distance over its van der Waals sum
         (:meth:`~digmat.ligand.energy.StericCore.contact_ratio`; below 0.75 PoseBusters calls it a clash).
+    log_density : numpy.ndarray or None
+        (S,) each pose's log-density under the model (nats per Å^3 · rad^M · unit Haar), after
+        :meth:`compute_log_density`.
     """
 
     system: LigandSystem
@@ -72,6 +75,7 @@ class PoseEnsemble:
     minimization: dict | None = None
     weights: ModeWeights | None = None
     contact_ratio: np.ndarray | None = None
+    log_density: np.ndarray | None = None
     _modes: BindingModes | None = field(default=None, repr=False)
 
     @property
@@ -99,6 +103,11 @@ class PoseEnsemble:
                                         relaxed_energy=m.energy, relaxation_rmsd=m.relaxation_rmsd)
                 if reference is not None:
                     rows[m.mode - 1]["relaxed_rmsd_to_reference"] = float(self.system.pose.rmsd(m.positions, reference)[0, 0])
+        if self.log_density is not None:
+            labels = self.modes().labels
+            for k, row in enumerate(rows):
+                members = self.log_density[labels == k]
+                row.update(log_p_mean=float(members.mean()), log_p_max=float(members.max()))
         return [r for r in rows if r["population"] >= min_population]
 
     def reweight(self, protein, calculator: str = "gfnff", *, temperature: float = 300.0, reference=None,
@@ -119,6 +128,17 @@ class PoseEnsemble:
                                              modes.labels, chosen, modes.populations[: len(chosen)], calculator,
                                              temperature=temperature, config=config, reference=reference)
         return self.weights
+
+    def compute_log_density(self, model, *, steps: int = 100, device=None) -> np.ndarray:
+        """Log-density of every pose under ``model`` (:func:`~digmat.tasks.ligand_density.pose_log_density`,
+        ``steps`` Heun steps of the probability-flow ODE); sets :attr:`log_density`, which
+        :meth:`mode_table` (each mode's mean and largest) and :meth:`sdf` (``log_p`` per pose) then report."""
+        from digmat.core import RigidFlowConfig
+        from digmat.tasks.ligand_density import pose_log_density
+
+        self.log_density = pose_log_density(model, self.system, self.positions, config=RigidFlowConfig(steps=steps),
+                                            device=device)
+        return self.log_density
 
     def summary(self, reference=None) -> dict:
         """JSON-able figures of the ensemble (modes with population ≥ 0.01)."""
@@ -164,6 +184,9 @@ class PoseEnsemble:
             props = [{"mode": str(int(m) + 1), "vina_energy": f"{e:.3f}", "vina_score": f"{v:.3f}", "in_box": str(bool(b)),
                       "contact_ratio": f"{c:.3f}"}
                      for m, e, v, b, c in zip(modes.labels, self.energy, self.vina_score, self.in_box, ratio)]
+            if self.log_density is not None:
+                for prop, lp in zip(props, self.log_density):
+                    prop["log_p"] = f"{lp:.3f}"
         else:
             raise ValueError(f"which must be 'poses', 'modes' or 'relaxed', got {which!r}")
         buffer = io.StringIO()

@@ -43,6 +43,27 @@ def test_sdf_input_writes_poses_modes_picture_and_json(ligand_model, posebusters
     assert summary["clash_free_fraction"] == pytest.approx(float((ratio >= 0.75).mean()))
 
 
+def test_log_prob_reports_every_pose_each_mode_and_the_input_pose(ligand_model, posebusters_case, tmp_path, capsys):
+    """--log-prob: log_p per pose in poses.sdf, each mode's mean and largest over its poses, the input
+    pose's beside them, and the line in the table."""
+    from rdkit import Chem
+
+    protein, sdf = posebusters_case("1uou")
+    out = tmp_path / "out"
+    assert main(["ligand", str(protein), str(sdf), "--model", ligand_model, "-n", "6", "--steps", "3", "--refine", "0",
+                 "--minimize", "0", "--log-prob", "4", "--no-checks", "--out", str(out)]) == 0
+    assert "model log-density" in capsys.readouterr().out
+    summary = json.loads((out / "ligand.json").read_text())
+    poses = list(Chem.SDMolSupplier(str(out / "poses.sdf"), removeHs=False))
+    log_p = np.array([float(m.GetProp("log_p")) for m in poses])
+    mode = np.array([int(m.GetProp("mode")) for m in poses])
+    assert np.isfinite(log_p).all() and np.isfinite(summary["input_log_p"])
+    for row in summary["modes"]:
+        members = log_p[mode == row["mode"]]
+        assert row["log_p_max"] == pytest.approx(members.max(), abs=1e-3)
+        assert row["log_p_mean"] == pytest.approx(members.mean(), abs=1e-3)
+
+
 @pytest.mark.slow  # ~40-80 s of GFN-FF relaxations and Hessians
 def test_reweight_relaxes_modes_and_the_input_pose_with_gfnff(ligand_model, posebusters_case, tmp_path, capsys):
     """--reweight gfnff: one mode relaxed in the fixed pocket, its harmonic population (the only
@@ -84,6 +105,7 @@ def test_smiles_input_with_a_centre_prints_a_table(ligand_model, posebusters_cas
     (["LIGAND", "--center", "500", "500", "500"], "no protein atom within"),
     (["LIGAND", "-n", "0"], ">= 1"),
     (["LIGAND", "--minimize", "-1"], ">= 0"),
+    (["LIGAND", "--log-prob", "-2"], ">= 0"),
     (["LIGAND", "--reweight", "xtb"], "unknown ligand calculator 'xtb'"),
     (["LIGAND", "--reweight", "gfnff", "--reweight-starts", "0"], "--reweight-starts"),
 ])
