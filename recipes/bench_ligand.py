@@ -9,7 +9,11 @@ the crystal's free energy against the modes'), the reference ensemble in
 COV-R at 0.75 Å) and time per 256 poses; complexes the model was not trained on are marked
 held out (:func:`digmat.tasks.ligand_eval.evaluate_complex`). ``--profile T ...`` adds the
 model's noise-prediction errors (centroid, orientation, torsions) at those times beside the
-Bayes-optimal denoiser of the reference ensemble (:mod:`digmat.tasks.ligand_profile`). Example::
+Bayes-optimal denoiser of the reference ensemble (:mod:`digmat.tasks.ligand_profile`).
+``--log-prob STEPS`` (raw samples: ``--refine 0 --minimize 0``) adds each pose's log-density under
+the model and the samples weighed towards Vina's Boltzmann distribution by it
+(:func:`digmat.tasks.ligand_eval.importance_figures`: effective sample size, TV to the reference
+as Vina weighed it, before and after). Example::
 
     python recipes/bench_ligand.py 1uou 1s3v 1of6 1ia1 --model ligand --out docs/results/bench_ligand_model.json
 
@@ -132,7 +136,7 @@ def bench_model(args) -> dict:
     """Score the model on each case (see the module docstring)."""
     from digmat.pretrained import load_model
     from digmat.tasks.ligand_data import load_complex
-    from digmat.tasks.ligand_eval import evaluate_complex
+    from digmat.tasks.ligand_eval import evaluate_complex, importance_figures
 
     model = load_model(args.model)
     trained = set(model.config.training_complexes)
@@ -141,13 +145,16 @@ def bench_model(args) -> dict:
         folder = args.reference / name
         box = json.loads((folder / "summary.json").read_text())["box_radius_A"] if folder.is_dir() else 6.0
         found = load_complex(name, model, box_radius=box, folder=args.reference)
-        figures, _ = evaluate_complex(model, found, reference=folder if folder.is_dir() else None, num=args.num,
+        figures, ensemble = evaluate_complex(model, found, reference=folder if folder.is_dir() else None, num=args.num,
                                       steps=args.steps, grid_power=args.grid_power, refine_steps=args.refine,
                                       minimize_steps=args.minimize,
                                       seed=args.seed, judge=args.judge, judge_reference=args.judge_reference,
                                       reweight=args.reweight, reweight_config=args.reweight_config,
                                       reference_weights=args.reference_weights)
         results[name] = {"held_out": name not in trained, **figures}
+        if args.log_prob:
+            results[name]["importance"] = importance_figures(model, ensemble, steps=args.log_prob,
+                                                             reference=folder if folder.is_dir() else None)
         if args.profile and folder.is_dir():
             results[name]["denoising_profile"] = profile(model, found.system, folder, args)
         print(f"{name}: {json.dumps(results[name])}", file=sys.stderr, flush=True)
@@ -201,8 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=float, nargs="*", default=[],
                         help="also the denoising profile at these times against the reference's oracle (model mode)")
     parser.add_argument("--profile-poses", type=int, default=256, help="noised poses per profile time")
+    parser.add_argument("--log-prob", type=int, default=0, metavar="STEPS",
+                        help="also each raw pose's log-density (STEPS ODE steps) and the samples weighed towards Vina's "
+                             "Boltzmann distribution by it: effective sample size, TV to the Vina-weighted reference "
+                             "(needs --refine 0 --minimize 0; model mode)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.log_prob and (args.refine or args.minimize or not args.model):
+        print("error: --log-prob weighs the model's raw samples: use it with --model and --refine 0 --minimize 0",
+              file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     args.reweight_config = None

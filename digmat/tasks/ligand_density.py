@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from digmat.core import RigidFlowConfig, RigidState, rigid_log_prob
+from digmat.ligand.tempering import KB_KCAL
 
-__all__ = ["pose_log_density"]
+__all__ = ["boltzmann_importance_weights", "pose_log_density"]
 
 
 def pose_log_density(model, system, poses, *, config: RigidFlowConfig = RigidFlowConfig(), batch_size: int = 64,
@@ -60,3 +61,33 @@ def pose_log_density(model, system, poses, *, config: RigidFlowConfig = RigidFlo
         if progress is not None:
             progress(min(lo + batch_size, len(state.x)), len(state.x))
     return torch.cat(out).numpy() - 3 * math.log(system.length_scale)
+
+
+def boltzmann_importance_weights(log_density, energy, temperature: float, *, keep=None) -> tuple[np.ndarray, float]:
+    """Self-normalised importance weights of model samples towards exp(−E/k_BT) in the same pose
+    coordinates: w ∝ exp(−E/k_BT − log p), and their effective sample size (Σw)² / Σw².
+
+    Parameters
+    ----------
+    log_density
+        (S,) log p of each raw model sample (:func:`pose_log_density`).
+    energy
+        (S,) kcal/mol, the energy whose Boltzmann distribution is the target (e.g. Vina inter + intra).
+    temperature
+        K.
+    keep
+        Optional (S,) bool: samples outside the target's support (e.g. outside the box) get weight 0.
+    """
+    log_p, e = np.asarray(log_density, float), np.asarray(energy, float)
+    if log_p.shape != e.shape or log_p.ndim != 1:
+        raise ValueError(f"log_density and energy must be (S,) arrays of one length, got {log_p.shape} and {e.shape}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0 K, got {temperature}")
+    log_w = -e / (KB_KCAL * temperature) - log_p
+    if keep is not None:
+        log_w = np.where(np.asarray(keep, bool), log_w, -np.inf)
+    if not np.isfinite(log_w).any():
+        raise ValueError("no sample has a finite weight")
+    w = np.exp(log_w - log_w[np.isfinite(log_w)].max())
+    w /= w.sum()
+    return w, float(1.0 / (w**2).sum())

@@ -25,7 +25,7 @@ import torch
 from digmat.tasks.ligand_data import read_mode_molecules, reference_mode_populations, reference_weights
 from digmat.tasks.ligand_sampling import PoseEnsemble, reference_populations, sample_poses, total_variation
 
-__all__ = ["aligned_rmsd", "conformer_coverage", "evaluate_complex", "read_reference_modes", "reference_poses", "reweight_figures",
+__all__ = ["aligned_rmsd", "conformer_coverage", "evaluate_complex", "importance_figures", "read_reference_modes", "reference_poses", "reweight_figures",
            "reweighted_populations"]
 
 
@@ -229,3 +229,37 @@ def reweight_figures(ensemble: PoseEnsemble, found, calculator: str, rmsd: np.nd
             "crystal_free_energy_kcal_mol": crystal.get("free_energy"),
             "crystal_same_as_mode": crystal.get("same_as"),
             "crystal": weights.reference}
+
+
+def importance_figures(model, ensemble: PoseEnsemble, *, steps: int = 100, temperature: float = 300.0,
+                       reference: str | os.PathLike | None = None) -> dict:
+    """Raw model samples weighed towards Vina's Boltzmann distribution by the model's own density.
+
+    Each pose's log-density (:meth:`PoseEnsemble.compute_log_density`, ``steps`` ODE steps) and
+    Vina energy (inter + intra) give w ∝ exp(−E/k_BT) / p_model (poses outside the box: 0;
+    :func:`~digmat.tasks.ligand_density.boltzmann_importance_weights`). Valid for raw samples only:
+    the ensemble must be neither refined nor minimised. With ``reference`` (a folder), the
+    populations over its modes as Vina weighed them (its own weights, the same target) before
+    and after weighting, and their total variation to it.
+    """
+    from time import perf_counter
+
+    from digmat.tasks.ligand_density import boltzmann_importance_weights
+
+    if ensemble.refinement is not None or ensemble.minimization is not None:
+        raise ValueError("importance weights need the model's raw samples: sample with refine_steps=0 and minimize_steps=0")
+    start = perf_counter()
+    log_p = ensemble.compute_log_density(model, steps=steps)
+    seconds = perf_counter() - start
+    w, ess = boltzmann_importance_weights(log_p, ensemble.energy, temperature, keep=ensemble.in_box)
+    out = {"ode_steps": steps, "seconds": round(seconds, 1), "log_p_median": float(np.median(log_p)),
+           "effective_sample_size": ess, "largest_weight": float(w.max())}
+    if reference is not None:
+        reps, pops = read_reference_modes(reference)
+        q = np.append(pops / pops.sum(), 0.0)
+        p = reference_populations(ensemble.system, ensemble.positions, reps)
+        p_w = reference_populations(ensemble.system, ensemble.positions, reps, weights=w)
+        out.update(tv_model_to_vina_reference=total_variation(p, q), tv_weighted_to_vina_reference=total_variation(p_w, q),
+                   top_modes=[{"reference": float(q[k]), "model": float(p[k]), "weighted": float(p_w[k])}
+                              for k in range(min(5, len(reps)))])
+    return out

@@ -29,3 +29,10 @@ def test_bad_reweight_is_refused_before_any_work(load_recipe, capsys):
     assert "--reweight needs --model" in capsys.readouterr().err
     assert recipe.main(["1uou", "--model", "ligand", "--reweight", "gfnff", "--reweight-starts", "0"]) == 2
     assert "starts_per_mode >= 1" in capsys.readouterr().err
+
+
+def test_log_prob_needs_the_raw_samples_of_a_model(load_recipe, capsys):
+    recipe = load_recipe("bench_ligand")
+    for args in (["--log-prob", "10"], ["--model", "ligand", "--log-prob", "10", "--minimize", "5"]):
+        assert recipe.main(["1uou", *args]) == 2
+        assert "--log-prob weighs the model's raw samples" in capsys.readouterr().err

@@ -99,3 +99,26 @@ def test_shipped_model_puts_more_density_on_the_crystal_pose_than_on_it_moved(po
                              config=RigidFlowConfig(steps=25))
     assert np.isfinite(log_p).all()
     assert log_p[0] > log_p[1] + 5 and log_p[0] > log_p[2] + 5, log_p
+
+
+def test_importance_weights_of_an_exact_model_are_uniform_and_of_a_wrong_one_are_not():
+    """If log p = −E/k_BT + c (the model is the Boltzmann distribution), every weight is 1/S and the
+    effective sample size is S; the box mask zeroes poses; a model off by a tilt loses ESS by the
+    exact amount (two poses: ESS = 1/(w_1² + w_2²))."""
+    from digmat.ligand import KB_KCAL
+    from digmat.tasks.ligand_density import boltzmann_importance_weights
+
+    kT = KB_KCAL * 300.0
+    energy = np.array([-8.0, -7.5, -6.0, -9.1])
+    w, ess = boltzmann_importance_weights(-energy / kT + 3.0, energy, 300.0)
+    np.testing.assert_allclose(w, 0.25)
+    assert ess == pytest.approx(4.0)
+    w, ess = boltzmann_importance_weights(-energy / kT, energy, 300.0, keep=[True, False, True, True])
+    np.testing.assert_allclose(w, [1 / 3, 0.0, 1 / 3, 1 / 3])
+    w, ess = boltzmann_importance_weights(np.array([0.0, math.log(3.0)]), np.zeros(2), 300.0)
+    np.testing.assert_allclose(w, [0.75, 0.25])
+    assert ess == pytest.approx(1 / (0.75**2 + 0.25**2))
+    with pytest.raises(ValueError, match="one length"):
+        boltzmann_importance_weights(np.zeros(3), np.zeros(2), 300.0)
+    with pytest.raises(ValueError, match="no sample"):
+        boltzmann_importance_weights(np.zeros(2), np.zeros(2), 300.0, keep=[False, False])
