@@ -145,12 +145,12 @@ def bench_model(args) -> dict:
         folder = args.reference / name
         box = json.loads((folder / "summary.json").read_text())["box_radius_A"] if folder.is_dir() else 6.0
         found = load_complex(name, model, box_radius=box, folder=args.reference)
-        figures, ensemble = evaluate_complex(model, found, reference=folder if folder.is_dir() else None, num=args.num,
-                                      steps=args.steps, grid_power=args.grid_power, refine_steps=args.refine,
-                                      minimize_steps=args.minimize,
-                                      seed=args.seed, judge=args.judge, judge_reference=args.judge_reference,
-                                      reweight=args.reweight, reweight_config=args.reweight_config,
-                                      reference_weights=args.reference_weights)
+        figures, ensemble = evaluate_complex(model, found, reference=folder if folder.is_dir() else None,
+                                             num=args.num, steps=args.steps, grid_power=args.grid_power,
+                                             refine_steps=args.refine, minimize_steps=args.minimize, seed=args.seed,
+                                             judge=args.judge, judge_reference=args.judge_reference,
+                                             reweight=args.reweight, reweight_config=args.reweight_config,
+                                             reference_weights=args.reference_weights)
         results[name] = {"held_out": name not in trained, **figures}
         if args.log_prob:
             results[name]["importance"] = importance_figures(model, ensemble, steps=args.log_prob,

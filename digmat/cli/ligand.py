@@ -8,9 +8,9 @@ and its RMSD to the input pose. ``--minimize`` first quenches every pose to its 
 (Vina, plus a hard core below 0.8 of the van der Waals sum), so that the poses written are valid structures
 (:mod:`digmat.ligand.minimize`). PoseBusters judges the modes' representatives (``--check-all``:
 every pose). ``--log-prob STEPS`` adds each pose's log-density under the model (and the input
-pose's), by the probability-flow ODE (:mod:`digmat.tasks.ligand_density`). ``--reweight gfnff`` relaxes the most populated modes with GFN-FF in the fixed
-pocket and reports each one's harmonic free energy and population beside the model's
-(:mod:`digmat.ligand.mode_energies`). Writes ``poses.sdf`` and ``modes.sdf`` (the protein's
+pose's), by the probability-flow ODE (:mod:`digmat.tasks.ligand_density`). ``--reweight gfnff``
+relaxes the most populated modes with GFN-FF in the fixed pocket and reports each one's harmonic
+free energy and population beside the model's (:mod:`digmat.ligand.mode_energies`). Writes ``poses.sdf`` and ``modes.sdf`` (the protein's
 frame), ``modes_relaxed.sdf`` (with ``--reweight``), ``modes.png`` and ``ligand.json``.
 Needs the ligand extra (``pip install "digmat[ligand]"``).
 """

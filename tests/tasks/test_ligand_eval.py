@@ -165,3 +165,15 @@ def test_reference_modes_read_the_same_from_plain_and_gzipped_sdf(benzoic, tmp_p
     np.testing.assert_allclose(x[1] - x[0], np.broadcast_to([5.0, 0.0, 0.0], x[0].shape), atol=1e-4)
     with pytest.raises(FileNotFoundError, match="no modes.sdf"):
         read_reference_modes(tmp_path)
+
+
+def test_importance_figures_refuse_refined_or_minimised_poses():
+    """Importance weights w ∝ exp(−E/k_BT)/p_model hold for the model's raw samples only."""
+    from digmat.tasks.ligand_eval import importance_figures
+    from digmat.tasks.ligand_sampling import PoseEnsemble
+
+    blank = dict(system=None, positions=np.zeros((2, 3, 3)), energy=np.zeros(2), vina_score=np.zeros(2),
+                 in_box=np.ones(2, bool), batch=np.zeros(2, int), box_radius=6.0, seconds=0.0)
+    for moved in ({"refinement": {"steps": 10}}, {"minimization": {"iterations": 10}}):
+        with pytest.raises(ValueError, match="raw samples"):
+            importance_figures(None, PoseEnsemble(**blank, **moved))
