@@ -162,12 +162,6 @@ def _integrate(field: _FlowField, state: Tensor, s_from: float, s_to: float, con
     return step(field, state, grid, stats), stats
 
 
-def _noise_range(diffusion: Diffusion) -> tuple[float, float]:
-    sched = diffusion.schedule
-    one = torch.tensor(1.0, dtype=torch.float64)
-    return float(sched.sigma_tilde(one)), float(sched.sigma_tilde(torch.tensor(sched.t_min, dtype=torch.float64)))
-
-
 def _to_y(diffusion: Diffusion, x: Tensor, t: float) -> Tensor:
     tt = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
     return x / diffusion.signal_coef(tt, x)
@@ -182,7 +176,7 @@ def decode(diffusion: Diffusion, score_fn: ScoreFn, latent: Tensor, config: ODEC
     """Map prior-space states (t = 1) to data by integrating the ODE down to t_min (and s = 0 if ``denoise``)."""
     space = diffusion.space
     space.check(latent, "latent")
-    s_max, s_min = _noise_range(diffusion)
+    s_max, s_min = diffusion.schedule.ode_range()
     y = _to_y(diffusion, latent, 1.0).reshape(latent.shape[0], -1)
     field = _FlowField(diffusion, score_fn, None, None)
     y, stats = _integrate(field, y, s_max, s_min, config, denoise, y.shape[1])
@@ -246,11 +240,8 @@ def log_prob(
     if divergence == "hutchinson" and probes < 2:
         raise ValueError("Hutchinson's estimator needs probes >= 2 to report a standard error")
     result, acc = _encode(diffusion, score_fn, x, config, divergence=divergence, probes=probes, probe=probe, generator=generator)
-    sched = diffusion.schedule
     n_e = diffusion.space.num_euclidean
-    la1 = float(sched.log_alpha(torch.tensor(1.0, dtype=torch.float64)))
-    la0 = float(sched.log_alpha(torch.tensor(sched.t_min, dtype=torch.float64)))
-    base = diffusion.space.prior_log_prob(result.latent) + n_e * (la1 - la0)
+    base = diffusion.space.prior_log_prob(result.latent) + n_e * diffusion.schedule.log_alpha_drop()
     estimates = base.unsqueeze(1) + acc  # (B, K)
     mean = estimates.mean(1)
     if estimates.shape[1] > 1:
@@ -264,7 +255,7 @@ def _encode(diffusion, score_fn, x, config, *, divergence, probes, probe, genera
     space = diffusion.space
     space.check(x, "x")
     batch = x.shape[0]
-    s_max, s_min = _noise_range(diffusion)
+    s_max, s_min = diffusion.schedule.ode_range()
     y = _to_y(diffusion, space.wrap(x), diffusion.schedule.t_min).reshape(batch, -1)
     probe_tensor = None
     k = 0

@@ -77,9 +77,7 @@ class RigidLogProb:
 
 def _noise_grid(diffusion: RigidDiffusion, steps: int, rho: float) -> Tensor:
     """Increasing noise levels s_min .. s_max (float64), the rotation clock's kinks included."""
-    sched = diffusion.flat.schedule
-    s_max = float(sched.sigma_tilde(torch.tensor(1.0, dtype=torch.float64)))
-    s_min = float(sched.sigma_tilde(torch.tensor(sched.t_min, dtype=torch.float64)))
+    s_max, s_min = diffusion.flat.schedule.ode_range()
     grid = karras_grid(s_max, s_min, steps + 1, rho=rho).flip(0)
     kinks = [k for k in diffusion.rotation_kinks() if s_min < k < s_max]
     if kinks:
@@ -163,7 +161,5 @@ def rigid_log_prob(diffusion: RigidDiffusion, score_fn: RigidScoreFn, state: Rig
         nfe += 2
     one = torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
     x1 = space.wrap(y.reshape(x.shape) * diffusion.flat.signal_coef(one, x))
-    la1 = float(sched.log_alpha(torch.tensor(1.0, dtype=torch.float64)))
-    la0 = float(sched.log_alpha(torch.tensor(sched.t_min, dtype=torch.float64)))
-    log_p = space.prior_log_prob(x1) + space.num_euclidean * (la1 - la0) + acc
+    log_p = space.prior_log_prob(x1) + space.num_euclidean * sched.log_alpha_drop() + acc
     return RigidLogProb(log_prob=log_p, latent=RigidState(x1, R), nfe=nfe)

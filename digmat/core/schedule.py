@@ -128,6 +128,17 @@ class NoiseSchedule:
             lo = torch.where(above, lo, mid)
         return (0.5 * (lo + hi)).to(st.dtype if st.is_floating_point() else torch.float64)
 
+    def ode_range(self) -> tuple[float, float]:
+        """(s_max, s_min): sigma_tilde at t = 1 and at t_min, the ends of the probability-flow ODE."""
+        one = torch.tensor(1.0, dtype=torch.float64)
+        return float(self.sigma_tilde(one)), float(self.sigma_tilde(torch.tensor(self.t_min, dtype=torch.float64)))
+
+    def log_alpha_drop(self) -> float:
+        """log alpha(1) - log alpha(t_min): per Euclidean entry, the log-Jacobian of y = x / alpha
+        between the ODE's ends (the term n_E [log alpha(1) - log alpha(t_min)] of log-densities)."""
+        return float(self.log_alpha(torch.tensor(1.0, dtype=torch.float64))
+                     - self.log_alpha(torch.tensor(self.t_min, dtype=torch.float64)))
+
     # ------------------------------------------------------------------ discrete
     def discretize(self, num_steps: int, *, power: float = 1.0, dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
         """DiG's discrete chain on the grid t_0 = 0 < t_1 = t_min < ... < t_N = 1.
