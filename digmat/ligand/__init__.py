@@ -8,7 +8,8 @@ without it, and each function that needs a package says how to install it.
 - poses: :class:`PoseSpace` (centroid, rotation, torsions on the input geometry; symmetric RMSD);
 - physics: :class:`VinaScore` / :class:`VinaCalculator` (AutoDock Vina's scoring in torch),
   :class:`VinaPoseEnergy` (maps), :func:`gfnff_calculator` and :func:`relax_ligand` (GFN-FF),
-  :func:`weigh_modes` (modes relaxed by a calculator, harmonic free energies and populations);
+  :func:`weigh_modes` (modes relaxed by a calculator, harmonic free energies and populations),
+  :func:`mine_minima` (the same with many starts per mode, every minimum counted, halves compared);
 - references: :func:`temper_poses` (parallel tempering) and :func:`cluster_modes`.
 """
 
@@ -26,6 +27,7 @@ from digmat.ligand.mode_energies import (
     weigh_clustered_modes,
     weigh_modes,
 )
+from digmat.ligand.mining import MinedMinima, mine_minima, minima_populations
 from digmat.ligand.modes import BindingModes, cluster_modes
 from digmat.ligand.molecule import (
     PROTONATION_RULES,
@@ -46,6 +48,7 @@ __all__ = [
     "GridMaps",
     "KB_KCAL",
     "LIGAND_CALCULATORS",
+    "MinedMinima",
     "ModeEnergyConfig",
     "ModeWeights",
     "POSEBUSTERS_EXAMPLES",
@@ -69,6 +72,8 @@ __all__ = [
     "ligand_calculator",
     "ligand_from_smiles",
     "ligand_slice",
+    "mine_minima",
+    "minima_populations",
     "mols_at",
     "pocket_radius_for_maps",
     "posebusters_checks",

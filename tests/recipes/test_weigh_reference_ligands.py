@@ -88,3 +88,30 @@ def test_train_and_bench_on_the_weighed_reference(weighed, load_recipe, tmp_path
         from digmat.tasks.ligand_data import reference_weights
 
         reference_weights(data / "1uou", "vacuum")
+
+
+def test_mining_minima_weighs_every_minimum_and_compares_halves(weighed, load_recipe, capsys):
+    data, _ = weighed
+    folder = data / "1uou"
+    args = ["1uou", "--data", str(data), "--by-population", "2", "--by-energy", "0", "--relax-steps", "4",
+            "--window", "5", "--mine", "4", "--tag", "gfnff-minima"]
+    recipe = load_recipe("weigh_reference_ligands")
+    assert recipe.main(args) == 0
+    record = json.loads((folder / "weights_gfnff-minima.json").read_text())
+    with np.load(folder / "samples.npz") as own, np.load(folder / "weights_gfnff-minima.npz") as new:
+        w, w_own = new["weights"].astype(float).reshape(-1), own["weights"].reshape(-1)
+    with np.load(folder / "minima_gfnff-minima.npz") as minima:
+        modes, g, starts = minima["mode"], minima["free_energy"], minima["starts"]
+    assert record["method"] == "mining minima" and w.sum() == pytest.approx(1.0, abs=1e-5)
+    rows = record["relaxed_modes"]
+    assert [r["mode"] for r in rows] == [1, 2] and sum(r["starts"] for r in rows) == starts.sum() <= 8
+    pops = np.asarray(record["mode_populations"])
+    assert pops.sum() == pytest.approx(1.0) and (pops[2:] == 0).all()
+    # each mode's population is the Boltzmann sum over its own minima (kcal/mol, 300 K)
+    boltz = np.where(np.isnan(g), 0.0, np.exp(-np.nan_to_num(g, nan=0.0) / (0.0019872041 * 300.0)))
+    assert pops[:2] == pytest.approx([boltz[modes == k].sum() / boltz.sum() for k in (1, 2)], abs=1e-6)
+    assert 0 <= record["max_half_difference"] <= 1 and all(len(r["half_populations"]) == 2 for r in rows)
+    assert record["crystal"]["nearest_minimum_mode"] in (1, 2) and record["distinct_minima"] == len(modes)
+    assert (w > 0).sum() < (w_own > 0).sum()  # samples outside the two mined modes lose their weight
+    assert recipe.main(args) == 0 and "done already" in capsys.readouterr().out
+    assert recipe.main(args[:-4] + ["--mine", "3"]) == 2 and "even number" in capsys.readouterr().err

@@ -1,0 +1,114 @@
+"""Mining minima: every distinct minimum counted, halves compared, resumable — on a hand-made case.
+
+The one-atom "ligand" over a Lennard-Jones triangle and square of ``test_mode_energies``: four
+minima (above and below each polygon; the two of a polygon are mirror images with the same free
+energy). Mode 0 is the square, mode 1 the triangle. The free energies are checked against ASE's
+own Vibrations + HarmonicThermo, and the populations against the harmonic superposition written
+out by hand: the square's mode holds both of its mirror minima.
+"""
+
+import numpy as np
+import pytest
+from ase import units
+
+from digmat.ligand.mining import mine_minima, minima_populations
+from digmat.ligand.mode_energies import ModeEnergyConfig
+from tests.ligand.test_mode_energies import _calc, _complex
+
+TEMPERATURE = 3000.0  # K: hot enough that the triangle's minima (6.9 kcal/mol up) hold a visible share
+
+CONFIG = ModeEnergyConfig(fmax=1e-4, steps=2000, harmonic_window=50.0)
+STARTS = np.array([[[21.5, 1.1, 1.8]], [[21.0, 1.6, -2.3]], [[21.2, 1.4, 2.2]],   # square: top, bottom, top
+                   [[1.2, 0.9, 1.5]], [[1.4, 0.6, -1.7]]])                         # triangle: top, bottom
+MODES = [0, 0, 0, 1, 1]
+HALVES = [0, 0, 0, 0, 1]  # half 1 only reached the triangle's lower minimum: not converged
+
+
+@pytest.fixture(scope="module")
+def mined(tmp_path_factory):
+    atoms = _complex()
+    before = atoms.positions.copy()
+    cache = tmp_path_factory.mktemp("mining") / "cache.npz"
+    result = mine_minima(atoms, STARTS, MODES, HALVES, _calc, temperature=TEMPERATURE, config=CONFIG, cache=cache)
+    assert np.array_equal(atoms.positions, before)  # input untouched
+    return atoms, result, cache
+
+
+def _helmholtz(atoms, x, tmp_path, name):
+    from ase.thermochemistry import HarmonicThermo
+    from ase.vibrations import Vibrations
+
+    work = atoms.copy()
+    work.positions[-1] = x
+    work.calc = _calc()
+    vib = Vibrations(work, indices=[7], delta=0.01, name=str(tmp_path / name))
+    vib.run()
+    thermo = HarmonicThermo(np.real(vib.get_energies()), potentialenergy=work.get_potential_energy())
+    return thermo.get_helmholtz_energy(TEMPERATURE, verbose=False)
+
+
+def test_four_distinct_minima_each_in_its_starts_mode(mined):
+    _, result, _ = mined
+    assert len(result.energy) == 4 and sorted(result.starts) == [1, 1, 1, 2]
+    assert sorted(result.mode.tolist()) == [0, 0, 1, 1]
+    assert result.energy[0] == 0.0 and (np.diff(result.energy) >= -1e-9).all()
+    # the two top starts over the square reach one minimum; each mirror pair has one energy
+    assert result.start_minimum[0] == result.start_minimum[2] != result.start_minimum[1]
+    sq = result.mode == 0
+    assert np.ptp(result.energy[sq]) < 1e-3 and np.ptp(result.energy[~sq]) < 1e-3
+    assert (result.n_imaginary == 0).all()
+
+
+def test_populations_are_the_harmonic_superposition_by_ase(mined, tmp_path):
+    atoms, result, _ = mined
+    g = np.array([_helmholtz(atoms, result.positions[i, 0], tmp_path, f"v{i}") for i in range(4)])
+    kcal = units.kcal / units.mol
+    assert result.free_energy == pytest.approx((g - g.min()) / kcal, abs=2e-3)
+    w = np.exp(-(g - g.min()) / (units.kB * TEMPERATURE))
+    square = w[result.mode == 0].sum() / w.sum()
+    assert result.populations == pytest.approx([square, 1 - square], abs=1e-4)
+    assert 0.6 < square < 0.9  # the deeper square dominates, the triangle's two minima are not negligible
+
+
+def test_each_half_counts_only_the_minima_it_reached(mined):
+    _, result, _ = mined
+    # half 0 reached both square minima and the triangle's top one, half 1 the triangle's lower one only
+    w = np.exp(-result.free_energy / (units.kB * TEMPERATURE / (units.kcal / units.mol)))
+    for h in (0, 1):
+        keep = result.halves[:, h]
+        sq = w[keep & (result.mode == 0)].sum() / w[keep].sum()
+        assert result.half_populations[h] == pytest.approx([sq, 1 - sq], abs=1e-9)
+    assert result.max_half_difference == pytest.approx(abs(result.half_populations[0, 0] - result.half_populations[1, 0]))
+    assert result.half_populations[1] == pytest.approx([0.0, 1.0])
+    assert result.max_half_difference == pytest.approx(result.half_populations[0, 0])
+
+
+def test_a_rerun_resumes_from_the_cache_without_calling_the_calculator(mined):
+    atoms, result, cache = mined
+
+    def refuse():
+        raise AssertionError("the calculator was called although every step is cached")
+
+    again = mine_minima(atoms, STARTS, MODES, HALVES, refuse, temperature=TEMPERATURE, config=CONFIG, cache=cache)
+    assert again.populations == pytest.approx(result.populations) and again.calls == result.calls
+    with pytest.raises(ValueError, match="caches 5 starts"):
+        mine_minima(atoms, STARTS[:3], MODES[:3], HALVES[:3], refuse, temperature=TEMPERATURE, config=CONFIG, cache=cache)
+    with pytest.raises(ValueError, match="free energies at 3000"):
+        mine_minima(atoms, STARTS, MODES, HALVES, refuse, temperature=300.0, config=CONFIG, cache=cache)
+
+
+def test_minima_above_the_window_weigh_nothing():
+    p, halves = minima_populations([0.0, 1.0, np.nan], [0, 1, 1], [[True, False], [True, True], [False, True]], 3, 300.0)
+    kt = 0.0019872 * 300.0
+    assert p == pytest.approx([1 / (1 + np.exp(-1 / kt)), np.exp(-1 / kt) / (1 + np.exp(-1 / kt)), 0.0], abs=1e-4)
+    assert halves[1] == pytest.approx([0.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("modes, halves, match", [([0, 0, 0, 1, 1], [0, 1, 2, 0, 1], "half"),
+                                                  ([0, 0, 0, 1], [0, 1, 1, 0, 1], "one mode")])
+def test_bad_input_is_refused_before_any_relaxation(modes, halves, match):
+    def refuse():
+        raise AssertionError("called")
+
+    with pytest.raises(ValueError, match=match):
+        mine_minima(_complex(), STARTS, modes, halves, refuse, temperature=TEMPERATURE, config=CONFIG)
