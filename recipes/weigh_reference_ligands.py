@@ -48,7 +48,7 @@ import torch
 
 from digmat.files import atomic_write_bytes
 from digmat.ligand import (ModeEnergyConfig, PoseSpace, check_ligand_calculator, cluster_modes, complex_atoms,
-                           extract_pocket, ligand_atoms, ligand_calculator, mine_minima, read_ligand, relax_ligand,
+                           extract_pocket, ligand_atoms, ligand_bonds, ligand_calculator, mine_minima, read_ligand, relax_ligand,
                            reweight_samples, weigh_clustered_modes)
 from digmat.ligand.mode_energies import EV_TO_KCAL
 from digmat.tasks.ligand_data import complex_files
@@ -156,7 +156,7 @@ def mine_case(folder: Path, calculator: str, config: ModeEnergyConfig, *, by_pop
     fresh = lambda: ligand_calculator(calculator, base.info["charge"])  # noqa: E731
     T = summary["temperature_K"]
     mined = mine_minima(base, x[picks], labels, halves, fresh, temperature=T, num_modes=len(chosen), config=config,
-                        rmsd=lambda a, b: space.rmsd(a, b)[0], cache=folder / f"minima_{tag}.cache.npz", log=log)
+                        rmsd=lambda a, b: space.rmsd(a, b)[0], bonds=ligand_bonds(mol), cache=folder / f"minima_{tag}.cache.npz", log=log)
     work = base.copy()
     work.positions[base.info["pocket_atoms"]:] = crystal
     relaxed, info = relax_ligand(work, fresh(), fmax=config.fmax, steps=config.steps)
@@ -188,6 +188,7 @@ def mine_case(folder: Path, calculator: str, config: ModeEnergyConfig, *, by_pop
               "starts_per_mode": starts, "seed": seed, "modes_total": int(len(pops)),
               "vina_coverage": float(modes.populations[chosen].sum()), "pocket_atoms": int(base.info["pocket_atoms"]),
               "calls": mined.calls + info["evaluations"], "distinct_minima": int(len(mined.energy)),
+              "anomalous_starts": int(mined.anomalous.sum()),
               "crystal": {"energy": float((info["energy"] - mined.lowest_energy_ev) * EV_TO_KCAL),
                           "relaxation_rmsd": float(space.rmsd(xc, crystal)[0, 0]), "converged": bool(info["converged"]),
                           "nearest_minimum_rmsd": float(d[near]), "nearest_minimum_mode": chosen[int(mined.mode[near])] + 1,

@@ -33,11 +33,12 @@ from digmat.ligand.molecule import (
     PROTONATION_RULES,
     ProtonationRule,
     ligand_atoms,
+    ligand_bonds,
     ligand_from_smiles,
     protonate,
     read_ligand,
 )
-from digmat.ligand.physics import complex_atoms, gfnff_calculator, ligand_slice, relax_ligand
+from digmat.ligand.physics import bond_anomalies, complex_atoms, gfnff_calculator, ligand_slice, relax_ligand
 from digmat.ligand.pocket import XH_BOND_LENGTHS, Pocket, extract_pocket, read_protein, residue_charge
 from digmat.ligand.pose import PoseSpace
 from digmat.ligand.tempering import KB_KCAL, PoseSamples, TemperingConfig, temper_poses
@@ -63,12 +64,14 @@ __all__ = [
     "VinaPoseEnergy",
     "VinaScore",
     "XH_BOND_LENGTHS",
+    "bond_anomalies",
     "check_ligand_calculator",
     "cluster_modes",
     "complex_atoms",
     "extract_pocket",
     "gfnff_calculator",
     "ligand_atoms",
+    "ligand_bonds",
     "ligand_calculator",
     "ligand_from_smiles",
     "ligand_slice",

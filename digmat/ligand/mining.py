@@ -33,7 +33,7 @@ from ase import Atoms
 
 from digmat.adsorption.thermo import finite_difference_hessian, harmonic_free_energy, vibrational_analysis
 from digmat.ligand.mode_energies import EV_TO_KCAL, ModeEnergyConfig
-from digmat.ligand.physics import ligand_slice, relax_ligand
+from digmat.ligand.physics import bond_anomalies, ligand_slice, relax_ligand
 
 __all__ = ["MinedMinima", "mine_minima", "minima_populations"]
 
@@ -65,7 +65,10 @@ class MinedMinima:
     start_energy : numpy.ndarray
         (S,) kcal/mol, every start's relaxed energy relative to the lowest.
     start_minimum : numpy.ndarray
-        (S,) int, the distinct minimum each start reached.
+        (S,) int, the distinct minimum each start reached (−1: an anomalous relaxation).
+    anomalous : numpy.ndarray
+        (S,) bool, relaxations that changed the ligand's bonding
+        (:func:`~digmat.ligand.physics.bond_anomalies`); they form no minimum.
     lowest_energy_ev : float
         eV, the lowest minimum's absolute energy (what the relative energies are measured from).
     calls : int
@@ -87,6 +90,7 @@ class MinedMinima:
     half_populations: np.ndarray
     start_energy: np.ndarray
     start_minimum: np.ndarray
+    anomalous: np.ndarray
     lowest_energy_ev: float
     calls: int
     seconds: float
@@ -105,7 +109,8 @@ class MinedMinima:
                  "n_imaginary": None if self.n_imaginary[i] < 0 else int(self.n_imaginary[i])}
                 for i in range(len(self.energy))]
         return {"temperature_K": self.temperature, "calls": self.calls, "seconds": round(self.seconds, 1),
-                "distinct_minima": len(rows), "max_half_difference": self.max_half_difference,
+                "distinct_minima": len(rows), "anomalous_starts": int(self.anomalous.sum()),
+                "max_half_difference": self.max_half_difference,
                 "populations": [float(p) for p in self.populations],
                 "half_populations": [[float(p) for p in h] for h in self.half_populations], "minima": rows}
 
@@ -177,8 +182,8 @@ def _save_cache(path: Path | None, cache: dict) -> None:
 
 
 def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temperature: float, num_modes: int | None = None,
-                config: ModeEnergyConfig = ModeEnergyConfig(), rmsd=None, cache: str | os.PathLike | None = None,
-                log=None) -> MinedMinima:
+                config: ModeEnergyConfig = ModeEnergyConfig(), rmsd=None, bonds=None,
+                cache: str | os.PathLike | None = None, log=None) -> MinedMinima:
     """Relax every start, merge the minima, weigh them and give each mode its population.
 
     Parameters
@@ -202,6 +207,9 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
         are used (the window is required here: None weighs every minimum).
     rmsd : callable, optional
         ``rmsd(pose (N, 3), poses (M, N, 3)) -> (M,)`` Å; default plain all-atom RMSD.
+    bonds : array_like of int, optional
+        (B, 2) the ligand's bonds: relaxations that changed them are dropped
+        (:func:`~digmat.ligand.physics.bond_anomalies`). None: no check.
     cache : path, optional
         ``.npz`` of every finished relaxation and Hessian, rewritten after each; a rerun with the
         same starts resumes from it.
@@ -239,10 +247,13 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
         if log is not None:
             log(f"start {s + 1}/{len(x0)} (mode {modes[s] + 1}, half {halves[s]}): "
                 f"{info['energy'] * EV_TO_KCAL:.2f} kcal/mol, {info['evaluations']} calls")
+    anomalous = np.zeros(len(x0), bool) if bonds is None else bond_anomalies(c["x"], bonds)
+    if anomalous.all():
+        raise ValueError("every relaxation changed the ligand's bonding; no minimum to weigh")
     # distinct minima, lowest first; each start joins the first close one
-    order = np.argsort(c["energy"], kind="stable")
+    order = [s for s in np.argsort(c["energy"], kind="stable") if not anomalous[s]]
     reps: list[int] = []
-    start_minimum = np.empty(len(x0), int)
+    start_minimum = np.full(len(x0), -1)
     for s in order:
         near = [j for j, r in enumerate(reps) if float(np.ravel(rmsd(c["x"][s], c["x"][r][None]))[0]) < config.same_minimum_rmsd]
         if near:
@@ -273,11 +284,12 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
     g = g - np.nanmin(g)
     mode = modes[reps_arr]  # each minimum's first start is its lowest
     reached = np.zeros((len(reps), 2), bool)
-    reached[start_minimum, halves] = True
+    ok = start_minimum >= 0
+    reached[start_minimum[ok], halves[ok]] = True
     pops, half_pops = minima_populations(g, mode, reached, k, temperature)
     return MinedMinima(positions=c["x"][reps_arr].copy(), energy=(e - e.min()) * EV_TO_KCAL, free_energy=g, mode=mode,
-                       halves=reached, starts=np.bincount(start_minimum, minlength=len(reps)),
+                       halves=reached, starts=np.bincount(start_minimum[ok], minlength=len(reps)),
                        n_imaginary=c["n_imag"][reps_arr].astype(int), populations=pops, half_populations=half_pops,
                        start_energy=(c["energy"] - e.min()) * EV_TO_KCAL, start_minimum=start_minimum,
-                       lowest_energy_ev=float(e.min()), calls=int(c["calls"].sum() + c["hess_calls"].sum()), seconds=time.perf_counter() - begin,
+                       anomalous=anomalous, lowest_energy_ev=float(e.min()), calls=int(c["calls"].sum() + c["hess_calls"].sum()), seconds=time.perf_counter() - begin,
                        temperature=float(temperature))

@@ -30,7 +30,7 @@ from ase import Atoms, units
 
 from digmat.adsorption.thermo import (boltzmann_probabilities, finite_difference_hessian, harmonic_free_energy,
                                      vibrational_analysis)
-from digmat.ligand.physics import gfnff_calculator, ligand_slice, relax_ligand
+from digmat.ligand.physics import bond_anomalies, gfnff_calculator, ligand_slice, relax_ligand
 
 __all__ = ["LIGAND_CALCULATORS", "ModeEnergyConfig", "ModeWeights", "RelaxedMode", "check_ligand_calculator",
            "ligand_calculator", "reweight_samples", "weigh_clustered_modes", "weigh_modes"]
@@ -143,6 +143,9 @@ class RelaxedMode:
         The mode whose minimum this one reached first (its population is counted there).
     harmonic : bool
         Whether ``free_energy`` includes F_vib.
+    anomalous : bool
+        Every start of this mode changed the ligand's bonding on relaxation
+        (:func:`~digmat.ligand.physics.bond_anomalies`): no minimum, population 0.
     """
 
     mode: int
@@ -157,6 +160,7 @@ class RelaxedMode:
     n_imaginary: int | None = None
     same_as: int | None = None
     harmonic: bool = True
+    anomalous: bool = False
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -208,7 +212,7 @@ class ModeWeights:
 
 
 def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, temperature: float,
-                config: ModeEnergyConfig = ModeEnergyConfig(), rmsd=None, reference=None,
+                config: ModeEnergyConfig = ModeEnergyConfig(), rmsd=None, reference=None, bonds=None,
                 name: str = "calculator") -> ModeWeights:
     """Relax each mode's starting poses with ``calculator`` and weigh the distinct minima.
 
@@ -238,6 +242,11 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
         (N, 3) Å, e.g. the crystal pose: relaxed and weighed the same way and reported in
         ``ModeWeights.reference`` (free energy relative to the modes' lowest, the mode whose
         minimum it reaches), without entering the populations.
+    bonds : array_like of int, optional
+        (B, 2) the ligand's bonds: a relaxation that changed them
+        (:func:`~digmat.ligand.physics.bond_anomalies`, judged against the median of every
+        relaxation of this call) is not a minimum; a mode whose starts all did is flagged
+        ``anomalous`` and weighs nothing. None: no check.
     name : str
         The calculator's name, for the record.
     """
@@ -271,18 +280,26 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
     masses = complex_atoms.get_masses()[indices]
     calls = 0
 
-    def minimum(poses) -> dict:
+    def relax(x) -> dict:
         nonlocal calls
-        best = None
-        for x in poses:
-            work = complex_atoms.copy()
-            work.positions[lig] = x
-            relaxed, info = relax_ligand(work, fresh(), fmax=config.fmax, steps=config.steps)
-            calls += info["evaluations"]
-            if best is None or info["energy"] < best["e"]:
-                best = {"atoms": relaxed, "x": relaxed.positions[lig].copy(), "e": info["energy"], "f": 0.0,
-                        "converged": info["converged"], "steps": info["steps"], "n_imag": None, "same_as": None}
-        best["moved"] = distance(poses[0], best["x"])
+        work = complex_atoms.copy()
+        work.positions[lig] = x
+        relaxed, info = relax_ligand(work, fresh(), fmax=config.fmax, steps=config.steps)
+        calls += info["evaluations"]
+        return {"atoms": relaxed, "x": relaxed.positions[lig].copy(), "e": info["energy"], "f": 0.0,
+                "converged": info["converged"], "steps": info["steps"], "n_imag": None, "same_as": None}
+
+    runs = {k: [relax(x) for x in starts[k][: config.starts_per_mode]] for k in chosen}
+    ref_runs = [] if reference is None else [relax(np.asarray(reference, float).reshape(n, 3))]
+    every = [r for k in chosen for r in runs[k]] + ref_runs
+    flags = np.zeros(len(every), bool) if bonds is None else bond_anomalies(np.array([r["x"] for r in every]), bonds)
+    for r, bad in zip(every, flags):
+        r["anomalous"] = bool(bad)
+
+    def minimum(k_runs, first) -> dict:
+        ok = [r for r in k_runs if not r["anomalous"]] or k_runs  # all changed their bonding: kept, flagged
+        best = dict(min(ok, key=lambda r: r["e"]))
+        best["moved"] = distance(first, best["x"])
         return best
 
     def harmonic(found: dict) -> None:
@@ -295,12 +312,15 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
 
     raw = {}
     for k in chosen:
-        found = minimum(starts[k][: config.starts_per_mode])
-        found["same_as"] = next((j for j, prev in raw.items() if prev["same_as"] is None
-                                 and distance(found["x"], prev["x"]) < config.same_minimum_rmsd), None)
+        found = minimum(runs[k], starts[k][0])
+        found["same_as"] = None if found["anomalous"] else next(
+            (j for j, prev in raw.items() if prev["same_as"] is None and not prev["anomalous"]
+             and distance(found["x"], prev["x"]) < config.same_minimum_rmsd), None)
         raw[k] = found
-    distinct = [k for k in chosen if raw[k]["same_as"] is None]
-    e_min = min(r["e"] for r in raw.values())
+    distinct = [k for k in chosen if raw[k]["same_as"] is None and not raw[k]["anomalous"]]
+    if not distinct:
+        raise ValueError("every relaxation changed the ligand's bonding; no minimum to weigh")
+    e_min = min(raw[k]["e"] for k in distinct)
     window = np.inf if config.harmonic_window is None else config.harmonic_window / EV_TO_KCAL
     weighed = [k for k in distinct if raw[k]["e"] - e_min <= window]
     for k in weighed:
@@ -319,16 +339,18 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
                                  population=float(share.get(k, 0.0)), relaxation_rmsd=r["moved"],
                                  converged=bool(r["converged"]), steps=int(r["steps"]), n_imaginary=r["n_imag"],
                                  same_as=None if r["same_as"] is None else r["same_as"] + 1,
-                                 harmonic=bool(config.harmonic and owner["n_imag"] is not None)))
+                                 harmonic=bool(config.harmonic and owner["n_imag"] is not None),
+                                 anomalous=r["anomalous"]))
     ref = None
     if reference is not None:
-        found = minimum(np.asarray(reference, float).reshape(1, n, 3))
+        found = minimum(ref_runs, np.asarray(reference, float).reshape(n, 3))
         harmonic(found)
         same = next((k for k in distinct if distance(found["x"], raw[k]["x"]) < config.same_minimum_rmsd), None)
         ref = {"energy": float((found["e"] - e_min) * EV_TO_KCAL),
                "free_energy": float((found["e"] + found["f"] - g_min) * EV_TO_KCAL),
                "relaxation_rmsd": found["moved"], "converged": bool(found["converged"]), "n_imaginary": found["n_imag"],
-               "same_as": None if same is None else same + 1, "same_minimum_rmsd": config.same_minimum_rmsd}
+               "same_as": None if same is None else same + 1, "same_minimum_rmsd": config.same_minimum_rmsd,
+               "anomalous": found["anomalous"]}
     return ModeWeights(modes, float(temperature), name, calls, time.perf_counter() - begin,
                        int(lig.start), float(pops[chosen].sum()), bool(config.harmonic), ref)
 
@@ -360,7 +382,7 @@ def weigh_clustered_modes(protein, mol, space, positions, energies, labels, mode
     reference : array_like, optional
         (N, 3) Å pose weighed beside the modes (:func:`weigh_modes`).
     """
-    from digmat.ligand.molecule import ligand_atoms
+    from digmat.ligand.molecule import ligand_atoms, ligand_bonds
     from digmat.ligand.physics import complex_atoms
     from digmat.ligand.pocket import extract_pocket
 
@@ -377,7 +399,7 @@ def weigh_clustered_modes(protein, mol, space, positions, energies, labels, mode
                             radius=config.pocket_radius)
     base = complex_atoms(pocket, ligand_atoms(mol))
     return weigh_modes(base, starts, populations, lambda: ligand_calculator(key, base.info["charge"]),
-                       temperature=temperature, config=config, reference=reference,
+                       temperature=temperature, config=config, reference=reference, bonds=ligand_bonds(mol),
                        rmsd=lambda x, others: space.rmsd(x, others)[0], name=key)
 
 

@@ -23,7 +23,8 @@ from ase import Atoms
 
 from digmat.extras import require_extra
 
-__all__ = ["PROTONATION_RULES", "ProtonationRule", "ligand_atoms", "ligand_from_smiles", "protonate", "read_ligand"]
+__all__ = ["PROTONATION_RULES", "ProtonationRule", "ligand_atoms", "ligand_bonds", "ligand_from_smiles", "protonate",
+           "read_ligand"]
 
 
 @dataclass(frozen=True)
@@ -235,3 +236,8 @@ def ligand_atoms(mol) -> Atoms:
     atoms.info["smiles"] = Chem.MolToSmiles(Chem.RemoveHs(mol))
     atoms.info["charge"] = int(Chem.GetFormalCharge(mol))
     return atoms
+
+
+def ligand_bonds(mol) -> np.ndarray:
+    """(B, 2) int: the atom index pairs of the Mol's bonds (hydrogens included where explicit)."""
+    return np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()], int).reshape(-1, 2)

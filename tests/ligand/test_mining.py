@@ -112,3 +112,27 @@ def test_bad_input_is_refused_before_any_relaxation(modes, halves, match):
 
     with pytest.raises(ValueError, match=match):
         mine_minima(_complex(), STARTS, modes, halves, refuse, temperature=TEMPERATURE, config=CONFIG)
+
+
+def test_bond_anomalies_flag_a_stretched_bond_against_the_median():
+    from digmat.ligand.physics import bond_anomalies
+
+    chain = np.array([[0.0, 0, 0], [1.5, 0, 0], [2.6, 0, 0]])  # C–C 1.5 Å, C–H 1.1 Å
+    poses = np.stack([chain + 0.01 * k for k in range(5)])
+    poses[3, 2, 0] += 0.25  # a C–H stretched to 1.35 Å (an H on its way to another atom)
+    poses[4, 1, 0] += 0.05  # 1.55 / 1.05 Å: within what a force field's own lengths do
+    assert bond_anomalies(poses, [[0, 1], [1, 2]]).tolist() == [False, False, False, True, False]
+    assert not bond_anomalies(poses[2:4], [[0, 1], [1, 2]]).any()  # two poses: no median to trust
+
+
+def test_an_anomalous_relaxation_forms_no_minimum(monkeypatch):
+    import digmat.ligand.mining as mining
+
+    # flag the first start (the square's upper minimum, reached again by start 2)
+    monkeypatch.setattr(mining, "bond_anomalies", lambda x, bonds: np.arange(len(x)) == 0)
+    result = mine_minima(_complex(), STARTS, MODES, HALVES, _calc, temperature=TEMPERATURE, config=CONFIG, bonds=[[0, 0]])
+    assert result.anomalous.tolist() == [True, False, False, False, False] and result.start_minimum[0] == -1
+    assert len(result.energy) == 4 and result.starts.sum() == 4  # start 2 still reaches the upper minimum
+    monkeypatch.setattr(mining, "bond_anomalies", lambda x, bonds: np.ones(len(x), bool))
+    with pytest.raises(ValueError, match="every relaxation changed"):
+        mine_minima(_complex(), STARTS, MODES, HALVES, _calc, temperature=TEMPERATURE, config=CONFIG, bonds=[[0, 0]])

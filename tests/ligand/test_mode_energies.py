@@ -154,3 +154,21 @@ def test_bad_input_is_refused():
         ModeEnergyConfig(max_modes=0)
     with pytest.raises(ValueError, match="harmonic_window"):
         ModeEnergyConfig(harmonic_window=-1.0)
+
+
+def test_a_mode_whose_relaxations_all_changed_their_bonding_weighs_nothing(monkeypatch):
+    import digmat.ligand.mode_energies as mode_energies
+
+    starts = [np.array([[[21.5, 1.1, 1.8]], [[21.0, 1.6, 2.3]]]), np.array([[[1.2, 0.9, 1.5]]])]
+    # relaxations in call order: the square's two starts, the triangle's; flag both of the square's
+    monkeypatch.setattr(mode_energies, "bond_anomalies", lambda x, bonds: np.arange(len(x)) < 2)
+    result = weigh_modes(_complex(), starts, [0.6, 0.4], _calc(), temperature=TEMPERATURE,
+                         config=ModeEnergyConfig(fmax=1e-4, steps=2000), bonds=[[0, 0]])
+    square, triangle = result.modes
+    assert square.anomalous and square.population == 0.0 and square.free_energy is None
+    assert not triangle.anomalous and triangle.population == 1.0 and triangle.energy == 0.0
+    # one of the two flagged: the mode keeps the other start's minimum
+    monkeypatch.setattr(mode_energies, "bond_anomalies", lambda x, bonds: np.arange(len(x)) == 0)
+    kept = weigh_modes(_complex(), starts, [0.6, 0.4], _calc(), temperature=TEMPERATURE,
+                       config=ModeEnergyConfig(fmax=1e-4, steps=2000), bonds=[[0, 0]])
+    assert not kept.modes[0].anomalous and kept.modes[0].population > 0.99
