@@ -135,8 +135,11 @@ def bond_anomalies(positions, bonds, limit: float = MAX_BOND_CHANGE) -> np.ndarr
     geometry's can differ systematically, e.g. an RDKit C–H against GFN-FF's). Measured on 1uou
     and 1s3v in GFN-FF (2026-12-07, 113 relaxations): normal minima stay within 0.03 Å of it
     (90 % quantile); five relaxations had a C–H stretched 0.12–0.28 Å — one of them 17.7 kcal/mol
-    below every other minimum, an artefact that would take all the population. Weighed like a
-    minimum it is wrong, as AdsorbML's anomaly tests drop an adsorbate that dissociated.
+    below every other minimum, an artefact that would take all the population. Its cause: the
+    start (a Vina pose; Vina ignores non-polar hydrogens) had two of the ligand's H atoms 0.90 Å
+    apart, GFN-FF perceived a bond between them from that first geometry, and the relaxation
+    kept it (H–H 1.10 Å, C–H 1.37 Å). Weighed like a minimum it is wrong, as AdsorbML's anomaly
+    tests drop an adsorbate that dissociated.
 
     Parameters
     ----------
