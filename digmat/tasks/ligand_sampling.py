@@ -100,7 +100,8 @@ class PoseEnsemble:
         if self.weights is not None:
             for m in self.weights.modes:
                 rows[m.mode - 1].update(reweighted_population=m.population, free_energy=m.free_energy,
-                                        relaxed_energy=m.energy, relaxation_rmsd=m.relaxation_rmsd)
+                                        relaxed_energy=m.energy, relaxation_rmsd=m.relaxation_rmsd,
+                                        relaxation_anomalous=m.anomalous)
                 if reference is not None:
                     rows[m.mode - 1]["relaxed_rmsd_to_reference"] = float(self.system.pose.rmsd(m.positions, reference)[0, 0])
         if self.log_density is not None:
@@ -120,7 +121,9 @@ class PoseEnsemble:
         distinct minima get harmonic populations at ``temperature`` K. A ``reference`` pose
         (N, 3) Å, e.g. the crystal's, is weighed beside them (``weights.reference``).
         Sets :attr:`weights`; :meth:`mode_table` and :meth:`summary` then carry each mode's
-        ``reweighted_population``, ``free_energy`` and ``relaxed_energy`` (kcal/mol, relative).
+        ``reweighted_population``, ``free_energy`` and ``relaxed_energy`` (kcal/mol, relative), and
+        ``relaxation_anomalous`` (every start changed the ligand's bonding: no weight,
+        :func:`~digmat.ligand.physics.bond_anomalies`).
         """
         modes = self.modes()
         chosen = range(min(config.max_modes, len(modes.populations)))

@@ -80,6 +80,7 @@ def test_reweight_relaxes_modes_and_the_input_pose_with_gfnff(ligand_model, pose
     assert rw["calculator"] == "gfnff" and rw["calls"] > 6 * 28 and 0 < rw["model_coverage"] <= 1
     top = summary["modes"][0]
     assert top["reweighted_population"] == pytest.approx(1.0) and top["free_energy"] == 0.0
+    assert top["relaxation_anomalous"] is False
     assert top["relaxed_rmsd_to_reference"] >= 0
     assert all("reweighted_population" not in row for row in summary["modes"][1:])  # only one mode relaxed
     assert rw["reference"]["relaxation_rmsd"] < 1.0  # the crystal pose stays near a GFN-FF minimum
