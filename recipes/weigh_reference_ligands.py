@@ -197,7 +197,8 @@ def mine_case(folder: Path, calculator: str, config: ModeEnergyConfig, *, by_pop
               "population_within_2A_of_crystal": float(pops[rmsd <= 2.0].sum()),
               "max_half_difference": mined.max_half_difference,
               "effective_samples": float(1.0 / np.sum(new**2)), "relaxed_modes": rows,
-              "minima": mined.as_dict()["minima"], "mode_populations": [float(p) for p in pops]}
+              "minima": [dict(row, mode=chosen[row["mode"]] + 1) for row in mined.as_dict()["minima"]],
+              "mode_populations": [float(p) for p in pops]}
     arrays = {"positions": mined.positions.astype(np.float32), "energy": mined.energy, "free_energy": mined.free_energy,
               "mode": np.array(chosen)[mined.mode] + 1, "halves": mined.halves, "starts": mined.starts}
     return record, new.reshape(shape).astype(np.float32), arrays

@@ -154,31 +154,48 @@ def minima_populations(free_energy, mode, halves, num_modes: int, temperature: f
     return share(np.ones(len(g), bool)), np.stack([share(halves[:, h]) for h in (0, 1)])
 
 
-def _load_cache(path: Path | None, starts: np.ndarray, temperature: float) -> dict:
+_CACHED = ("start", "x", "energy", "calls", "fvib", "n_imag", "hess_calls")
+
+
+def _load_cache(path: Path | None, starts: np.ndarray, temperature: float) -> tuple[dict, dict]:
+    """(this run's entries, the cache's other starts): every cached start with the same coordinates
+    (to 1e-6 Å) is reused, so a run with more or other starts keeps the earlier relaxations."""
     num, n = starts.shape[:2]
-    empty = {"start": starts, "x": np.zeros((num, n, 3)), "energy": np.full(num, np.nan), "calls": np.zeros(num, int),
-             "fvib": np.full(num, np.nan), "n_imag": np.full(num, -1), "hess_calls": np.zeros(num, int),
-             "temperature": np.array(float(temperature))}
+    mine = {"start": starts.copy(), "x": np.zeros((num, n, 3)), "energy": np.full(num, np.nan),
+            "calls": np.zeros(num, int), "fvib": np.full(num, np.nan), "n_imag": np.full(num, -1),
+            "hess_calls": np.zeros(num, int)}
+    empty = {k: v[:0] for k, v in mine.items()}
     if path is None or not path.is_file():
-        return empty
+        return mine, empty
     with np.load(path) as data:
-        found = {k: data[k] for k in empty}
-    if found["x"].shape != empty["x"].shape:
-        raise ValueError(f"{path} caches {found['x'].shape[0]} starts of {found['x'].shape[1]} atoms, "
-                         f"this run has {num} of {n}: remove it or use another cache")
-    if not np.allclose(found["start"], starts, atol=1e-6):
-        raise ValueError(f"{path} caches relaxations of other starts: remove it or use another cache")
-    if float(found["temperature"]) != float(temperature):
-        raise ValueError(f"{path} caches free energies at {float(found['temperature']):g} K, this run asks "
-                         f"{temperature:g} K: use another cache")
-    return found
+        found = {k: data[k] for k in _CACHED}
+        cached_t = float(data["temperature"])
+    if found["x"].shape[1:] != (n, 3):
+        raise ValueError(f"{path} caches relaxations of a {found['x'].shape[1]}-atom ligand, this run has {n} atoms: "
+                         "remove it or use another cache")
+    if cached_t != float(temperature):
+        raise ValueError(f"{path} caches free energies at {cached_t:g} K, this run asks {temperature:g} K: "
+                         "use another cache")
+    used = np.zeros(len(found["start"]), bool)
+    flat = found["start"].reshape(len(used), -1)
+    for s in range(num):
+        if not len(used):
+            break
+        gap = np.abs(flat - starts[s].reshape(-1)).max(axis=1)
+        j = int(np.argmin(gap))
+        if gap[j] <= 1e-6 and not used[j]:
+            used[j] = True
+            for k in _CACHED[1:]:
+                mine[k][s] = found[k][j]
+    return mine, {k: v[~used] for k, v in found.items()}
 
 
-def _save_cache(path: Path | None, cache: dict) -> None:
+def _save_cache(path: Path | None, cache: dict, others: dict, temperature: float) -> None:
     if path is not None:
         from digmat.files import atomic_write_bytes
 
-        atomic_write_bytes(path, lambda h: np.savez(h, **cache))
+        merged = {k: np.concatenate([cache[k], others[k]]) for k in _CACHED}
+        atomic_write_bytes(path, lambda h: np.savez(h, temperature=np.array(float(temperature)), **merged))
 
 
 def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temperature: float, num_modes: int | None = None,
@@ -211,8 +228,9 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
         (B, 2) the ligand's bonds: relaxations that changed them are dropped
         (:func:`~digmat.ligand.physics.bond_anomalies`). None: no check.
     cache : path, optional
-        ``.npz`` of every finished relaxation and Hessian, rewritten after each; a rerun with the
-        same starts resumes from it.
+        ``.npz`` of every finished relaxation and Hessian, rewritten after each; a rerun resumes
+        from it, and a run with more or other starts reuses every start it has already relaxed
+        (matched by coordinates) and keeps the others.
     log : callable, optional
         Progress lines.
     """
@@ -234,7 +252,7 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
         def rmsd(a, b):
             return np.sqrt(((np.asarray(b) - a) ** 2).sum(-1).mean(-1))
     path = None if cache is None else Path(cache)
-    c = _load_cache(path, x0, temperature)
+    c, others = _load_cache(path, x0, temperature)
     begin = time.perf_counter()
     for s in range(len(x0)):
         if not np.isnan(c["energy"][s]):
@@ -243,7 +261,7 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
         work.positions[lig] = x0[s]
         relaxed, info = relax_ligand(work, calculator(), fmax=config.fmax, steps=config.steps)
         c["x"][s], c["energy"][s], c["calls"][s] = relaxed.positions[lig], info["energy"], info["evaluations"]
-        _save_cache(path, c)
+        _save_cache(path, c, others, temperature)
         if log is not None:
             log(f"start {s + 1}/{len(x0)} (mode {modes[s] + 1}, half {halves[s]}): "
                 f"{info['energy'] * EV_TO_KCAL:.2f} kcal/mol, {info['evaluations']} calls")
@@ -277,7 +295,7 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
             c["fvib"][s], c["n_imag"][s], c["hess_calls"][s] = harmonic_free_energy(vib, temperature), vib.n_imaginary, 6 * n
         else:
             c["fvib"][s] = 0.0
-        _save_cache(path, c)
+        _save_cache(path, c, others, temperature)
         if log is not None:
             log(f"minimum {j + 1}/{len(reps)}: E {(e[j] - e.min()) * EV_TO_KCAL:.2f} kcal/mol, harmonic free energy done")
     g = np.where(np.isnan(c["fvib"][reps_arr]) | (e - e.min() > window), np.nan, e + c["fvib"][reps_arr]) * EV_TO_KCAL

@@ -91,8 +91,25 @@ def test_a_rerun_resumes_from_the_cache_without_calling_the_calculator(mined):
 
     again = mine_minima(atoms, STARTS, MODES, HALVES, refuse, temperature=TEMPERATURE, config=CONFIG, cache=cache)
     assert again.populations == pytest.approx(result.populations) and again.calls == result.calls
-    with pytest.raises(ValueError, match="caches 5 starts"):
-        mine_minima(atoms, STARTS[:3], MODES[:3], HALVES[:3], refuse, temperature=TEMPERATURE, config=CONFIG, cache=cache)
+    # a subset of the starts, in another order: all reused, and the cache keeps the others
+    fewer = mine_minima(atoms, STARTS[[2, 0, 3]], [0, 0, 1], [1, 0, 0], refuse, temperature=TEMPERATURE, config=CONFIG,
+                        cache=cache)
+    assert fewer.start_energy == pytest.approx(result.start_energy[[2, 0, 3]] - result.start_energy[[2, 0, 3]].min())
+    assert mine_minima(atoms, STARTS, MODES, HALVES, refuse, temperature=TEMPERATURE, config=CONFIG,
+                       cache=cache).populations == pytest.approx(result.populations)
+    # one new start: only it is relaxed (plus a Hessian if its relaxation is now its minimum's lowest)
+    called = []
+
+    def counting():
+        called.append(1)
+        return _calc()
+
+    more = np.concatenate([STARTS, [[[21.6, 1.0, -1.9]]]])
+    grown = mine_minima(atoms, more, MODES + [0], HALVES + [1], counting, temperature=TEMPERATURE, config=CONFIG, cache=cache)
+    assert len(called) in (1, 2) and grown.starts.sum() == 6 and len(grown.energy) == 4
+    with pytest.raises(ValueError, match="1-atom ligand"):
+        mine_minima(atoms[:7] + atoms[7:] + atoms[7:], np.concatenate([STARTS, STARTS], 1), MODES, HALVES, refuse,
+                    temperature=TEMPERATURE, config=CONFIG, cache=cache)
     with pytest.raises(ValueError, match="free energies at 3000"):
         mine_minima(atoms, STARTS, MODES, HALVES, refuse, temperature=300.0, config=CONFIG, cache=cache)
 

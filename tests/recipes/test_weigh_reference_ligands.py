@@ -113,6 +113,7 @@ def test_mining_minima_weighs_every_minimum_and_compares_halves(weighed, load_re
     assert pops[:2] == pytest.approx([boltz[modes == k].sum() / boltz.sum() for k in (1, 2)], abs=1e-6)
     assert 0 <= record["max_half_difference"] <= 1 and all(len(r["half_populations"]) == 2 for r in rows)
     assert record["crystal"]["nearest_minimum_mode"] in (1, 2) and record["distinct_minima"] == len(modes)
+    assert [m["mode"] for m in record["minima"]] == modes.tolist()  # mode numbers of modes.sdf
     assert (w > 0).sum() < (w_own > 0).sum()  # samples outside the two mined modes lose their weight
     assert recipe.main(args) == 0 and "done already" in capsys.readouterr().out
     assert recipe.main(args[:-4] + ["--mine", "3"]) == 2 and "even number" in capsys.readouterr().err
