@@ -150,8 +150,11 @@ def mine_case(folder: Path, calculator: str, config: ModeEnergyConfig, *, by_pop
     chosen = selected_modes(modes.populations, modes.energy_min, by_population, by_energy)
     picks, labels, halves = mining_starts(modes, energy, w, chains, chosen, starts, seed)
     log(f"{folder.name}: {len(modes.populations)} modes, mining {len(chosen)} with {len(picks)} starts")
-    pocket = extract_pocket(protein, np.concatenate([x[picks][:, space.heavy].reshape(-1, 3), crystal[space.heavy]]),
-                            radius=config.pocket_radius)
+    # the pocket covers the mined modes' poses (up to 200 per mode), not just the starts, so that a
+    # longer search (more starts) relaxes in the same pocket and reuses the cached relaxations
+    spread = [members[:: max(1, len(members) // 200)] for k in chosen for members in [np.flatnonzero(modes.labels == k)]]
+    pocket = extract_pocket(protein, np.concatenate([x[np.concatenate(spread)][:, space.heavy].reshape(-1, 3),
+                                                     crystal[space.heavy]]), radius=config.pocket_radius)
     base = complex_atoms(pocket, ligand_atoms(mol))
     fresh = lambda: ligand_calculator(calculator, base.info["charge"])  # noqa: E731
     T = summary["temperature_K"]

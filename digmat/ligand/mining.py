@@ -157,7 +157,13 @@ def minima_populations(free_energy, mode, halves, num_modes: int, temperature: f
 _CACHED = ("start", "x", "energy", "calls", "fvib", "n_imag", "hess_calls")
 
 
-def _load_cache(path: Path | None, starts: np.ndarray, temperature: float) -> tuple[dict, dict]:
+def _pocket_key(complex_atoms: Atoms) -> np.ndarray:
+    """(P, 4) the fixed pocket's atomic numbers and positions: relaxations compare only in one pocket."""
+    pocket = complex_atoms[: ligand_slice(complex_atoms).start]
+    return np.column_stack([pocket.numbers, pocket.positions]).astype(float)
+
+
+def _load_cache(path: Path | None, starts: np.ndarray, temperature: float, pocket: np.ndarray) -> tuple[dict, dict]:
     """(this run's entries, the cache's other starts): every cached start with the same coordinates
     (to 1e-6 Å) is reused, so a run with more or other starts keeps the earlier relaxations."""
     num, n = starts.shape[:2]
@@ -168,11 +174,17 @@ def _load_cache(path: Path | None, starts: np.ndarray, temperature: float) -> tu
     if path is None or not path.is_file():
         return mine, empty
     with np.load(path) as data:
+        if "pocket" not in data.files:
+            raise ValueError(f"{path} has no record of its pocket (an older cache): remove it or use another")
         found = {k: data[k] for k in _CACHED}
         cached_t = float(data["temperature"])
+        cached_pocket = data["pocket"]
     if found["x"].shape[1:] != (n, 3):
         raise ValueError(f"{path} caches relaxations of a {found['x'].shape[1]}-atom ligand, this run has {n} atoms: "
                          "remove it or use another cache")
+    if cached_pocket.shape != pocket.shape or not np.allclose(cached_pocket, pocket, atol=1e-6):
+        raise ValueError(f"{path} caches relaxations in another pocket ({len(cached_pocket)} atoms; this run's: "
+                         f"{len(pocket)}): use another cache")
     if cached_t != float(temperature):
         raise ValueError(f"{path} caches free energies at {cached_t:g} K, this run asks {temperature:g} K: "
                          "use another cache")
@@ -190,12 +202,12 @@ def _load_cache(path: Path | None, starts: np.ndarray, temperature: float) -> tu
     return mine, {k: v[~used] for k, v in found.items()}
 
 
-def _save_cache(path: Path | None, cache: dict, others: dict, temperature: float) -> None:
+def _save_cache(path: Path | None, cache: dict, others: dict, temperature: float, pocket: np.ndarray) -> None:
     if path is not None:
         from digmat.files import atomic_write_bytes
 
         merged = {k: np.concatenate([cache[k], others[k]]) for k in _CACHED}
-        atomic_write_bytes(path, lambda h: np.savez(h, temperature=np.array(float(temperature)), **merged))
+        atomic_write_bytes(path, lambda h: np.savez(h, temperature=np.array(float(temperature)), pocket=pocket, **merged))
 
 
 def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temperature: float, num_modes: int | None = None,
@@ -252,7 +264,8 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
         def rmsd(a, b):
             return np.sqrt(((np.asarray(b) - a) ** 2).sum(-1).mean(-1))
     path = None if cache is None else Path(cache)
-    c, others = _load_cache(path, x0, temperature)
+    pocket = _pocket_key(complex_atoms)
+    c, others = _load_cache(path, x0, temperature, pocket)
     begin = time.perf_counter()
     for s in range(len(x0)):
         if not np.isnan(c["energy"][s]):
@@ -261,7 +274,7 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
         work.positions[lig] = x0[s]
         relaxed, info = relax_ligand(work, calculator(), fmax=config.fmax, steps=config.steps)
         c["x"][s], c["energy"][s], c["calls"][s] = relaxed.positions[lig], info["energy"], info["evaluations"]
-        _save_cache(path, c, others, temperature)
+        _save_cache(path, c, others, temperature, pocket)
         if log is not None:
             log(f"start {s + 1}/{len(x0)} (mode {modes[s] + 1}, half {halves[s]}): "
                 f"{info['energy'] * EV_TO_KCAL:.2f} kcal/mol, {info['evaluations']} calls")
@@ -295,7 +308,7 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
             c["fvib"][s], c["n_imag"][s], c["hess_calls"][s] = harmonic_free_energy(vib, temperature), vib.n_imaginary, 6 * n
         else:
             c["fvib"][s] = 0.0
-        _save_cache(path, c, others, temperature)
+        _save_cache(path, c, others, temperature, pocket)
         if log is not None:
             log(f"minimum {j + 1}/{len(reps)}: E {(e[j] - e.min()) * EV_TO_KCAL:.2f} kcal/mol, harmonic free energy done")
     g = np.where(np.isnan(c["fvib"][reps_arr]) | (e - e.min() > window), np.nan, e + c["fvib"][reps_arr]) * EV_TO_KCAL

@@ -107,6 +107,10 @@ def test_a_rerun_resumes_from_the_cache_without_calling_the_calculator(mined):
     more = np.concatenate([STARTS, [[[21.6, 1.0, -1.9]]]])
     grown = mine_minima(atoms, more, MODES + [0], HALVES + [1], counting, temperature=TEMPERATURE, config=CONFIG, cache=cache)
     assert len(called) in (1, 2) and grown.starts.sum() == 6 and len(grown.energy) == 4
+    moved = atoms.copy()
+    moved.positions[0, 0] += 0.1
+    with pytest.raises(ValueError, match="another pocket"):
+        mine_minima(moved, STARTS, MODES, HALVES, refuse, temperature=TEMPERATURE, config=CONFIG, cache=cache)
     with pytest.raises(ValueError, match="1-atom ligand"):
         mine_minima(atoms[:7] + atoms[7:] + atoms[7:], np.concatenate([STARTS, STARTS], 1), MODES, HALVES, refuse,
                     temperature=TEMPERATURE, config=CONFIG, cache=cache)
