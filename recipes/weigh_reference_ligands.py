@@ -107,7 +107,8 @@ def weigh_case(folder: Path, calculator: str, config: ModeEnergyConfig, *, by_po
                      "rmsd_to_crystal": float(rmsd[k]), "relaxed_rmsd_to_crystal": float(space.rmsd(m.positions, crystal)[0, 0]),
                      "energy": m.energy, "free_energy": m.free_energy, "population": float(pops[k]),
                      "relaxation_rmsd": m.relaxation_rmsd, "converged": m.converged, "harmonic": m.harmonic,
-                     "n_imaginary": m.n_imaginary, "same_as": None if m.same_as is None else chosen[m.same_as - 1] + 1})
+                     "n_imaginary": m.n_imaginary, "same_as": None if m.same_as is None else chosen[m.same_as - 1] + 1,
+                     "anomalous": m.anomalous})
     record = {"name": folder.name, "calculator": calculator, "temperature_K": summary["temperature_K"],
               "config": config.__dict__, "by_population": by_population, "by_energy": by_energy,
               "modes_total": int(len(pops)), "vina_coverage": weighed.model_coverage, "pocket_atoms": weighed.pocket_atoms,
