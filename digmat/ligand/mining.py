@@ -233,7 +233,7 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
         K (default: the largest mode + 1).
     config : ModeEnergyConfig
         ``fmax``, ``steps``, ``harmonic``, ``delta``, ``same_minimum_rmsd`` and ``harmonic_window``
-        are used (the window is required here: None weighs every minimum).
+        are used (``harmonic_window`` None weighs every distinct minimum).
     rmsd : callable, optional
         ``rmsd(pose (N, 3), poses (M, N, 3)) -> (M,)`` Å; default plain all-atom RMSD.
     bonds : array_like of int, optional
