@@ -33,7 +33,7 @@ from ase import Atoms
 
 from digmat.adsorption.thermo import finite_difference_hessian, harmonic_free_energy, vibrational_analysis
 from digmat.ligand.mode_energies import EV_TO_KCAL, ModeEnergyConfig
-from digmat.ligand.physics import bond_anomalies, ligand_slice, relax_ligand
+from digmat.ligand.physics import bond_anomalies, energy_anomalies, ligand_slice, relax_ligand
 
 __all__ = ["MinedMinima", "mine_minima", "minima_populations"]
 
@@ -68,7 +68,8 @@ class MinedMinima:
         (S,) int, the distinct minimum each start reached (−1: an anomalous relaxation).
     anomalous : numpy.ndarray
         (S,) bool, relaxations that changed the ligand's bonding
-        (:func:`~digmat.ligand.physics.bond_anomalies`); they form no minimum.
+        (:func:`~digmat.ligand.physics.bond_anomalies`) or report an impossible energy
+        (:func:`~digmat.ligand.physics.energy_anomalies`); they form no minimum.
     lowest_energy_ev : float
         eV, the lowest minimum's absolute energy (what the relative energies are measured from).
     calls : int
@@ -278,7 +279,9 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
         if log is not None:
             log(f"start {s + 1}/{len(x0)} (mode {modes[s] + 1}, half {halves[s]}): "
                 f"{info['energy'] * EV_TO_KCAL:.2f} kcal/mol, {info['evaluations']} calls")
-    anomalous = np.zeros(len(x0), bool) if bonds is None else bond_anomalies(c["x"], bonds)
+    anomalous = energy_anomalies(c["energy"] * EV_TO_KCAL)
+    if bonds is not None:
+        anomalous |= bond_anomalies(c["x"], bonds)
     if anomalous.all():
         raise ValueError("every relaxation changed the ligand's bonding; no minimum to weigh")
     # distinct minima, lowest first; each start joins the first close one

@@ -30,7 +30,7 @@ from ase import Atoms, units
 
 from digmat.adsorption.thermo import (boltzmann_probabilities, finite_difference_hessian, harmonic_free_energy,
                                      vibrational_analysis)
-from digmat.ligand.physics import bond_anomalies, gfnff_calculator, ligand_slice, relax_ligand
+from digmat.ligand.physics import bond_anomalies, energy_anomalies, gfnff_calculator, ligand_slice, relax_ligand
 
 __all__ = ["LIGAND_CALCULATORS", "ModeEnergyConfig", "ModeWeights", "RelaxedMode", "check_ligand_calculator",
            "ligand_calculator", "reweight_samples", "weigh_clustered_modes", "weigh_modes"]
@@ -292,7 +292,9 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
     runs = {k: [relax(x) for x in starts[k][: config.starts_per_mode]] for k in chosen}
     ref_runs = [] if reference is None else [relax(np.asarray(reference, float).reshape(n, 3))]
     every = [r for k in chosen for r in runs[k]] + ref_runs
-    flags = np.zeros(len(every), bool) if bonds is None else bond_anomalies(np.array([r["x"] for r in every]), bonds)
+    flags = energy_anomalies([r["e"] * EV_TO_KCAL for r in every])
+    if bonds is not None:
+        flags |= bond_anomalies(np.array([r["x"] for r in every]), bonds)
     for r, bad in zip(every, flags):
         r["anomalous"] = bool(bad)
 

@@ -37,11 +37,14 @@ from ase.constraints import FixAtoms
 from digmat.extras import require_extra
 from digmat.ligand.pocket import Pocket
 
-__all__ = ["bond_anomalies", "complex_atoms", "gfnff_calculator", "ligand_slice", "relax_ligand"]
+__all__ = ["bond_anomalies", "complex_atoms", "energy_anomalies", "gfnff_calculator", "ligand_slice", "relax_ligand"]
 
 #: Å: a relaxed ligand whose bond length differs this much from the median of its run's relaxations
 #: has changed its bonding (:func:`bond_anomalies`).
 MAX_BOND_CHANGE = 0.1
+#: kcal/mol: a relaxed energy this far below the median of its run's relaxations is a calculator failure
+#: (:func:`energy_anomalies`).
+MAX_ENERGY_DROP = 100.0
 
 
 def complex_atoms(pocket: Pocket, ligand: Atoms) -> Atoms:
@@ -161,3 +164,17 @@ def bond_anomalies(positions, bonds, limit: float = MAX_BOND_CHANGE) -> np.ndarr
         return np.zeros(len(x), bool)
     length = np.linalg.norm(x[:, bonds[:, 0]] - x[:, bonds[:, 1]], axis=-1)
     return np.abs(length - np.median(length, axis=0)).max(axis=1) > limit
+
+
+def energy_anomalies(energies, limit: float = MAX_ENERGY_DROP) -> np.ndarray:
+    """Which relaxations report an energy no minimum of this ligand in this pocket can have.
+
+    Measured on 1uou (2026-12-07, 120 relaxations in one pocket, GFN-FF): the real minima lie
+    within 25 kcal/mol below the median; one start returned −31,160 kcal/mol below every other after
+    36 calls, its geometry unchanged (moved 0.01 Å, bonds intact): the calculator failed, not the
+    physics. ``energies`` (S,) kcal/mol; returns (S,) bool, nothing flagged below three energies.
+    """
+    e = np.asarray(energies, float).reshape(-1)
+    if len(e) < 3:
+        return np.zeros(len(e), bool)
+    return e < np.nanmedian(e) - limit

@@ -157,3 +157,11 @@ def test_an_anomalous_relaxation_forms_no_minimum(monkeypatch):
     monkeypatch.setattr(mining, "bond_anomalies", lambda x, bonds: np.ones(len(x), bool))
     with pytest.raises(ValueError, match="every relaxation changed"):
         mine_minima(_complex(), STARTS, MODES, HALVES, _calc, temperature=TEMPERATURE, config=CONFIG, bonds=[[0, 0]])
+
+
+def test_energy_anomalies_flag_a_calculator_failure_far_below_the_median():
+    from digmat.ligand.physics import energy_anomalies
+
+    energies = [-120.0, -118.5, -101.0, -95.0, -31000.0]  # kcal/mol; the last: a failed call
+    assert energy_anomalies(energies).tolist() == [False, False, False, False, True]
+    assert not energy_anomalies([-31000.0, -100.0]).any()  # two energies: no median to trust
