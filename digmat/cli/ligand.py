@@ -193,8 +193,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{rw['calls']} calculator calls in {rw['seconds']:.0f} s")
             dropped = [row["mode"] for row in summary["modes"] if row.get("relaxation_anomalous")]
             if dropped:
-                print(f"mode{'s' if len(dropped) > 1 else ''} {', '.join(map(str, dropped))}: every relaxation changed the "
-                      "ligand's bonding (a bond off the median by > 0.1 Å), so no minimum and no weight")
+                print(f"mode{'s' if len(dropped) > 1 else ''} {', '.join(map(str, dropped))}: every relaxation was an artefact "
+                      "(a bond off the median by > 0.1 Å, or an impossible energy), so no minimum and no weight")
             if rw["reference"] is not None:
                 ref = rw["reference"]
                 where = (f"within {ref['same_minimum_rmsd']:g} Å of mode {ref['same_as']}'s minimum" if ref["same_as"]

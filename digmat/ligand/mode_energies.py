@@ -144,8 +144,9 @@ class RelaxedMode:
     harmonic : bool
         Whether ``free_energy`` includes F_vib.
     anomalous : bool
-        Every start of this mode changed the ligand's bonding on relaxation
-        (:func:`~digmat.ligand.physics.bond_anomalies`): no minimum, population 0.
+        Every start of this mode relaxed into an artefact — the ligand's bonding changed
+        (:func:`~digmat.ligand.physics.bond_anomalies`) or the calculator failed
+        (:func:`~digmat.ligand.physics.energy_anomalies`): no minimum, population 0.
     """
 
     mode: int
@@ -245,8 +246,9 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
     bonds : array_like of int, optional
         (B, 2) the ligand's bonds: a relaxation that changed them
         (:func:`~digmat.ligand.physics.bond_anomalies`, judged against the median of every
-        relaxation of this call) is not a minimum; a mode whose starts all did is flagged
-        ``anomalous`` and weighs nothing. None: no check.
+        relaxation of this call) is not a minimum, nor is one whose energy shows a calculator
+        failure (:func:`~digmat.ligand.physics.energy_anomalies`, always checked); a mode whose
+        starts all are is flagged ``anomalous`` and weighs nothing. None: no bond check.
     name : str
         The calculator's name, for the record.
     """
@@ -299,7 +301,7 @@ def weigh_modes(complex_atoms: Atoms, starts, model_populations, calculator, *, 
         r["anomalous"] = bool(bad)
 
     def minimum(k_runs, first) -> dict:
-        ok = [r for r in k_runs if not r["anomalous"]] or k_runs  # all changed their bonding: kept, flagged
+        ok = [r for r in k_runs if not r["anomalous"]] or k_runs  # all anomalous: kept, flagged
         best = dict(min(ok, key=lambda r: r["e"]))
         best["moved"] = distance(first, best["x"])
         return best
