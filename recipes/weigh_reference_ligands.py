@@ -50,7 +50,7 @@ from digmat.files import atomic_write_bytes
 from digmat.ligand import (ModeEnergyConfig, PoseSpace, check_ligand_calculator, cluster_modes, complex_atoms,
                            extract_pocket, ligand_atoms, ligand_bonds, ligand_calculator, mine_minima, read_ligand, relax_ligand,
                            reweight_samples, weigh_clustered_modes)
-from digmat.ligand.mode_energies import EV_TO_KCAL
+from digmat.ligand.mode_energies import EV_TO_KCAL, spread_populations
 from digmat.tasks.ligand_data import complex_files
 
 
@@ -169,12 +169,7 @@ def mine_case(folder: Path, calculator: str, config: ModeEnergyConfig, *, by_pop
     near = int(np.argmin(d))
     pops = np.zeros(len(modes.populations))
     pops[chosen] = mined.populations
-    new = np.zeros_like(w)
-    for j, k in enumerate(chosen):
-        inside = modes.labels == k
-        if w[inside].sum() > 0:
-            new[inside] = w[inside] * mined.populations[j] / w[inside].sum()
-    new /= new.sum()
+    new = spread_populations(modes.labels, w, dict(zip(chosen, mined.populations)))
     rmsd = modes.rmsd_to(space, crystal)
     top = int(np.argmax(pops))
     rows = []

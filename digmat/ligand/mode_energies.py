@@ -33,7 +33,7 @@ from digmat.adsorption.thermo import (boltzmann_probabilities, finite_difference
 from digmat.ligand.physics import bond_anomalies, energy_anomalies, gfnff_calculator, ligand_slice, relax_ligand
 
 __all__ = ["LIGAND_CALCULATORS", "ModeEnergyConfig", "ModeWeights", "RelaxedMode", "check_ligand_calculator",
-           "ligand_calculator", "reweight_samples", "weigh_clustered_modes", "weigh_modes"]
+           "ligand_calculator", "reweight_samples", "spread_populations", "weigh_clustered_modes", "weigh_modes"]
 
 #: Calculator names for a ligand in a pocket → ALPB solvent of GFN-FF ("" for vacuum).
 LIGAND_CALCULATORS = {"gfnff": "h2o", "gfnff-vacuum": ""}
@@ -440,10 +440,39 @@ def reweight_samples(labels, weights, mode_weights: ModeWeights) -> np.ndarray:
     group_mass = {}
     for k, o in owner.items():
         group_mass[o] = group_mass.get(o, 0.0) + mass[k]
+    # each mode's share of its minimum, in proportion to its sample weight
+    share = {k: population[o] * mass[k] / group_mass[o] for k, o in owner.items() if group_mass[o] > 0}
+    return spread_populations(labels, w, share)
+
+
+def spread_populations(labels, weights, populations: dict) -> np.ndarray:
+    """Sample weights whose mode totals are ``populations``; within a mode the samples keep their
+    relative ``weights``, and samples of a mode not in ``populations`` get 0.
+
+    Parameters
+    ----------
+    labels : array_like of int
+        (S,) each sample's mode.
+    weights : array_like
+        (S,) the samples' own weights (≥ 0).
+    populations : dict
+        mode → population (≥ 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        (S,) weights summing to 1.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    w = np.asarray(weights, float).reshape(-1)
+    if len(labels) != len(w) or (w < 0).any():
+        raise ValueError(f"need one label and one non-negative weight per sample, got {len(labels)} and {len(w)}")
     out = np.zeros_like(w)
-    for k, o in owner.items():
-        if group_mass[o] > 0:
-            out[labels == k] = w[labels == k] * population[o] / group_mass[o]
+    for k, p in populations.items():
+        inside = labels == k
+        mass = w[inside].sum()
+        if mass > 0:
+            out[inside] = w[inside] * p / mass
     total = out.sum()
     if not total > 0:
         raise ValueError("no sample lies in a relaxed mode with a population > 0")

@@ -122,8 +122,8 @@ class PoseEnsemble:
         (N, 3) Å, e.g. the crystal's, is weighed beside them (``weights.reference``).
         Sets :attr:`weights`; :meth:`mode_table` and :meth:`summary` then carry each mode's
         ``reweighted_population``, ``free_energy`` and ``relaxed_energy`` (kcal/mol, relative), and
-        ``relaxation_anomalous`` (every start changed the ligand's bonding: no weight,
-        :func:`~digmat.ligand.physics.bond_anomalies`).
+        ``relaxation_anomalous`` (every start relaxed into an artefact — changed bonding or a failed
+        calculator, :func:`~digmat.ligand.physics.bond_anomalies`, ``energy_anomalies``: no weight).
         """
         modes = self.modes()
         chosen = range(min(config.max_modes, len(modes.populations)))
