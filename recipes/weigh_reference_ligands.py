@@ -188,6 +188,7 @@ def mine_case(folder: Path, calculator: str, config: ModeEnergyConfig, *, by_pop
               "vina_coverage": float(modes.populations[chosen].sum()), "pocket_atoms": int(base.info["pocket_atoms"]),
               "calls": mined.calls + info["evaluations"], "distinct_minima": int(len(mined.energy)),
               "anomalous_starts": int(mined.anomalous.sum()),
+              "unconverged_starts": int((mined.start_converged == 0).sum()),
               "crystal": {"energy": float((info["energy"] - mined.lowest_energy_ev) * EV_TO_KCAL),
                           "relaxation_rmsd": float(space.rmsd(xc, crystal)[0, 0]), "converged": bool(info["converged"]),
                           "nearest_minimum_rmsd": float(d[near]), "nearest_minimum_mode": chosen[int(mined.mode[near])] + 1,

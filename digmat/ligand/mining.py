@@ -66,6 +66,9 @@ class MinedMinima:
         (S,) kcal/mol, every start's relaxed energy relative to the lowest.
     start_minimum : numpy.ndarray
         (S,) int, the distinct minimum each start reached (−1: an anomalous relaxation).
+    start_converged : numpy.ndarray
+        (S,) int, whether each relaxation reached ``config.fmax`` (1) or stopped at
+        ``config.steps`` iterations (0); −1 where a cache written before this was recorded holds it.
     anomalous : numpy.ndarray
         (S,) bool, relaxations that changed the ligand's bonding
         (:func:`~digmat.ligand.physics.bond_anomalies`) or report an impossible energy
@@ -91,6 +94,7 @@ class MinedMinima:
     half_populations: np.ndarray
     start_energy: np.ndarray
     start_minimum: np.ndarray
+    start_converged: np.ndarray
     anomalous: np.ndarray
     lowest_energy_ev: float
     calls: int
@@ -111,6 +115,8 @@ class MinedMinima:
                 for i in range(len(self.energy))]
         return {"temperature_K": self.temperature, "calls": self.calls, "seconds": round(self.seconds, 1),
                 "distinct_minima": len(rows), "anomalous_starts": int(self.anomalous.sum()),
+                "unconverged_starts": int((self.start_converged == 0).sum()),
+                "starts_of_unknown_convergence": int((self.start_converged < 0).sum()),
                 "max_half_difference": self.max_half_difference,
                 "populations": [float(p) for p in self.populations],
                 "half_populations": [[float(p) for p in h] for h in self.half_populations], "minima": rows}
@@ -156,6 +162,8 @@ def minima_populations(free_energy, mode, halves, num_modes: int, temperature: f
 
 
 _CACHED = ("start", "x", "energy", "calls", "fvib", "n_imag", "hess_calls")
+#: Cache entries added later, and what a cache written before them holds instead.
+_ADDED = {"converged": -1}
 
 
 def _pocket_key(complex_atoms: Atoms) -> np.ndarray:
@@ -170,7 +178,7 @@ def _load_cache(path: Path | None, starts: np.ndarray, temperature: float, pocke
     num, n = starts.shape[:2]
     mine = {"start": starts.copy(), "x": np.zeros((num, n, 3)), "energy": np.full(num, np.nan),
             "calls": np.zeros(num, int), "fvib": np.full(num, np.nan), "n_imag": np.full(num, -1),
-            "hess_calls": np.zeros(num, int)}
+            "hess_calls": np.zeros(num, int), "converged": np.full(num, _ADDED["converged"])}
     empty = {k: v[:0] for k, v in mine.items()}
     if path is None or not path.is_file():
         return mine, empty
@@ -178,6 +186,7 @@ def _load_cache(path: Path | None, starts: np.ndarray, temperature: float, pocke
         if "pocket" not in data.files:
             raise ValueError(f"{path} has no record of its pocket (an older cache): remove it or use another")
         found = {k: data[k] for k in _CACHED}
+        found.update({k: data[k] if k in data.files else np.full(len(found["start"]), value) for k, value in _ADDED.items()})
         cached_t = float(data["temperature"])
         cached_pocket = data["pocket"]
     if found["x"].shape[1:] != (n, 3):
@@ -198,8 +207,9 @@ def _load_cache(path: Path | None, starts: np.ndarray, temperature: float, pocke
         j = int(np.argmin(gap))
         if gap[j] <= 1e-6 and not used[j]:
             used[j] = True
-            for k in _CACHED[1:]:
-                mine[k][s] = found[k][j]
+            for k in mine:
+                if k != "start":
+                    mine[k][s] = found[k][j]
     return mine, {k: v[~used] for k, v in found.items()}
 
 
@@ -207,7 +217,7 @@ def _save_cache(path: Path | None, cache: dict, others: dict, temperature: float
     if path is not None:
         from digmat.files import atomic_write_bytes
 
-        merged = {k: np.concatenate([cache[k], others[k]]) for k in _CACHED}
+        merged = {k: np.concatenate([cache[k], others[k]]) for k in cache}
         atomic_write_bytes(path, lambda h: np.savez(h, temperature=np.array(float(temperature)), pocket=pocket, **merged))
 
 
@@ -275,6 +285,7 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
         work.positions[lig] = x0[s]
         relaxed, info = relax_ligand(work, calculator(), fmax=config.fmax, steps=config.steps)
         c["x"][s], c["energy"][s], c["calls"][s] = relaxed.positions[lig], info["energy"], info["evaluations"]
+        c["converged"][s] = int(info["converged"])
         _save_cache(path, c, others, temperature, pocket)
         if log is not None:
             log(f"start {s + 1}/{len(x0)} (mode {modes[s] + 1}, half {halves[s]}): "
@@ -325,5 +336,6 @@ def mine_minima(complex_atoms: Atoms, starts, modes, halves, calculator, *, temp
                        halves=reached, starts=np.bincount(start_minimum[ok], minlength=len(reps)),
                        n_imaginary=c["n_imag"][reps_arr].astype(int), populations=pops, half_populations=half_pops,
                        start_energy=(c["energy"] - e.min()) * EV_TO_KCAL, start_minimum=start_minimum,
+                       start_converged=c["converged"].copy(),
                        anomalous=anomalous, lowest_energy_ev=float(e.min()), calls=int(c["calls"].sum() + c["hess_calls"].sum()), seconds=time.perf_counter() - begin,
                        temperature=float(temperature))

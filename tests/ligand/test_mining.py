@@ -118,6 +118,28 @@ def test_a_rerun_resumes_from_the_cache_without_calling_the_calculator(mined):
         mine_minima(atoms, STARTS, MODES, HALVES, refuse, temperature=300.0, config=CONFIG, cache=cache)
 
 
+def test_each_relaxation_records_whether_it_converged(mined, tmp_path):
+    atoms, result, cache = mined
+    assert result.start_converged.tolist() == [1] * len(STARTS)  # fmax 1e-4 within 2,000 steps
+    assert result.as_dict()["unconverged_starts"] == 0
+    # two L-BFGS steps cannot reach fmax 1e-4 from these starts: recorded as stopped, not converged
+    short = mine_minima(atoms, STARTS[:2], MODES[:2], HALVES[:2], _calc, temperature=TEMPERATURE,
+                        config=ModeEnergyConfig(fmax=1e-4, steps=2, harmonic_window=50.0), cache=tmp_path / "short.npz")
+    assert short.start_converged.tolist() == [0, 0] and short.as_dict()["unconverged_starts"] == 2
+    # a cache written before convergence was recorded still loads: those starts are "unknown" (-1)
+    with np.load(cache) as data:
+        older = {k: data[k] for k in data.files if k != "converged"}
+    np.savez(tmp_path / "older.npz", **older)
+
+    def refuse():
+        raise AssertionError("the calculator was called although every step is cached")
+
+    again = mine_minima(atoms, STARTS, MODES, HALVES, refuse, temperature=TEMPERATURE, config=CONFIG,
+                        cache=tmp_path / "older.npz")
+    assert again.start_converged.tolist() == [-1] * len(STARTS) and again.populations == pytest.approx(result.populations)
+    assert again.as_dict()["starts_of_unknown_convergence"] == len(STARTS)
+
+
 def test_minima_above_the_window_weigh_nothing():
     p, halves = minima_populations([0.0, 1.0, np.nan], [0, 1, 1], [[True, False], [True, True], [False, True]], 3, 300.0)
     kt = 0.0019872 * 300.0

@@ -117,3 +117,45 @@ def test_mining_minima_weighs_every_minimum_and_compares_halves(weighed, load_re
     assert (w > 0).sum() < (w_own > 0).sum()  # samples outside the two mined modes lose their weight
     assert recipe.main(args) == 0 and "done already" in capsys.readouterr().out
     assert recipe.main(args[:-4] + ["--mine", "3"]) == 2 and "even number" in capsys.readouterr().err
+
+
+def test_pocket_convergence_reweighs_the_mined_minima_in_each_radius(weighed, load_recipe, tmp_path, capsys):
+    data, _ = weighed
+    folder = data / "1uou"
+    if not (folder / "minima_gfnff-minima.npz").is_file():
+        test_mining_minima_weighs_every_minimum_and_compares_halves(weighed, load_recipe, capsys)
+    recipe = load_recipe("ligand_pocket_convergence")
+    out = tmp_path / "radii.json"
+    args = ["1uou", "--data", str(data), "--tag", "gfnff-minima", "--radii", "5", "3.5", "--relax-steps", "3",
+            "--no-harmonic", "--out", str(out)]
+    assert recipe.main(args) == 0
+    record = json.loads(out.read_text())
+    with np.load(folder / "minima_gfnff-minima.npz") as minima:
+        mode_numbers = sorted(set(minima["mode"][record["minima"]].tolist()))
+    rows = record["radii"]
+    assert [r["radius"] for r in rows] == [3.5, 5.0] and rows[0]["pocket_atoms"] < rows[1]["pocket_atoms"]
+    for row in rows:
+        assert [m["mode"] for m in row["modes"]] == mode_numbers
+        assert sum(m["population"] for m in row["modes"]) == pytest.approx(1.0)
+        crystal = next(m for m in row["modes"] if m["mode"] == record["crystal_mode"])
+        assert crystal["free_energy_minus_crystal_mode"] == 0.0
+        assert 0 <= row["unconverged"] <= len(record["minima"])  # 3 L-BFGS steps: most stop short
+    # the cache of radius 5 holds relaxations in the pocket of that radius: GFN-FF gives back its energies
+    from digmat.ligand import complex_atoms, extract_pocket, ligand_atoms, ligand_calculator, read_ligand
+    from digmat.tasks.ligand_data import complex_files
+
+    protein, sdf = complex_files("1uou", data)
+    mol = read_ligand(sdf)
+    with np.load(folder / "minima_gfnff-minima.npz") as minima:
+        points = np.concatenate([minima["positions"][:, [a.GetAtomicNum() > 1 for a in mol.GetAtoms()]].reshape(-1, 3),
+                                 ligand_atoms(mol).positions[[a.GetAtomicNum() > 1 for a in mol.GetAtoms()]]])
+    base = complex_atoms(extract_pocket(protein, points, radius=5.0), ligand_atoms(mol))
+    assert base.info["pocket_atoms"] == rows[1]["pocket_atoms"]
+    with np.load(folder / "minima_gfnff-minima.r5.cache.npz") as cache:
+        x, energy = cache["x"][0], float(cache["energy"][0])
+    work = base.copy()
+    work.positions[base.info["pocket_atoms"]:] = x
+    work.calc = ligand_calculator("gfnff", base.info["charge"])
+    # to 0.02 kcal/mol: GFN-FF sets its topology from the first geometry it sees (the start there, the minimum here)
+    assert work.get_potential_energy() == pytest.approx(energy, abs=1e-3)
+    assert recipe.main(args[:-2] + ["--tag", "nothing"]) == 2 and "no mined minima" in capsys.readouterr().err
