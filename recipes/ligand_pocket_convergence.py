@@ -37,7 +37,8 @@ import torch
 
 from digmat.files import atomic_write_bytes
 from digmat.ligand import (ModeEnergyConfig, PoseSpace, check_ligand_calculator, complex_atoms, extract_pocket, ligand_atoms,
-                           ligand_bonds, ligand_calculator, mine_minima, read_ligand)
+                           ligand_bonds, ligand_calculator, mine_minima, read_ligand, relax_ligand, side_chain_atoms)
+from digmat.ligand.mode_energies import EV_TO_KCAL
 from digmat.tasks.ligand_data import complex_files
 
 
@@ -56,8 +57,38 @@ def radius_tag(radius: float) -> str:
     return f"{radius:g}"
 
 
+def flexible_energies(base, pocket, mined, mode_numbers, crystal_mode: int, calculator: str, *, radius: float,
+                      fmax: float, steps: int) -> list[dict]:
+    """Each weighed mode's best minimum relaxed again with the side chains within ``radius`` Å of any
+    chosen minimum free (one flexible set for all, each relaxation from the crystal's pocket):
+    energies (kcal/mol) relative to the crystal mode's and ``gain`` against the same minimum in the fixed
+    pocket, no Hessians."""
+    n_pocket = base.info["pocket_atoms"]
+    free = side_chain_atoms(pocket, mined.positions.reshape(-1, 3), radius)
+    rows = []
+    for j, number in enumerate(mode_numbers):
+        own = np.flatnonzero((mined.mode == j) & ~np.isnan(mined.free_energy))
+        if not len(own):
+            continue
+        best = own[np.argmin(mined.free_energy[own])]
+        work = base.copy()
+        work.positions[n_pocket:] = mined.positions[best]
+        relaxed, info = relax_ligand(work, ligand_calculator(calculator, base.info["charge"]), fmax=fmax, steps=steps, free=free)
+        moved = np.sqrt(((relaxed.positions[free] - base.positions[free]) ** 2).sum(-1).mean())
+        fixed_ev = mined.lowest_energy_ev + mined.energy[best] / EV_TO_KCAL
+        rows.append({"mode": number, "energy_ev": info["energy"], "gain": (info["energy"] - fixed_ev) * EV_TO_KCAL,
+                     "calls": info["evaluations"], "converged": bool(info["converged"]),
+                     "side_chain_rmsd": float(moved),
+                     "ligand_rmsd": float(np.sqrt(((relaxed.positions[n_pocket:] - mined.positions[best]) ** 2).sum(-1).mean()))})
+    ref = next((r["energy_ev"] for r in rows if r["mode"] == crystal_mode), None)
+    for r in rows:
+        r["energy_minus_crystal_mode"] = None if ref is None else (r["energy_ev"] - ref) * EV_TO_KCAL
+        r["flexible_atoms"] = int(len(free))
+    return rows
+
+
 def weigh_in_pockets(folder: Path, tag: str, radii, calculator: str, config: ModeEnergyConfig, *, window: float,
-                     temperature: float, log=print) -> dict:
+                     temperature: float, flexible: float = 0.0, flexible_steps: int = 1000, log=print) -> dict:
     """The record of one complex: the chosen minima re-weighed in a pocket of each radius."""
     with np.load(folder / f"minima_{tag}.npz") as data:
         minima = {k: data[k] for k in data.files}
@@ -98,7 +129,14 @@ def weigh_in_pockets(folder: Path, tag: str, radii, calculator: str, config: Mod
         for row in per_mode:
             row["free_energy_minus_crystal_mode"] = (None if ref is None or row["lowest_free_energy"] is None
                                                      else row["lowest_free_energy"] - ref)
-        rows.append({"radius": float(radius), "pocket_atoms": int(base.info["pocket_atoms"]), "charge": int(base.info["charge"]),
+        flex = []
+        if flexible > 0:
+            flex = flexible_energies(base, pocket, mined, mode_numbers, crystal_mode, calculator, radius=flexible,
+                                     fmax=0.05, steps=flexible_steps)
+            log(f"r = {radius:g} Å, side chains within {flexible:g} Å free: "
+                + ", ".join(f"mode {r['mode']} {r['energy_minus_crystal_mode']:+.2f} kcal/mol" for r in flex
+                            if r["energy_minus_crystal_mode"] is not None))
+        rows.append({"radius": float(radius), "flexible": flex, "pocket_atoms": int(base.info["pocket_atoms"]), "charge": int(base.info["charge"]),
                      "residues": len(pocket.residues), "calls": mined.calls, "seconds": round(seconds, 1),
                      "seconds_per_call": round(seconds / mined.calls, 4) if mined.calls and seconds > 1 else None,
                      "anomalous": int(mined.anomalous.sum()),
@@ -106,6 +144,7 @@ def weigh_in_pockets(folder: Path, tag: str, radii, calculator: str, config: Mod
         log(f"r = {radius:g} Å ({rows[-1]['pocket_atoms']} atoms): populations "
             + ", ".join(f"mode {r['mode']} {r['population']:.3f}" for r in per_mode))
     return {"name": folder.name, "tag": tag, "calculator": calculator, "temperature_K": temperature, "window": window,
+            "flexible_radius": flexible, "flexible_steps": flexible_steps,
             "minima": [int(i) for i in pick], "crystal_mode": crystal_mode, "config": config.__dict__, "radii": rows}
 
 
@@ -118,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=6.0, help="kcal/mol: minima this close to the lowest are re-weighed")
     parser.add_argument("--calculator", default="gfnff", help="gfnff (ALPB water) or gfnff-vacuum")
     parser.add_argument("--relax-steps", type=int, default=300, help="most L-BFGS iterations per relaxation")
+    parser.add_argument("--flexible", type=float, default=0.0, metavar="R",
+                        help="also relax each weighed mode's best minimum with the side chains within R Å of the minima "
+                             "free (energies only, fmax 0.05 eV/Å)")
+    parser.add_argument("--flexible-steps", type=int, default=1000, help="most L-BFGS iterations of a --flexible relaxation")
     parser.add_argument("--no-harmonic", action="store_true", help="energies only: no Hessians (free energy = energy)")
     parser.add_argument("--temperature", type=float, default=None, help="K (default: the reference's)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default: stdout)")
@@ -129,15 +172,15 @@ def main(argv: list[str] | None = None) -> int:
         calculator = check_ligand_calculator(args.calculator)
         if not (folder / f"minima_{args.tag}.npz").is_file():
             raise ValueError(f"no mined minima at {folder / f'minima_{args.tag}.npz'} (run weigh_reference_ligands.py --mine)")
-        if not all(r > 0 for r in args.radii) or not args.window >= 0:
-            raise ValueError("--radii must be > 0 Å and --window >= 0 kcal/mol")
+        if not all(r > 0 for r in args.radii) or not args.window >= 0 or not args.flexible >= 0:
+            raise ValueError("--radii must be > 0 Å, --window >= 0 kcal/mol and --flexible >= 0 Å")
         temperature = args.temperature or json.loads((folder / "summary.json").read_text())["temperature_K"]
         config = ModeEnergyConfig(harmonic_window=args.window + 4.0, steps=args.relax_steps, harmonic=not args.no_harmonic)
     except (ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     record = weigh_in_pockets(folder, args.tag, sorted(args.radii), calculator, config, window=args.window,
-                              temperature=temperature, log=lambda m: print(m, file=sys.stderr, flush=True))
+                              temperature=temperature, flexible=args.flexible, flexible_steps=args.flexible_steps, log=lambda m: print(m, file=sys.stderr, flush=True))
     record["machine"] = {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor(),
                          "threads": args.threads}
     text = json.dumps(record, indent=1)

@@ -39,12 +39,14 @@ from digmat.ligand.molecule import (
     read_ligand,
 )
 from digmat.ligand.physics import bond_anomalies, complex_atoms, gfnff_calculator, ligand_slice, relax_ligand
-from digmat.ligand.pocket import XH_BOND_LENGTHS, Pocket, extract_pocket, read_protein, residue_charge
+from digmat.ligand.pocket import (BACKBONE_NAMES, XH_BOND_LENGTHS, Pocket, extract_pocket, read_protein, residue_charge,
+                                  side_chain_atoms)
 from digmat.ligand.pose import PoseSpace
 from digmat.ligand.tempering import KB_KCAL, PoseSamples, TemperingConfig, temper_poses
 from digmat.ligand.vina import VinaCalculator, VinaScore
 
 __all__ = [
+    "BACKBONE_NAMES",
     "BindingModes",
     "GridMaps",
     "KB_KCAL",
@@ -87,6 +89,7 @@ __all__ = [
     "relax_ligand",
     "residue_charge",
     "reweight_samples",
+    "side_chain_atoms",
     "temper_poses",
     "weigh_clustered_modes",
     "weigh_modes",

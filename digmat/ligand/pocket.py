@@ -26,11 +26,15 @@ from ase import Atoms
 
 from digmat.extras import require_extra
 
-__all__ = ["XH_BOND_LENGTHS", "Pocket", "extract_pocket", "read_protein", "residue_charge"]
+__all__ = ["BACKBONE_NAMES", "XH_BOND_LENGTHS", "Pocket", "extract_pocket", "read_protein", "residue_charge",
+           "side_chain_atoms"]
 
 WATERS = frozenset({"HOH", "WAT", "H2O", "DOD", "TIP3", "SOL"})
 #: X–H bond lengths (Å) for added hydrogens and for caps on cut bonds at an atom of element X.
 XH_BOND_LENGTHS = {"C": 1.09, "N": 1.01, "O": 0.97, "S": 1.34, "P": 1.42, "Se": 1.46}
+#: PDB names of backbone atoms (and their hydrogens, N-terminal ones included): held by
+#: :func:`side_chain_atoms`' flexible pockets.
+BACKBONE_NAMES = frozenset({"N", "CA", "C", "O", "OXT", "H", "H1", "H2", "H3", "HN", "HA", "HA2", "HA3"})
 _MARGIN = 12.0  # Å protonated beyond the pocket, so that no false chain terminus reaches it
 
 
@@ -246,3 +250,40 @@ def _cut(topology, positions, points: np.ndarray, radius: float, source: str) ->
 def _number(residue) -> int:
     digits = "".join(ch for ch in str(residue.id) if ch.isdigit() or ch == "-")
     return int(digits) if digits not in ("", "-") else residue.index + 1
+
+
+def side_chain_atoms(pocket: Pocket, points, radius: float = 5.0) -> np.ndarray:
+    """Indices of the side-chain atoms of the pocket's protein residues that come within ``radius`` Å of ``points``.
+
+    A flexible pocket for :func:`~digmat.ligand.physics.relax_ligand` (``free=``): the backbone
+    (:data:`BACKBONE_NAMES`), the caps on cut bonds and hetero groups stay fixed, so the cut edge
+    and the fold do not move.
+
+    Parameters
+    ----------
+    pocket : Pocket
+    points : array_like
+        (P, 3) Å, e.g. the heavy atoms of every ligand pose to be compared (one flexible set for all).
+    radius : float
+        Å: a residue is flexible when any of its atoms is this close to a point.
+
+    Returns
+    -------
+    numpy.ndarray
+        (F,) int, sorted.
+    """
+    points = np.asarray(points, float).reshape(-1, 3)
+    if not radius > 0 or not len(points):
+        raise ValueError(f"need points and a radius > 0 Å, got {len(points)} points and {radius}")
+    atoms = pocket.atoms
+    names, chains, numbers = atoms.arrays["atomtypes"], atoms.arrays["chainids"], atoms.arrays["residuenumbers"]
+    hetero = {label for label in pocket.hetero}
+    labels = np.array([f"{c}:{r}{n}" for c, r, n in zip(chains, atoms.arrays["residuenames"], numbers)])
+    close = np.zeros(len(atoms), bool)
+    for chunk in np.array_split(np.arange(len(points)), max(1, len(points) // 256)):
+        d = np.linalg.norm(atoms.positions[:, None] - points[chunk][None], axis=-1)
+        close |= d.min(axis=1) <= radius
+    near = set(labels[close & (names != "HCAP")]) - hetero
+    keep = np.isin(labels, list(near)) & ~np.isin(names, list(BACKBONE_NAMES)) & (names != "HCAP")
+    return np.flatnonzero(keep)
+

@@ -172,3 +172,30 @@ def test_a_mode_whose_relaxations_all_changed_their_bonding_weighs_nothing(monke
     kept = weigh_modes(_complex(), starts, [0.6, 0.4], _calc(), temperature=TEMPERATURE,
                        config=ModeEnergyConfig(fmax=1e-4, steps=2000), bonds=[[0, 0]])
     assert not kept.modes[0].anomalous and kept.modes[0].population > 0.99
+
+
+def test_relax_ligand_with_free_pocket_atoms_matches_ase_bfgs():
+    from ase.constraints import FixAtoms
+    from ase.optimize import BFGS
+
+    from digmat.ligand.physics import relax_ligand
+
+    atoms = _complex()
+    atoms.positions[4] += [0.3, -0.2, 0.4]  # a square atom off its place, free to relax with the ligand
+    before = atoms.positions.copy()
+    relaxed, info = relax_ligand(atoms, _calc(), fmax=1e-4, steps=2000, free=[4])
+    assert info["converged"] and np.array_equal(atoms.positions, before)  # input untouched
+    fixed = [i for i in range(7) if i != 4]
+    assert np.allclose(relaxed.positions[fixed], before[fixed])  # the rest of the pocket did not move
+    assert np.linalg.norm(relaxed.positions[4] - before[4]) > 0.05
+    # ASE's own optimiser with the same atoms free reaches the same minimum
+    ref = atoms.copy()
+    ref.set_constraint(FixAtoms(indices=fixed))
+    ref.calc = _calc()
+    BFGS(ref, logfile=None).run(fmax=1e-4, steps=2000)
+    assert info["energy"] == pytest.approx(ref.get_potential_energy(), abs=1e-6)
+    assert np.allclose(relaxed.positions, ref.positions, atol=1e-3)
+    only_ligand, _ = relax_ligand(atoms, _calc(), fmax=1e-4, steps=2000)
+    assert np.allclose(only_ligand.positions[:7], before[:7]) and info["energy"] <= _energy(only_ligand, only_ligand.positions[-1]) + 1e-9
+    with pytest.raises(ValueError, match="pocket atoms"):
+        relax_ligand(atoms, _calc(), free=[7])

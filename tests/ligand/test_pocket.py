@@ -126,3 +126,25 @@ def test_a_pocket_is_the_same_on_every_call(posebusters_case, pocket_1uou):
     again = extract_pocket(protein, heavy.positions[heavy.numbers > 1], radius=8.0)
     assert random.random() == expected
     np.testing.assert_array_equal(again.atoms.positions, pocket_1uou[0].atoms.positions)
+
+
+def test_side_chain_atoms_free_only_side_chains_near_the_points(pocket_1uou):
+    from digmat.ligand import BACKBONE_NAMES, side_chain_atoms
+    from digmat.ligand.molecule import ligand_atoms
+
+    pocket, ligand = pocket_1uou
+    lig = ligand_atoms(ligand)
+    points = lig.positions[lig.numbers > 1]
+    free = side_chain_atoms(pocket, points, 4.0)
+    atoms = pocket.atoms
+    names = atoms.arrays["atomtypes"]
+    residue = np.array([f"{c}:{n}" for c, n in zip(atoms.arrays["chainids"], atoms.arrays["residuenumbers"])])
+    assert len(free) > 20 and not set(names[free]) & (BACKBONE_NAMES | {"HCAP"})
+    # residues with any atom within 4 Å of a ligand heavy atom (brute force), and all of their side chains
+    d = np.linalg.norm(atoms.positions[:, None] - points[None], axis=-1).min(axis=1)
+    near = set(residue[(d <= 4.0) & (names != "HCAP")])
+    expected = np.flatnonzero(np.isin(residue, list(near)) & ~np.isin(names, list(BACKBONE_NAMES)) & (names != "HCAP"))
+    assert free.tolist() == expected.tolist()
+    assert side_chain_atoms(pocket, points + 100.0, 4.0).size == 0  # far away: nothing moves
+    with pytest.raises(ValueError, match="radius > 0"):
+        side_chain_atoms(pocket, points, 0.0)

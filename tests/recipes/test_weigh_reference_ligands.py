@@ -127,7 +127,7 @@ def test_pocket_convergence_reweighs_the_mined_minima_in_each_radius(weighed, lo
     recipe = load_recipe("ligand_pocket_convergence")
     out = tmp_path / "radii.json"
     args = ["1uou", "--data", str(data), "--tag", "gfnff-minima", "--radii", "5", "3.5", "--relax-steps", "3",
-            "--no-harmonic", "--out", str(out)]
+            "--no-harmonic", "--flexible", "3", "--flexible-steps", "3", "--out", str(out)]
     assert recipe.main(args) == 0
     record = json.loads(out.read_text())
     with np.load(folder / "minima_gfnff-minima.npz") as minima:
@@ -140,6 +140,11 @@ def test_pocket_convergence_reweighs_the_mined_minima_in_each_radius(weighed, lo
         crystal = next(m for m in row["modes"] if m["mode"] == record["crystal_mode"])
         assert crystal["free_energy_minus_crystal_mode"] == 0.0
         assert 0 <= row["unconverged"] <= len(record["minima"])  # 3 L-BFGS steps: most stop short
+        # side chains within 3 Å free: one relaxation per weighed mode, from its fixed-pocket minimum, downhill
+        flex = {f["mode"]: f for f in row["flexible"]}
+        assert set(flex) == {m["mode"] for m in row["modes"] if m["lowest_free_energy"] is not None}
+        assert flex[record["crystal_mode"]]["energy_minus_crystal_mode"] == 0.0
+        assert all(f["flexible_atoms"] > 0 and f["side_chain_rmsd"] > 0 and f["gain"] < 0 for f in flex.values())
     # the cache of radius 5 holds relaxations in the pocket of that radius: GFN-FF gives back its energies
     from digmat.ligand import complex_atoms, extract_pocket, ligand_atoms, ligand_calculator, read_ligand
     from digmat.tasks.ligand_data import complex_files
