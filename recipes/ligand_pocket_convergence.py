@@ -58,13 +58,23 @@ def radius_tag(radius: float) -> str:
 
 
 def flexible_energies(base, pocket, mined, mode_numbers, crystal_mode: int, calculator: str, *, radius: float,
-                      fmax: float, steps: int) -> list[dict]:
+                      fmax: float, steps: int, crystal) -> tuple[list[dict], dict]:
     """Each weighed mode's best minimum relaxed again with the side chains within ``radius`` Å of any
-    chosen minimum free (one flexible set for all, each relaxation from the crystal's pocket):
-    energies (kcal/mol) relative to the crystal mode's and ``gain`` against the same minimum in the fixed
-    pocket, no Hessians."""
+    chosen minimum free (one flexible set for all), no Hessians.
+
+    The side chains as cut from the crystal are far from a GFN-FF minimum (relaxing them gains ~1,000
+    kcal/mol), so they are first relaxed once around the crystal ligand, and every mode's relaxation
+    starts from that pocket. Returns per mode the energy (kcal/mol) relative to the crystal mode's and
+    ``gain`` against its start in the pre-relaxed pocket, and the pre-relaxation's record."""
     n_pocket = base.info["pocket_atoms"]
     free = side_chain_atoms(pocket, mined.positions.reshape(-1, 3), radius)
+    work = base.copy()
+    work.positions[n_pocket:] = crystal
+    pre, pre_info = relax_ligand(work, ligand_calculator(calculator, base.info["charge"]), fmax=fmax, steps=steps, free=free)
+    prerelax = {"calls": pre_info["evaluations"], "converged": bool(pre_info["converged"]),
+                "side_chain_rmsd": float(np.sqrt(((pre.positions[free] - base.positions[free]) ** 2).sum(-1).mean()))}
+    base = base.copy()
+    base.positions[:n_pocket] = pre.positions[:n_pocket]
     rows = []
     for j, number in enumerate(mode_numbers):
         own = np.flatnonzero((mined.mode == j) & ~np.isnan(mined.free_energy))
@@ -73,9 +83,10 @@ def flexible_energies(base, pocket, mined, mode_numbers, crystal_mode: int, calc
         best = own[np.argmin(mined.free_energy[own])]
         work = base.copy()
         work.positions[n_pocket:] = mined.positions[best]
+        work.calc = ligand_calculator(calculator, base.info["charge"])
+        fixed_ev = work.get_potential_energy()
         relaxed, info = relax_ligand(work, ligand_calculator(calculator, base.info["charge"]), fmax=fmax, steps=steps, free=free)
         moved = np.sqrt(((relaxed.positions[free] - base.positions[free]) ** 2).sum(-1).mean())
-        fixed_ev = mined.lowest_energy_ev + mined.energy[best] / EV_TO_KCAL
         rows.append({"mode": number, "energy_ev": info["energy"], "gain": (info["energy"] - fixed_ev) * EV_TO_KCAL,
                      "calls": info["evaluations"], "converged": bool(info["converged"]),
                      "side_chain_rmsd": float(moved),
@@ -84,7 +95,7 @@ def flexible_energies(base, pocket, mined, mode_numbers, crystal_mode: int, calc
     for r in rows:
         r["energy_minus_crystal_mode"] = None if ref is None else (r["energy_ev"] - ref) * EV_TO_KCAL
         r["flexible_atoms"] = int(len(free))
-    return rows
+    return rows, prerelax
 
 
 def weigh_in_pockets(folder: Path, tag: str, radii, calculator: str, config: ModeEnergyConfig, *, window: float,
@@ -131,12 +142,12 @@ def weigh_in_pockets(folder: Path, tag: str, radii, calculator: str, config: Mod
                                                      else row["lowest_free_energy"] - ref)
         flex = []
         if flexible > 0:
-            flex = flexible_energies(base, pocket, mined, mode_numbers, crystal_mode, calculator, radius=flexible,
-                                     fmax=0.05, steps=flexible_steps)
+            flex, prerelax = flexible_energies(base, pocket, mined, mode_numbers, crystal_mode, calculator, radius=flexible,
+                                               fmax=0.05, steps=flexible_steps, crystal=crystal)
             log(f"r = {radius:g} Å, side chains within {flexible:g} Å free: "
                 + ", ".join(f"mode {r['mode']} {r['energy_minus_crystal_mode']:+.2f} kcal/mol" for r in flex
                             if r["energy_minus_crystal_mode"] is not None))
-        rows.append({"radius": float(radius), "flexible": flex, "pocket_atoms": int(base.info["pocket_atoms"]), "charge": int(base.info["charge"]),
+        rows.append({"radius": float(radius), "flexible": flex, **({"prerelax": prerelax} if flexible > 0 else {}), "pocket_atoms": int(base.info["pocket_atoms"]), "charge": int(base.info["charge"]),
                      "residues": len(pocket.residues), "calls": mined.calls, "seconds": round(seconds, 1),
                      "seconds_per_call": round(seconds / mined.calls, 4) if mined.calls and seconds > 1 else None,
                      "anomalous": int(mined.anomalous.sum()),
