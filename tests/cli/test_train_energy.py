@@ -83,7 +83,9 @@ def test_bad_input_is_one_line_before_any_sampling(slab_file, tmp_path, capsys, 
 def test_chains_that_disagree_are_warned_about(slab_file, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "adsorption", "--energy", "emt", slab_file, "O", "-T", "300", "--out", out, "--steps", "1", *TINY,
-            "--chains", "4", "--sweeps", "200", "--burn-in", "40", "--hottest", "300", "--json"]
+            "--chains", "4", "--sweeps", "400", "--burn-in", "80", "--hottest", "300", "--json"]
+    # 400 sweeps: R̂ 1.02-1.09 over seeds 0-5 (seed 0: 1.04); at 200 it was 1.03-1.17, two seeds of six
+    # above the 1.1 warning line, and a dependency update moved seed 0 from below to 1.12
     code, _, err = run(capsys, *argv)
     assert code == 0 and "disagree" not in err, err
     meta = load_model(out / "model.pt").metadata
