@@ -18,6 +18,11 @@ minima), so an interrupted run resumes by rerunning the command. The JSON (``--o
 stdout) holds per radius: pocket atoms and formal charge, calls, seconds, seconds per call, and per
 mode the population and lowest energy and free energy (kcal/mol).
 
+``--flexible R`` also asks whether the fixed pocket decides the ranking: the side chains of residues
+within R Å of the minima are relaxed once around the crystal ligand, then each weighed mode's best
+minimum is relaxed again with them free (:func:`digmat.ligand.side_chain_atoms`,
+:func:`digmat.ligand.relax_ligand` with ``free``; energies only).
+
 Example (1uou's 24-start run, ~40 min on one core)::
 
     python recipes/ligand_pocket_convergence.py 1uou --tag gfnff-minima24 --radii 5 6.5 8 10 --out docs/results/ligand_pocket_convergence_1uou.json
@@ -140,15 +145,15 @@ def weigh_in_pockets(folder: Path, tag: str, radii, calculator: str, config: Mod
         for row in per_mode:
             row["free_energy_minus_crystal_mode"] = (None if ref is None or row["lowest_free_energy"] is None
                                                      else row["lowest_free_energy"] - ref)
-        flex = []
+        flex, prerelax = [], None
         if flexible > 0:
             flex, prerelax = flexible_energies(base, pocket, mined, mode_numbers, crystal_mode, calculator, radius=flexible,
                                                fmax=0.05, steps=flexible_steps, crystal=crystal)
             log(f"r = {radius:g} Å, side chains within {flexible:g} Å free: "
                 + ", ".join(f"mode {r['mode']} {r['energy_minus_crystal_mode']:+.2f} kcal/mol" for r in flex
                             if r["energy_minus_crystal_mode"] is not None))
-        rows.append({"radius": float(radius), "flexible": flex, **({"prerelax": prerelax} if flexible > 0 else {}), "pocket_atoms": int(base.info["pocket_atoms"]), "charge": int(base.info["charge"]),
-                     "residues": len(pocket.residues), "calls": mined.calls, "seconds": round(seconds, 1),
+        rows.append({"radius": float(radius), "pocket_atoms": int(base.info["pocket_atoms"]), "charge": int(base.info["charge"]),
+                     "flexible": flex, "prerelax": prerelax, "residues": len(pocket.residues), "calls": mined.calls, "seconds": round(seconds, 1),
                      "seconds_per_call": round(seconds / mined.calls, 4) if mined.calls and seconds > 1 else None,
                      "anomalous": int(mined.anomalous.sum()),
                      "unconverged": int((mined.start_converged == 0).sum()), "modes": per_mode})
