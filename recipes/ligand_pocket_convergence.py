@@ -119,6 +119,7 @@ def weigh_in_pockets(folder: Path, tag: str, radii, calculator: str, config: Mod
     crystal_rmsd = space.rmsd(crystal, minima["positions"][pick].astype(float))[0]
     crystal_mode = int(minima["mode"][pick][np.argmin(crystal_rmsd)])
     points = np.concatenate([minima["positions"][:, space.heavy].reshape(-1, 3), crystal[space.heavy]])
+    bonds = ligand_bonds(mol)
     log(f"{folder.name}: {len(pick)} of {len(minima['energy'])} minima in modes {mode_numbers} "
         f"(crystal mode {crystal_mode}), radii {list(radii)}")
     rows = []
@@ -129,7 +130,7 @@ def weigh_in_pockets(folder: Path, tag: str, radii, calculator: str, config: Mod
         mined = mine_minima(base, minima["positions"][pick].astype(float), labels, halves,
                             lambda: ligand_calculator(calculator, base.info["charge"]), temperature=temperature,
                             num_modes=len(mode_numbers), config=config, rmsd=lambda a, b: space.rmsd(a, b)[0],
-                            bonds=ligand_bonds(mol), cache=folder / f"minima_{tag}.r{radius_tag(radius)}.cache.npz",
+                            bonds=bonds, cache=folder / f"minima_{tag}.r{radius_tag(radius)}.cache.npz",
                             log=lambda m, r=radius: log(f"r = {r:g} Å: {m}"))
         seconds = time.perf_counter() - begin
         g_mode = {}

@@ -407,6 +407,15 @@ def weigh_clustered_modes(protein, mol, space, positions, energies, labels, mode
                        rmsd=lambda x, others: space.rmsd(x, others)[0], name=key)
 
 
+def _sample_arrays(labels, weights) -> tuple[np.ndarray, np.ndarray]:
+    """(S,) labels and (S,) float weights, checked: one non-negative weight per label."""
+    labels = np.asarray(labels).reshape(-1)
+    w = np.asarray(weights, float).reshape(-1)
+    if len(labels) != len(w) or (w < 0).any():
+        raise ValueError(f"need one label and one non-negative weight per sample, got {len(labels)} and {len(w)}")
+    return labels, w
+
+
 def reweight_samples(labels, weights, mode_weights: ModeWeights) -> np.ndarray:
     """Sample weights whose mode totals are the calculator's populations.
 
@@ -430,10 +439,7 @@ def reweight_samples(labels, weights, mode_weights: ModeWeights) -> np.ndarray:
     numpy.ndarray
         (S,) weights summing to 1.
     """
-    labels = np.asarray(labels).reshape(-1)
-    w = np.asarray(weights, float).reshape(-1)
-    if len(labels) != len(w) or (w < 0).any():
-        raise ValueError(f"need one label and one non-negative weight per sample, got {len(labels)} and {len(w)}")
+    labels, w = _sample_arrays(labels, weights)
     owner = {m.mode - 1: (m.same_as or m.mode) - 1 for m in mode_weights.modes}
     population = {m.mode - 1: m.population for m in mode_weights.modes}
     mass = {k: float(w[labels == k].sum()) for k in owner}
@@ -463,10 +469,7 @@ def spread_populations(labels, weights, populations: dict) -> np.ndarray:
     numpy.ndarray
         (S,) weights summing to 1.
     """
-    labels = np.asarray(labels).reshape(-1)
-    w = np.asarray(weights, float).reshape(-1)
-    if len(labels) != len(w) or (w < 0).any():
-        raise ValueError(f"need one label and one non-negative weight per sample, got {len(labels)} and {len(w)}")
+    labels, w = _sample_arrays(labels, weights)
     out = np.zeros_like(w)
     for k, p in populations.items():
         inside = labels == k

@@ -277,13 +277,12 @@ def side_chain_atoms(pocket: Pocket, points, radius: float = 5.0) -> np.ndarray:
         raise ValueError(f"need points and a radius > 0 Å, got {len(points)} points and {radius}")
     atoms = pocket.atoms
     names, chains, numbers = atoms.arrays["atomtypes"], atoms.arrays["chainids"], atoms.arrays["residuenumbers"]
-    hetero = {label for label in pocket.hetero}
     labels = np.array([f"{c}:{r}{n}" for c, r, n in zip(chains, atoms.arrays["residuenames"], numbers)])
     close = np.zeros(len(atoms), bool)
     for chunk in np.array_split(np.arange(len(points)), max(1, len(points) // 256)):
         d = np.linalg.norm(atoms.positions[:, None] - points[chunk][None], axis=-1)
         close |= d.min(axis=1) <= radius
-    near = set(labels[close & (names != "HCAP")]) - hetero
+    near = set(labels[close & (names != "HCAP")]) - set(pocket.hetero)
     keep = np.isin(labels, list(near)) & ~np.isin(names, list(BACKBONE_NAMES)) & (names != "HCAP")
     return np.flatnonzero(keep)
 
